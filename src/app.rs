@@ -1,0 +1,97 @@
+//! The running proxy's state, built once from a validated [`Config`]: principals by access key,
+//! the verifier, the token sealer, the audit log and the upstream forwarder.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::audit::{AuditLog, PrincipalRef};
+use crate::config::{Config, Service};
+use crate::forward::{Forwarder, ForwarderError};
+use crate::policy::PolicySet;
+use crate::sigv4::{Credential, Verifier};
+use crate::tokens::{TokenKey, TokenSealer};
+
+/// A tenant identity the proxy issued credentials to.
+#[derive(Debug)]
+pub struct Principal {
+    pub name: String,
+    pub arn: String,
+    pub credential: Credential,
+    pub policies: PolicySet,
+    pub tags: BTreeMap<String, String>,
+    /// `false`: shadow mode for this principal.
+    pub enforce: bool,
+}
+
+impl AsRef<Credential> for Principal {
+    fn as_ref(&self) -> &Credential {
+        &self.credential
+    }
+}
+
+impl Principal {
+    pub fn audit_ref(&self) -> PrincipalRef {
+        PrincipalRef {
+            name: self.name.clone(),
+            arn: self.arn.clone(),
+            access_key_id: self.credential.access_key_id.clone(),
+        }
+    }
+}
+
+/// Everything a request needs.
+pub struct App {
+    pub service: Service,
+    pub verifier: Verifier,
+    pub principals: HashMap<String, Arc<Principal>>,
+    pub sealer: TokenSealer,
+    pub audit: AuditLog,
+    pub forwarder: Forwarder,
+    pub max_body_bytes: usize,
+}
+
+/// Why the state could not be built from a valid configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open audit log `{path}`: {source}")]
+    Audit { path: String, source: std::io::Error },
+    #[error("upstream: {0}")]
+    Upstream(#[from] ForwarderError),
+}
+
+impl App {
+    pub fn new(config: Config) -> Result<App, StartupError> {
+        let audit = AuditLog::open(config.audit.path.as_deref(), config.audit.include_allowed).map_err(|source| {
+            StartupError::Audit {
+                path: config.audit.path.as_ref().map_or("-".into(), |p| p.display().to_string()),
+                source,
+            }
+        })?;
+        let forwarder = Forwarder::new(&config.upstream)?;
+        let sealer = TokenSealer::new(config.token_keys.iter().map(|(id, s)| TokenKey::new(id, s)).collect());
+        let principals = config
+            .principals
+            .into_iter()
+            .map(|p| {
+                let principal = Principal {
+                    name: p.name,
+                    arn: p.arn,
+                    credential: Credential::new(p.access_key_id.clone(), p.secret_access_key),
+                    policies: p.policies,
+                    tags: p.tags,
+                    enforce: p.enforce,
+                };
+                (p.access_key_id, Arc::new(principal))
+            })
+            .collect();
+        Ok(App {
+            verifier: Verifier { region: config.service.region.clone(), max_skew: config.service.max_clock_skew },
+            service: config.service,
+            principals,
+            sealer,
+            audit,
+            forwarder,
+            max_body_bytes: config.max_body_bytes,
+        })
+    }
+}

@@ -1,0 +1,175 @@
+//! The configuration file as written: serde structs with `deny_unknown_fields` and spans on
+//! every value a later check may need to point at.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub address: Spanned<String>,
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub region: Spanned<String>,
+    pub account_id: Spanned<String>,
+    #[serde(default = "default_partition")]
+    pub partition: Spanned<String>,
+    #[serde(default = "default_skew")]
+    pub max_clock_skew_seconds: Spanned<u64>,
+}
+
+fn default_partition() -> Spanned<String> {
+    Spanned::new(0..0, "aws".to_owned())
+}
+
+fn default_skew() -> Spanned<u64> {
+    Spanned::new(0..0, 900)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub endpoint: Spanned<String>,
+    pub region: Option<Spanned<String>>,
+    pub access_key_id: Spanned<String>,
+    pub secret_access_key: Option<Spanned<String>>,
+    pub secret_access_key_env: Option<Spanned<String>>,
+    pub secret_access_key_file: Option<Spanned<String>>,
+    pub session_token: Option<Spanned<String>>,
+    pub session_token_env: Option<Spanned<String>>,
+    pub session_token_file: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_seconds: Spanned<u64>,
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: Spanned<u64>,
+}
+
+fn default_connect_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 5)
+}
+
+/// SWF holds a long poll open for up to 60 s; the default leaves room for the answer.
+fn default_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 75)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenKey {
+    pub id: Spanned<String>,
+    pub secret: Option<Spanned<String>>,
+    pub secret_env: Option<Spanned<String>>,
+    pub secret_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskTokens {
+    pub keys: Spanned<Vec<Spanned<TokenKey>>>,
+    #[serde(default = "default_unsealed")]
+    pub unsealed: Spanned<String>,
+}
+
+fn default_unsealed() -> Spanned<String> {
+    Spanned::new(0..0, "deny".to_owned())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    #[serde(default = "default_audit_path")]
+    pub path: Spanned<String>,
+    #[serde(default)]
+    pub include_allowed: bool,
+}
+
+fn default_audit_path() -> Spanned<String> {
+    Spanned::new(0..0, "-".to_owned())
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit { path: default_audit_path(), include_allowed: false }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    pub address: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policies {
+    #[serde(default = "default_policy_dir")]
+    pub dir: Spanned<String>,
+    #[serde(default = "default_true")]
+    pub enforce: bool,
+}
+
+fn default_policy_dir() -> Spanned<String> {
+    Spanned::new(0..0, "policies".to_owned())
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies { dir: default_policy_dir(), enforce: true }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: Spanned<u64>,
+}
+
+/// SWF's largest inputs (a decision task's answer with many decisions) stay well below this.
+fn default_max_body() -> Spanned<u64> {
+    Spanned::new(0..0, 4 * 1024 * 1024)
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_body_bytes: default_max_body() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub policies: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Principal {
+    pub name: Spanned<String>,
+    pub arn: Option<Spanned<String>>,
+    pub access_key_id: Spanned<String>,
+    pub secret_access_key: Option<Spanned<String>>,
+    pub secret_access_key_env: Option<Spanned<String>>,
+    pub secret_access_key_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub groups: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub policies: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    pub enforce: Option<bool>,
+}

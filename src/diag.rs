@@ -1,0 +1,90 @@
+//! Diagnostics for configuration and policy files: every error carries its file and line (and
+//! column), so an operator can fix them all from one run.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One error in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    /// 1-based; 0 when the error concerns the file as a whole.
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl Diagnostic {
+    /// An error at byte `offset` of `source`.
+    pub fn at(file: &Path, source: &str, offset: usize, message: impl Into<String>) -> Diagnostic {
+        let (line, column) = line_col(source, offset);
+        Diagnostic { file: file.to_owned(), line, column, message: message.into() }
+    }
+
+    /// An error about the file as a whole (missing, unreadable).
+    pub fn file(file: &Path, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { file: file.to_owned(), line: 0, column: 0, message: message.into() }
+    }
+
+    /// An error at a 1-based line and column, as reported by serde_json.
+    pub fn line_col(file: &Path, line: usize, column: usize, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { file: file.to_owned(), line, column, message: message.into() }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: error: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}:{}: error: {}", self.file.display(), self.line, self.column, self.message)
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `source`.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = source.get(..offset).unwrap_or(source);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+/// All the diagnostics of a failed load.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_are_one_based() {
+        let src = "a = 1\nbb = 2\n";
+        assert_eq!(line_col(src, 0), (1, 1));
+        assert_eq!(line_col(src, 6), (2, 1));
+        assert_eq!(line_col(src, 8), (2, 3));
+        assert_eq!(line_col(src, 1000), (3, 1));
+    }
+
+    #[test]
+    fn display_names_file_and_line() {
+        let d = Diagnostic::at(Path::new("c.toml"), "x\ny", 2, "bad");
+        assert_eq!(d.to_string(), "c.toml:2:1: error: bad");
+        assert_eq!(Diagnostic::file(Path::new("p"), "missing").to_string(), "p: error: missing");
+    }
+}

@@ -1,0 +1,149 @@
+//! Every error the proxy itself answers with, and the one place that turns an error into its
+//! AWS JSON 1.0 wire form (status, `__type`, `x-amzn-ErrorType`, message).
+//!
+//! A new variant does not compile until `wire` gives it a status and a type, so every refusal
+//! has a deliberate wire form.
+
+use crate::audit::Outcome;
+
+/// A refusal or failure produced by the proxy (never an upstream error, which passes through).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProxyError {
+    #[error("Request is missing Authentication Token")]
+    MissingAuthentication,
+    #[error("{0}")]
+    IncompleteSignature(String),
+    #[error("{0}")]
+    InvalidSignature(String),
+    #[error("The security token included in the request is invalid.")]
+    UnrecognizedClient,
+    #[error("{0}")]
+    UnknownOperation(String),
+    #[error("{0}")]
+    Serialization(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("Request entity of more than {limit} bytes is too large")]
+    TooLarge { limit: usize },
+    /// A policy denial or a refused task token; the message is AWS's access-denied sentence.
+    #[error("{message}")]
+    NotPermitted { message: String, outcome: Outcome },
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// The wire form of an error: HTTP status and the fully-qualified `__type`.
+pub struct Wire {
+    pub status: u16,
+    pub type_name: &'static str,
+}
+
+impl Wire {
+    /// The short name (`x-amzn-ErrorType` and the audit `errorCode`).
+    pub fn short_name(&self) -> &'static str {
+        self.type_name.rsplit('#').next().unwrap_or(self.type_name)
+    }
+}
+
+impl ProxyError {
+    /// The one mapping from error to status and AWS error type (SPEC, "Wire format").
+    pub fn wire(&self) -> Wire {
+        let (status, type_name) = match self {
+            ProxyError::MissingAuthentication => {
+                (400, "com.amazon.coral.service#MissingAuthenticationTokenException")
+            }
+            ProxyError::IncompleteSignature(_) => {
+                (400, "com.amazon.coral.service#IncompleteSignatureException")
+            }
+            ProxyError::InvalidSignature(_) => {
+                (400, "com.amazon.coral.service#InvalidSignatureException")
+            }
+            ProxyError::UnrecognizedClient => {
+                (400, "com.amazon.coral.service#UnrecognizedClientException")
+            }
+            ProxyError::UnknownOperation(_) => {
+                (400, "com.amazon.coral.service#UnknownOperationException")
+            }
+            ProxyError::Serialization(_) => (400, "com.amazon.coral.service#SerializationException"),
+            ProxyError::Validation(_) => (400, "com.amazon.coral.validate#ValidationException"),
+            ProxyError::TooLarge { .. } => {
+                (413, "com.amazon.coral.service#RequestEntityTooLargeException")
+            }
+            ProxyError::NotPermitted { .. } => {
+                (400, "com.amazonaws.swf.base.model#OperationNotPermittedFault")
+            }
+            ProxyError::Unavailable(_) => {
+                (503, "com.amazon.coral.availability#ServiceUnavailableException")
+            }
+        };
+        Wire { status, type_name }
+    }
+
+    /// How the audit log classifies this refusal.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            ProxyError::MissingAuthentication
+            | ProxyError::IncompleteSignature(_)
+            | ProxyError::InvalidSignature(_)
+            | ProxyError::UnrecognizedClient => Outcome::AuthFailed,
+            ProxyError::UnknownOperation(_)
+            | ProxyError::Serialization(_)
+            | ProxyError::Validation(_)
+            | ProxyError::TooLarge { .. } => Outcome::InvalidRequest,
+            ProxyError::NotPermitted { outcome, .. } => *outcome,
+            ProxyError::Unavailable(_) => Outcome::Allowed,
+        }
+    }
+
+    /// `cause` in the audit record: SWF's `OPERATION_NOT_PERMITTED` for policy and token denials.
+    pub fn cause(&self) -> Option<&'static str> {
+        matches!(self, ProxyError::NotPermitted { .. }).then_some("OPERATION_NOT_PERMITTED")
+    }
+
+    /// The JSON body: `{"__type": …, "message": …}`.
+    pub fn body(&self) -> Vec<u8> {
+        let body = serde_json::json!({
+            "__type": self.wire().type_name,
+            "message": self.to_string(),
+        });
+        body.to_string().into_bytes()
+    }
+}
+
+/// Shortens client-controlled text before it is echoed in a message or the audit log.
+pub fn excerpt(text: &str) -> String {
+    const MAX: usize = 64;
+    let mut out: String = text.chars().take(MAX).collect();
+    if text.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_carries_type_and_message() {
+        let err = ProxyError::Validation("bad `x`".into());
+        let body: serde_json::Value = serde_json::from_slice(&err.body()).unwrap();
+        assert_eq!(body["__type"], "com.amazon.coral.validate#ValidationException");
+        assert_eq!(body["message"], "bad `x`");
+        assert_eq!(err.wire().short_name(), "ValidationException");
+        assert_eq!(err.wire().status, 400);
+    }
+
+    #[test]
+    fn too_large_is_413_and_unavailable_503() {
+        assert_eq!(ProxyError::TooLarge { limit: 1 }.wire().status, 413);
+        assert_eq!(ProxyError::Unavailable("x".into()).wire().status, 503);
+    }
+
+    #[test]
+    fn excerpt_truncates_long_input() {
+        assert_eq!(excerpt("abc"), "abc");
+        let long = "x".repeat(100);
+        assert_eq!(excerpt(&long).chars().count(), 65);
+    }
+}

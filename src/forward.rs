@@ -1,0 +1,165 @@
+//! Step 5 of the request path: forward an authorized call to the upstream.
+//!
+//! The upstream request is built fresh from the verified parts (operation and body), never
+//! from inbound headers, and signed by `aws-sigv4` with the proxy's own credentials. Connections
+//! are pooled and kept alive; the only timeout is the whole call's, which defaults above SWF's
+//! 60-second long poll so polls are never cut.
+
+use std::io::BufReader;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::Upstream;
+use crate::error::ProxyError;
+use crate::policy::Permit;
+use crate::swf::ops::TARGET_PREFIX;
+use crate::swf::Operation;
+
+/// The upstream client and the identity it signs with.
+pub struct Forwarder {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    uri: http::Uri,
+    host: String,
+    region: String,
+    identity: Identity,
+    timeout: std::time::Duration,
+}
+
+/// Why the forwarder could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwarderError {
+    #[error("cannot read CA file `{path}`: {source}")]
+    CaFile { path: String, source: std::io::Error },
+    #[error("CA file `{0}` holds no usable certificate")]
+    NoCertificate(String),
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+impl Forwarder {
+    pub fn new(upstream: &Upstream) -> Result<Forwarder, ForwarderError> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = &upstream.ca_file {
+            let shown = path.display().to_string();
+            let file = std::fs::File::open(path)
+                .map_err(|source| ForwarderError::CaFile { path: shown.clone(), source })?;
+            let mut added = 0;
+            for cert in rustls_pemfile::certs(&mut BufReader::new(file)) {
+                let cert = cert.map_err(|source| ForwarderError::CaFile { path: shown.clone(), source })?;
+                roots.add(cert)?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(ForwarderError::NoCertificate(shown));
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(upstream.connect_timeout));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(50))
+            .build(connector);
+
+        let host = upstream.endpoint.authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+        let uri = http::Uri::builder()
+            .scheme(upstream.endpoint.scheme_str().unwrap_or("https"))
+            .authority(host.as_str())
+            .path_and_query("/")
+            .build()
+            .unwrap_or_else(|_| upstream.endpoint.clone());
+        let identity = Credentials::new(
+            upstream.access_key_id.clone(),
+            upstream.secret_access_key.expose().to_owned(),
+            upstream.session_token.as_ref().map(|t| t.expose().to_owned()),
+            None,
+            "swf-warden-upstream",
+        )
+        .into();
+        Ok(Forwarder { client, uri, host, region: upstream.region.clone(), identity, timeout: upstream.timeout })
+    }
+
+    /// Sends `body` as `op` to the upstream, signed anew. Requires the call's [`Permit`].
+    pub async fn forward(
+        &self,
+        _permit: &Permit,
+        op: Operation,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let request = self.signed_request(op, body)?;
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, operation = op.name(), "upstream request failed");
+                Err(unavailable())
+            }
+            Err(_) => {
+                tracing::warn!(operation = op.name(), timeout_s = self.timeout.as_secs(), "upstream timed out");
+                Err(unavailable())
+            }
+        }
+    }
+
+    fn signed_request(&self, op: Operation, body: Bytes) -> Result<Request<Full<Bytes>>, ProxyError> {
+        let target = format!("{TARGET_PREFIX}{}", op.name());
+        let headers = [
+            ("content-type", "application/x-amz-json-1.0"),
+            ("host", self.host.as_str()),
+            ("x-amz-target", target.as_str()),
+        ];
+        let params = v4::SigningParams::builder()
+            .identity(&self.identity)
+            .region(&self.region)
+            .name(crate::sigv4::SERVICE)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| internal(&e))?
+            .into();
+        let uri = self.uri.to_string();
+        let signable = SignableRequest::new("POST", &uri, headers.iter().copied(), SignableBody::Bytes(&body))
+            .map_err(|e| internal(&e))?;
+        let (instructions, _) = sign(signable, &params).map_err(|e| internal(&e))?.into_parts();
+        let mut builder = Request::builder().method("POST").uri(self.uri.clone());
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        let mut request = builder.body(Full::new(body)).map_err(|e| internal(&e))?;
+        instructions.apply_to_request_http1x(&mut request);
+        Ok(request)
+    }
+}
+
+fn unavailable() -> ProxyError {
+    ProxyError::Unavailable("Service Unavailable: the SWF endpoint behind this proxy could not be reached in time.".into())
+}
+
+fn internal(e: &dyn std::fmt::Display) -> ProxyError {
+    tracing::error!(error = %e, "could not sign the upstream request");
+    unavailable()
+}

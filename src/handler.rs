@@ -1,0 +1,237 @@
+//! The request path, top to bottom, as SPEC lists it:
+//! 1. authenticate (`sigv4`), 2. resolve action and resource (`swf`, `resolve`),
+//! 3. authorize (`policy`), 4. on deny: audit and answer `OperationNotPermittedFault`,
+//! 5. on allow: forward re-signed (`forward`) and stream the answer back, sealing task tokens.
+//!
+//! Every refusal flows through `?` to `refuse`, the one place that audits and turns a
+//! `ProxyError` into its wire response.
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use serde_json::Value;
+
+use crate::app::App;
+use crate::audit::{self, MatchedStatement, Outcome, Record};
+use crate::error::ProxyError;
+use crate::policy::{self, StatementRef};
+use crate::resolve::{self, Resolved};
+use crate::swf::{self, Operation};
+
+/// Response bodies: the proxy's own (buffered) or the upstream's (streamed).
+pub type Body = Either<Full<Bytes>, Incoming>;
+
+/// Largest poll answer the proxy buffers to seal its task token (a decision task's page of
+/// history events is far smaller).
+const MAX_POLL_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What is known about a call so far, for its audit record.
+#[derive(Default)]
+struct Call {
+    request_id: String,
+    source_ip: String,
+    user_agent: Option<String>,
+    principal: Option<audit::PrincipalRef>,
+    action: Option<&'static str>,
+    resource: Option<String>,
+    matched: Vec<StatementRef>,
+    token_fingerprint: Option<String>,
+}
+
+impl Call {
+    fn record(&self, decision: Outcome, error: Option<&ProxyError>) -> Record {
+        Record {
+            event_time: audit::now_rfc3339(),
+            request_id: self.request_id.clone(),
+            decision,
+            error_code: error.map(|e| e.wire().short_name()),
+            cause: error.and_then(ProxyError::cause),
+            principal: self.principal.clone(),
+            action: self.action,
+            resource: self.resource.clone(),
+            matched_statements: self
+                .matched
+                .iter()
+                .map(|s| MatchedStatement { policy: s.policy.to_string(), sid: s.sid.as_deref().map(str::to_owned) })
+                .collect(),
+            source_ip: self.source_ip.clone(),
+            user_agent: self.user_agent.clone(),
+            message: error.map(ToString::to_string),
+            task_token_fingerprint: self.token_fingerprint.clone(),
+        }
+    }
+}
+
+/// Handles one call. Never fails: every error becomes its AWS wire response.
+pub async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let mut call = Call {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        source_ip: peer.ip().to_string(),
+        user_agent: request
+            .headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| crate::error::excerpt(v)),
+        ..Call::default()
+    };
+    match process(app, request, &mut call).await {
+        Ok(response) => response,
+        Err(error) => refuse(app, &call, &error),
+    }
+}
+
+async fn process(app: &App, request: Request<Incoming>, call: &mut Call) -> Result<Response<Body>, ProxyError> {
+    let (parts, body) = request.into_parts();
+    let body = read_body(body, &parts.headers, app.max_body_bytes).await?;
+
+    // 1. Authenticate.
+    let principal = app
+        .verifier
+        .verify(&parts, &body, SystemTime::now(), |key| app.principals.get(key).map(|p| &**p))?;
+    call.principal = Some(principal.audit_ref());
+
+    // 2. Action and resource.
+    let target = parts.headers.get("x-amz-target").map_or(&b""[..], HeaderValue::as_bytes);
+    let op = swf::operation(target)?;
+    call.action = Some(op.iam_action());
+    let mut request = swf::parse(op, &body)?;
+    if op.resource_source() == swf::ResourceSource::TaskToken {
+        call.token_fingerprint = request.string("taskToken").ok().map(crate::tokens::fingerprint);
+    }
+    let resolved = resolve::resolve(&app.service, &app.sealer, &request, &principal.arn)?;
+    call.resource = Some(resolved.resource.clone());
+
+    // 3. Authorize; 4. a denial returns here, through `refuse`.
+    let permit = policy::authorize(&principal.policies, &principal.arn, op, &resolved.resource, principal.enforce)
+        .map_err(|(decision, message)| {
+            let outcome = match decision.kind {
+                policy::DecisionKind::ExplicitDeny => Outcome::ExplicitDeny,
+                _ => Outcome::ImplicitDeny,
+            };
+            call.matched = decision.statements;
+            ProxyError::NotPermitted { message, outcome }
+        })?;
+    call.matched = permit.decision().statements.clone();
+    if permit.shadowed() {
+        write_audit(app, &call.record(Outcome::WouldDeny, None));
+    }
+
+    // 5. Forward, with the upstream's own token in place of the sealed one.
+    let upstream_body = match &resolved.upstream_token {
+        Some(token) => {
+            request.input.insert("taskToken".into(), Value::String(token.clone()));
+            Bytes::from(serde_json::to_vec(&request.input).map_err(|e| ProxyError::Serialization(e.to_string()))?)
+        }
+        None => body,
+    };
+    let response = app.forwarder.forward(&permit, op, upstream_body).await?;
+    let response = respond(app, op, &resolved, response, &call.request_id).await?;
+    if app.audit.include_allowed() && !permit.shadowed() {
+        write_audit(app, &call.record(Outcome::Allowed, None));
+    }
+    Ok(response)
+}
+
+/// Reads the body, refusing anything over `limit` without reading it whole.
+async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<Bytes, ProxyError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ProxyError::TooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::TooLarge { limit }),
+        Err(_) => Err(ProxyError::Serialization("The request body could not be read.".into())),
+    }
+}
+
+/// Passes the upstream's answer back: streamed, except poll answers, whose task token is sealed.
+async fn respond(
+    app: &App,
+    op: Operation,
+    resolved: &Resolved,
+    response: Response<Incoming>,
+    request_id: &str,
+) -> Result<Response<Body>, ProxyError> {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    if !parts.headers.contains_key("x-amzn-requestid") {
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            parts.headers.insert("x-amzn-requestid", v);
+        }
+    }
+    let domain = resolved.domain.as_deref().filter(|_| op.issues_task_token() && parts.status.is_success());
+    let Some(domain) = domain else {
+        return Ok(Response::from_parts(parts, Either::Right(body)));
+    };
+    let bytes = Limited::new(body, MAX_POLL_RESPONSE_BYTES)
+        .collect()
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "could not read the upstream poll answer");
+            unreadable_upstream()
+        })?
+        .to_bytes();
+    let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        // Never pass on what may hold an unsealed upstream token.
+        tracing::warn!(error = %e, "upstream poll answer is not JSON");
+        unreadable_upstream()
+    })?;
+    if let Some(Value::String(token)) = value.get_mut("taskToken") {
+        if !token.is_empty() {
+            *token = app.sealer.seal(domain, token);
+        }
+    }
+    let sealed = serde_json::to_vec(&value).map_err(|_| unreadable_upstream())?;
+    parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(sealed.len()));
+    Ok(Response::from_parts(parts, Either::Left(Full::new(Bytes::from(sealed)))))
+}
+
+fn unreadable_upstream() -> ProxyError {
+    ProxyError::Unavailable("Service Unavailable: the SWF endpoint behind this proxy sent an unreadable answer.".into())
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"] {
+        headers.remove(name);
+    }
+}
+
+/// The one place a refusal is audited and answered.
+fn refuse(app: &App, call: &Call, error: &ProxyError) -> Response<Body> {
+    let outcome = error.outcome();
+    // Upstream failures of allowed calls are not refusals; with `include_allowed` they are
+    // recorded as allowed calls that failed.
+    if outcome != Outcome::Allowed || app.audit.include_allowed() {
+        write_audit(app, &call.record(outcome, Some(error)));
+    }
+    error_response(error, &call.request_id)
+}
+
+fn write_audit(app: &App, record: &Record) {
+    if let Err(e) = app.audit.write(record) {
+        tracing::error!(error = %e, request_id = %record.request_id, "could not write the audit record");
+    }
+}
+
+/// The AWS JSON 1.0 error response for `error`.
+pub fn error_response(error: &ProxyError, request_id: &str) -> Response<Body> {
+    let wire = error.wire();
+    let mut response = Response::new(Either::Left(Full::new(Bytes::from(error.body()))));
+    *response.status_mut() = http::StatusCode::from_u16(wire.status).unwrap_or(http::StatusCode::BAD_REQUEST);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.0"));
+    headers.insert("x-amzn-errortype", HeaderValue::from_static(wire.short_name()));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", v);
+    }
+    response
+}

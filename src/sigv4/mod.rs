@@ -1,0 +1,320 @@
+//! Step 1 of the request path: authenticate the caller by verifying AWS Signature Version 4,
+//! per SPEC's signature rules. The proxy is the verifier; `verify` returns the principal whose
+//! secret produced the signature, or the AWS error that refuses the request.
+//!
+//! Only the derived signing key is cached (per credential and date); nothing about a request is.
+
+pub mod authorization;
+pub mod canonical;
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use http::header::{HeaderMap, HeaderName};
+use http::request::Parts;
+use subtle::ConstantTimeEq;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use crate::error::{excerpt, ProxyError};
+use crate::secret::Secret;
+use authorization::Authorization;
+use canonical::CanonicalHeader;
+
+/// The service name clients sign for.
+pub const SERVICE: &str = "swf";
+
+/// An access key pair the proxy issued, with its cached signing key.
+#[derive(Debug)]
+pub struct Credential {
+    pub access_key_id: String,
+    secret: Secret,
+    cache: Mutex<Option<(String, [u8; 32])>>,
+}
+
+impl Credential {
+    pub fn new(access_key_id: impl Into<String>, secret: Secret) -> Credential {
+        Credential { access_key_id: access_key_id.into(), secret, cache: Mutex::new(None) }
+    }
+
+    /// The signing key for `date` in `region`, derived once per date.
+    fn signing_key(&self, date: &str, region: &str) -> [u8; 32] {
+        // A poisoned lock only means another thread panicked mid-update; the cache is
+        // rebuilt from the secret either way.
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((cached_date, key)) = cache.as_ref() {
+            if cached_date == date {
+                return *key;
+            }
+        }
+        let key = canonical::signing_key(self.secret.expose(), date, region, SERVICE);
+        *cache = Some((date.to_owned(), key));
+        key
+    }
+}
+
+/// Verification settings: the region clients must sign for and the allowed clock skew.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    pub region: String,
+    pub max_skew: Duration,
+}
+
+/// Headers that must appear exactly once and be signed.
+const REQUIRED_SIGNED: [&str; 4] = ["content-type", "host", "x-amz-date", "x-amz-target"];
+
+fn invalid(message: impl Into<String>) -> ProxyError {
+    ProxyError::InvalidSignature(message.into())
+}
+
+/// The single value of `name`, refusing repeats.
+fn single<'h>(
+    headers: &'h HeaderMap,
+    name: &str,
+    repeated: impl FnOnce() -> ProxyError,
+) -> Result<Option<&'h [u8]>, ProxyError> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(repeated());
+    }
+    Ok(first.map(|v| v.as_bytes()))
+}
+
+impl Verifier {
+    /// Checks the request's shape and signature. `lookup` finds a credential by access key id.
+    pub fn verify<'p, P: AsRef<Credential>>(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        now: SystemTime,
+        lookup: impl FnOnce(&str) -> Option<&'p P>,
+    ) -> Result<&'p P, ProxyError> {
+        check_shape(parts)?;
+        let headers = &parts.headers;
+
+        let auth_value = single(headers, "authorization", || {
+            ProxyError::IncompleteSignature("Only one Authorization header is allowed.".into())
+        })?
+        .ok_or(ProxyError::MissingAuthentication)?;
+        let auth = authorization::parse(auth_value)?;
+
+        let amz_date = single(headers, "x-amz-date", || {
+            ProxyError::IncompleteSignature("Only one X-Amz-Date header is allowed.".into())
+        })?
+        .ok_or_else(|| {
+            ProxyError::IncompleteSignature(
+                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
+                    .into(),
+            )
+        })?;
+        let (amz_date, signed_at) = parse_amz_date(amz_date)?;
+
+        let principal = lookup(auth.access_key_id).ok_or(ProxyError::UnrecognizedClient)?;
+
+        self.check_scope(&auth, amz_date)?;
+        self.check_clock(amz_date, signed_at, now)?;
+        let host = host_value(parts)?;
+        check_signed_headers(headers, &auth)?;
+
+        let payload_hash = canonical::sha256_hex(body);
+        if let Some(declared) = headers.get("x-amz-content-sha256") {
+            if declared.as_bytes() != payload_hash.as_bytes() {
+                return Err(invalid(
+                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                ));
+            }
+        }
+
+        let mut canonical_headers = Vec::with_capacity(8);
+        for name in auth.signed_header_names() {
+            let values: Vec<&[u8]> = if name == "host" {
+                vec![host]
+            } else {
+                headers.get_all(name).iter().map(|v| v.as_bytes()).collect()
+            };
+            if values.is_empty() {
+                return Err(invalid(format!(
+                    "Signed header '{}' is not present in the request.",
+                    excerpt(name)
+                )));
+            }
+            canonical_headers.push(CanonicalHeader { name, values });
+        }
+
+        let creq = canonical::canonical_request_hash(
+            "POST",
+            "/",
+            "",
+            &canonical_headers,
+            auth.signed_headers,
+            &payload_hash,
+        );
+        let sts = canonical::string_to_sign(amz_date, auth.scope_text, &creq);
+        let key = principal.as_ref().signing_key(auth.scope.date, &self.region);
+        let expected = canonical::signature(&key, &sts);
+        let provided = auth.signature.as_bytes();
+        let matches = provided.len() == expected.len() && bool::from(provided.ct_eq(expected.as_bytes()));
+        if !matches {
+            return Err(invalid(
+                "The request signature we calculated does not match the signature you provided. \
+                 Check your AWS Secret Access Key and signing method. Consult the service \
+                 documentation for details.",
+            ));
+        }
+        Ok(principal)
+    }
+
+    fn check_scope(&self, auth: &Authorization<'_>, amz_date: &str) -> Result<(), ProxyError> {
+        let scope = &auth.scope;
+        if scope.date != &amz_date[..8] {
+            return Err(invalid(format!(
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{}'.",
+                excerpt(scope.date),
+                &amz_date[..8],
+                amz_date
+            )));
+        }
+        if scope.region != self.region {
+            return Err(invalid(format!(
+                "Credential should be scoped to a valid region, not '{}'.",
+                excerpt(scope.region)
+            )));
+        }
+        if scope.service != SERVICE {
+            return Err(invalid(format!(
+                "Credential should be scoped to correct service: '{SERVICE}'."
+            )));
+        }
+        if scope.terminator != "aws4_request" {
+            return Err(invalid(format!(
+                "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'.",
+                excerpt(scope.terminator)
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_clock(
+        &self,
+        amz_date: &str,
+        signed_at: OffsetDateTime,
+        now: SystemTime,
+    ) -> Result<(), ProxyError> {
+        let now = OffsetDateTime::from(now);
+        let skew = time::Duration::try_from(self.max_skew).unwrap_or(time::Duration::MAX);
+        let minutes = self.max_skew.as_secs() / 60;
+        if signed_at < now - skew {
+            return Err(invalid(format!(
+                "Signature expired: {amz_date} is now earlier than {} ({} - {minutes} min.)",
+                format_amz_date(now - skew),
+                format_amz_date(now)
+            )));
+        }
+        if signed_at > now + skew {
+            return Err(invalid(format!(
+                "Signature not yet current: {amz_date} is still later than {} ({} + {minutes} min.)",
+                format_amz_date(now + skew),
+                format_amz_date(now)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Only `POST /` without a query string: the one shape SWF's JSON protocol uses. Anything
+/// else (including presigned query-string authentication) is refused before any lookup.
+fn check_shape(parts: &Parts) -> Result<(), ProxyError> {
+    if let Some(query) = parts.uri.query() {
+        let presigned = query.split('&').any(|p| p.starts_with("X-Amz-Signature=") || p.starts_with("X-Amz-Credential="));
+        let message = if presigned {
+            "Query-string (presigned) authentication is not accepted; sign the Authorization header."
+        } else {
+            "Requests must not carry a query string."
+        };
+        return Err(invalid(message));
+    }
+    if parts.method != http::Method::POST || parts.uri.path() != "/" {
+        return Err(ProxyError::UnknownOperation(format!(
+            "Only POST / is served; got {} {}.",
+            excerpt(parts.method.as_str()),
+            excerpt(parts.uri.path())
+        )));
+    }
+    Ok(())
+}
+
+/// The value signed as `host`: the `Host` header (HTTP/1.1) or the `:authority` (HTTP/2).
+fn host_value(parts: &Parts) -> Result<&[u8], ProxyError> {
+    let header = single(&parts.headers, "host", || invalid("Only one Host header is allowed."))?;
+    match (header, parts.uri.authority()) {
+        (Some(h), _) => Ok(h),
+        (None, Some(authority)) => Ok(authority.as_str().as_bytes()),
+        (None, None) => Err(invalid("The request has no Host header.")),
+    }
+}
+
+/// Required headers present once and signed; every `x-amz-*` header signed.
+fn check_signed_headers(headers: &HeaderMap, auth: &Authorization<'_>) -> Result<(), ProxyError> {
+    for name in REQUIRED_SIGNED {
+        if name != "host" {
+            let label = match name {
+                "content-type" => "Content-Type",
+                "x-amz-date" => "X-Amz-Date",
+                _ => "X-Amz-Target",
+            };
+            let present = single(headers, name, || {
+                invalid(format!("Only one {label} header is allowed."))
+            })?;
+            if present.is_none() {
+                return Err(invalid(format!("The request has no {label} header.")));
+            }
+        }
+        if !auth.signs(name) {
+            return Err(invalid(format!(
+                "'{name}' must be a 'SignedHeader' in the AWS Authorization."
+            )));
+        }
+    }
+    for name in headers.keys().map(HeaderName::as_str) {
+        if name.starts_with("x-amz-") && !auth.signs(name) {
+            if name == "x-amz-security-token" {
+                return Err(ProxyError::UnrecognizedClient);
+            }
+            return Err(invalid(format!(
+                "'{}' must be a 'SignedHeader' in the AWS Authorization.",
+                excerpt(name)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Parses `YYYYMMDDTHHMMSSZ`.
+fn parse_amz_date(raw: &[u8]) -> Result<(&str, OffsetDateTime), ProxyError> {
+    let bad = || {
+        ProxyError::IncompleteSignature(
+            "X-Amz-Date must be in ISO-8601 basic format 'YYYYMMDDTHHMMSSZ'.".into(),
+        )
+    };
+    let text = std::str::from_utf8(raw).map_err(|_| bad())?;
+    if text.len() != 16 {
+        return Err(bad());
+    }
+    let format = format_description!("[year][month][day]T[hour][minute][second]Z");
+    let parsed = PrimitiveDateTime::parse(text, &format).map_err(|_| bad())?;
+    Ok((text, parsed.assume_utc()))
+}
+
+fn format_amz_date(t: OffsetDateTime) -> String {
+    let format = format_description!("[year][month][day]T[hour][minute][second]Z");
+    t.format(&format).unwrap_or_default()
+}
+
+/// Formats `t` as an `X-Amz-Date` value (used by tests and signing helpers).
+pub fn amz_date(t: SystemTime) -> String {
+    format_amz_date(OffsetDateTime::from(t))
+}
+
+#[cfg(test)]
+mod tests;

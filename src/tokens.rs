@@ -1,0 +1,251 @@
+//! Sealed task tokens (SPEC, "Task tokens"): the proxy binds every task token to the domain it
+//! was polled from, so the five token operations, which name no domain, can be authorized.
+//!
+//! A sealed token is `sw1.` + base64url(`kid_len | kid | nonce | ciphertext | tag`):
+//! - `ciphertext` is ChaCha20 over `domain_len (u16 BE) | domain | upstream token`, so a client
+//!   never sees the upstream token;
+//! - `tag` is HMAC-SHA256 over everything before it (prefix included), truncated to 128 bits.
+//!
+//! Encryption and MAC keys are derived from each configured secret. The first key seals; any
+//! key opens (rotation). Tokens are stateless: replicas with the same keys accept each other's.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chacha20::cipher::{KeyIvInit, StreamCipher};
+use chacha20::ChaCha20;
+use subtle::ConstantTimeEq;
+
+use crate::secret::Secret;
+use crate::sigv4::canonical::hmac;
+
+const PREFIX: &str = "sw1.";
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// Smallest accepted key secret, in bytes.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// One configured token key.
+pub struct TokenKey {
+    id: String,
+    enc: [u8; 32],
+    mac: [u8; 32],
+}
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKey").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl TokenKey {
+    /// Derives the key pair from a secret. `id` must satisfy [`valid_key_id`].
+    pub fn new(id: &str, secret: &Secret) -> TokenKey {
+        let s = secret.expose().as_bytes();
+        TokenKey {
+            id: id.to_owned(),
+            enc: hmac(s, b"swf-warden/task-token/encrypt/v1"),
+            mac: hmac(s, b"swf-warden/task-token/mac/v1"),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// Key ids travel in the clear inside tokens: 1 to 32 of `A-Z a-z 0-9 _ -`.
+pub fn valid_key_id(id: &str) -> bool {
+    (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Why a token was refused. Every variant is answered the same way on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the task token was not issued through this proxy")]
+    Unsealed,
+    #[error("the task token is malformed or truncated")]
+    Malformed,
+    #[error("the task token was sealed with a key this proxy does not hold")]
+    UnknownKey,
+    #[error("the task token's seal does not verify")]
+    BadSeal,
+}
+
+/// The configured keys: the first seals, all open.
+#[derive(Debug)]
+pub struct TokenSealer {
+    keys: Vec<TokenKey>,
+}
+
+/// What a verified token carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsealed {
+    pub domain: String,
+    pub upstream_token: String,
+}
+
+impl TokenSealer {
+    /// `keys` must not be empty (the config loader guarantees it).
+    pub fn new(keys: Vec<TokenKey>) -> TokenSealer {
+        assert!(!keys.is_empty(), "at least one task token key is required");
+        TokenSealer { keys }
+    }
+
+    /// Seals `upstream_token` to `domain` under the first key.
+    pub fn seal(&self, domain: &str, upstream_token: &str) -> String {
+        let key = &self.keys[0];
+        let mut nonce = [0u8; NONCE_LEN];
+        // The OS random source failing is not recoverable; refusing to seal is the safe answer.
+        getrandom::fill(&mut nonce).expect("operating system random source");
+        let domain_len = u16::try_from(domain.len()).unwrap_or(u16::MAX);
+        let mut raw = Vec::with_capacity(1 + key.id.len() + NONCE_LEN + 2 + domain.len() + upstream_token.len() + TAG_LEN);
+        raw.push(key.id.len() as u8);
+        raw.extend_from_slice(key.id.as_bytes());
+        raw.extend_from_slice(&nonce);
+        let body_start = raw.len();
+        raw.extend_from_slice(&domain_len.to_be_bytes());
+        raw.extend_from_slice(&domain.as_bytes()[..domain_len as usize]);
+        raw.extend_from_slice(upstream_token.as_bytes());
+        ChaCha20::new(&key.enc.into(), &nonce.into()).apply_keystream(&mut raw[body_start..]);
+        let tag = tag(&key.mac, &raw);
+        raw.extend_from_slice(&tag);
+        let mut out = String::with_capacity(PREFIX.len() + raw.len() * 4 / 3 + 4);
+        out.push_str(PREFIX);
+        URL_SAFE_NO_PAD.encode_string(&raw, &mut out);
+        out
+    }
+
+    /// Verifies and opens a sealed token with whichever configured key sealed it.
+    pub fn unseal(&self, token: &str) -> Result<Unsealed, TokenError> {
+        let encoded = token.strip_prefix(PREFIX).ok_or(TokenError::Unsealed)?;
+        let mut raw = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| TokenError::Malformed)?;
+        let kid_len = *raw.first().ok_or(TokenError::Malformed)? as usize;
+        let header_len = 1 + kid_len + NONCE_LEN;
+        if raw.len() < header_len + 2 + TAG_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let kid = std::str::from_utf8(&raw[1..1 + kid_len]).map_err(|_| TokenError::Malformed)?;
+        let key = self.keys.iter().find(|k| k.id == kid).ok_or(TokenError::UnknownKey)?;
+        let (sealed, given_tag) = raw.split_at(raw.len() - TAG_LEN);
+        if !bool::from(tag(&key.mac, sealed).ct_eq(given_tag)) {
+            return Err(TokenError::BadSeal);
+        }
+        raw.truncate(raw.len() - TAG_LEN);
+        let nonce: [u8; NONCE_LEN] = raw[1 + kid_len..header_len].try_into().map_err(|_| TokenError::Malformed)?;
+        let body = &mut raw[header_len..];
+        ChaCha20::new(&key.enc.into(), &nonce.into()).apply_keystream(body);
+        let domain_len = u16::from_be_bytes([body[0], body[1]]) as usize;
+        let rest = &body[2..];
+        if rest.len() < domain_len {
+            return Err(TokenError::Malformed);
+        }
+        let (domain, upstream) = rest.split_at(domain_len);
+        let domain = String::from_utf8(domain.to_vec()).map_err(|_| TokenError::Malformed)?;
+        let upstream_token = String::from_utf8(upstream.to_vec()).map_err(|_| TokenError::Malformed)?;
+        Ok(Unsealed { domain, upstream_token })
+    }
+}
+
+fn tag(mac_key: &[u8; 32], data: &[u8]) -> [u8; TAG_LEN] {
+    let mut input = Vec::with_capacity(PREFIX.len() + data.len());
+    input.extend_from_slice(PREFIX.as_bytes());
+    input.extend_from_slice(data);
+    let full = hmac(mac_key, &input);
+    let mut out = [0u8; TAG_LEN];
+    out.copy_from_slice(&full[..TAG_LEN]);
+    out
+}
+
+/// A short, non-reversible fingerprint of a token for audit records.
+pub fn fingerprint(token: &str) -> String {
+    crate::sigv4::canonical::sha256_hex(token.as_bytes())[..12].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str, secret: &str) -> TokenKey {
+        TokenKey::new(id, &Secret::new(secret))
+    }
+
+    fn sealer() -> TokenSealer {
+        TokenSealer::new(vec![key("k1", &"a".repeat(32))])
+    }
+
+    const UPSTREAM: &str = "AAAAKgAAAAEAAAAAAAAAAm upstream/token+with=odd chars";
+
+    #[test]
+    fn round_trips_and_hides_the_upstream_token() {
+        let s = sealer();
+        let sealed = s.seal("tenant-a", UPSTREAM);
+        assert!(sealed.starts_with("sw1."));
+        assert!(sealed.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+        assert!(!sealed.contains("upstream"));
+        let opened = s.unseal(&sealed).unwrap();
+        assert_eq!(opened, Unsealed { domain: "tenant-a".into(), upstream_token: UPSTREAM.into() });
+    }
+
+    #[test]
+    fn two_seals_differ() {
+        let s = sealer();
+        assert_ne!(s.seal("d", "t"), s.seal("d", "t"));
+    }
+
+    #[test]
+    fn every_bit_flip_is_refused() {
+        let s = sealer();
+        let sealed = s.seal("tenant-a", "tok");
+        let raw = URL_SAFE_NO_PAD.decode(&sealed[4..]).unwrap();
+        for i in 0..raw.len() {
+            for bit in 0..8 {
+                let mut bad = raw.clone();
+                bad[i] ^= 1 << bit;
+                let token = format!("sw1.{}", URL_SAFE_NO_PAD.encode(&bad));
+                assert!(s.unseal(&token).is_err(), "byte {i} bit {bit}");
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_and_unsealed_tokens_are_refused() {
+        let s = sealer();
+        let sealed = s.seal("tenant-a", "tok");
+        for cut in 0..sealed.len() {
+            assert!(s.unseal(&sealed[..cut]).is_err(), "cut at {cut}");
+        }
+        assert_eq!(s.unseal("AAAAupstream-token"), Err(TokenError::Unsealed));
+        assert_eq!(s.unseal("sw1.!!!"), Err(TokenError::Malformed));
+        assert_eq!(s.unseal("sw1."), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn rotation_first_key_seals_all_keys_open() {
+        let old = TokenSealer::new(vec![key("old", &"o".repeat(32))]);
+        let token_from_old = old.seal("d", "t1");
+        let rotated = TokenSealer::new(vec![key("new", &"n".repeat(32)), key("old", &"o".repeat(32))]);
+        assert_eq!(rotated.unseal(&token_from_old).unwrap().upstream_token, "t1");
+        let token_from_new = rotated.seal("d", "t2");
+        assert_eq!(old.unseal(&token_from_new), Err(TokenError::UnknownKey));
+        assert_eq!(rotated.unseal(&token_from_new).unwrap().upstream_token, "t2");
+    }
+
+    #[test]
+    fn same_id_different_secret_is_refused() {
+        let a = TokenSealer::new(vec![key("k1", &"a".repeat(32))]);
+        let b = TokenSealer::new(vec![key("k1", &"b".repeat(32))]);
+        assert_eq!(b.unseal(&a.seal("d", "t")), Err(TokenError::BadSeal));
+    }
+
+    #[test]
+    fn key_ids_are_restricted() {
+        assert!(valid_key_id("k1") && valid_key_id("2026-11_a"));
+        assert!(!valid_key_id("") && !valid_key_id("a.b") && !valid_key_id(&"k".repeat(33)));
+    }
+
+    #[test]
+    fn fingerprint_is_short_and_stable() {
+        assert_eq!(fingerprint("abc"), fingerprint("abc"));
+        assert_eq!(fingerprint("abc").len(), 12);
+    }
+}
