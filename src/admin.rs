@@ -35,8 +35,11 @@ pub async fn run(listener: TcpListener, shutdown: impl Future<Output = ()>) {
             () = &mut shutdown => break,
         };
         tokio::spawn(async move {
-            let service = service_fn(|request| async move { Ok::<_, Infallible>(respond(&request)) });
-            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+            let service =
+                service_fn(|request| async move { Ok::<_, Infallible>(respond(&request)) });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }

@@ -54,21 +54,33 @@ pub struct App {
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot open audit log `{path}`: {source}")]
-    Audit { path: String, source: std::io::Error },
+    Audit {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("upstream: {0}")]
     Upstream(#[from] ForwarderError),
 }
 
 impl App {
     pub fn new(config: Config) -> Result<App, StartupError> {
-        let audit = AuditLog::open(config.audit.path.as_deref(), config.audit.include_allowed).map_err(|source| {
-            StartupError::Audit {
-                path: config.audit.path.as_ref().map_or("-".into(), |p| p.display().to_string()),
+        let audit = AuditLog::open(config.audit.path.as_deref(), config.audit.include_allowed)
+            .map_err(|source| StartupError::Audit {
+                path: config
+                    .audit
+                    .path
+                    .as_ref()
+                    .map_or("-".into(), |p| p.display().to_string()),
                 source,
-            }
-        })?;
+            })?;
         let forwarder = Forwarder::new(&config.upstream)?;
-        let sealer = TokenSealer::new(config.token_keys.iter().map(|(id, s)| TokenKey::new(id, s)).collect());
+        let sealer = TokenSealer::new(
+            config
+                .token_keys
+                .iter()
+                .map(|(id, s)| TokenKey::new(id, s))
+                .collect(),
+        );
         let principals = config
             .principals
             .into_iter()
@@ -85,7 +97,10 @@ impl App {
             })
             .collect();
         Ok(App {
-            verifier: Verifier { region: config.service.region.clone(), max_skew: config.service.max_clock_skew },
+            verifier: Verifier {
+                region: config.service.region.clone(),
+                max_skew: config.service.max_clock_skew,
+            },
             service: config.service,
             principals,
             sealer,

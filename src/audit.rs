@@ -72,7 +72,9 @@ pub struct Record {
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-24T01:02:03.456Z`.
 pub fn now_rfc3339() -> String {
     let now = OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now);
+    let now = now
+        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+        .unwrap_or(now);
     now.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -94,7 +96,10 @@ impl AuditLog {
             Some(p) => Sink::File(OpenOptions::new().create(true).append(true).open(p)?),
             None => Sink::Stdout,
         };
-        Ok(AuditLog { sink: Mutex::new(sink), include_allowed })
+        Ok(AuditLog {
+            sink: Mutex::new(sink),
+            include_allowed,
+        })
     }
 
     /// Whether allowed calls are recorded too.

@@ -18,17 +18,37 @@ impl Diagnostic {
     /// An error at byte `offset` of `source`.
     pub fn at(file: &Path, source: &str, offset: usize, message: impl Into<String>) -> Diagnostic {
         let (line, column) = line_col(source, offset);
-        Diagnostic { file: file.to_owned(), line, column, message: message.into() }
+        Diagnostic {
+            file: file.to_owned(),
+            line,
+            column,
+            message: message.into(),
+        }
     }
 
     /// An error about the file as a whole (missing, unreadable).
     pub fn file(file: &Path, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { file: file.to_owned(), line: 0, column: 0, message: message.into() }
+        Diagnostic {
+            file: file.to_owned(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+        }
     }
 
     /// An error at a 1-based line and column, as reported by serde_json.
-    pub fn line_col(file: &Path, line: usize, column: usize, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { file: file.to_owned(), line, column, message: message.into() }
+    pub fn line_col(
+        file: &Path,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic {
+            file: file.to_owned(),
+            line,
+            column,
+            message: message.into(),
+        }
     }
 }
 
@@ -37,7 +57,14 @@ impl fmt::Display for Diagnostic {
         if self.line == 0 {
             write!(f, "{}: error: {}", self.file.display(), self.message)
         } else {
-            write!(f, "{}:{}:{}: error: {}", self.file.display(), self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: error: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
         }
     }
 }
@@ -85,6 +112,9 @@ mod tests {
     fn display_names_file_and_line() {
         let d = Diagnostic::at(Path::new("c.toml"), "x\ny", 2, "bad");
         assert_eq!(d.to_string(), "c.toml:2:1: error: bad");
-        assert_eq!(Diagnostic::file(Path::new("p"), "missing").to_string(), "p: error: missing");
+        assert_eq!(
+            Diagnostic::file(Path::new("p"), "missing").to_string(),
+            "p: error: missing"
+        );
     }
 }

@@ -49,9 +49,10 @@ impl ProxyError {
     /// The one mapping from error to status and AWS error type (SPEC, "Wire format").
     pub fn wire(&self) -> Wire {
         let (status, type_name) = match self {
-            ProxyError::MissingAuthentication => {
-                (400, "com.amazon.coral.service#MissingAuthenticationTokenException")
-            }
+            ProxyError::MissingAuthentication => (
+                400,
+                "com.amazon.coral.service#MissingAuthenticationTokenException",
+            ),
             ProxyError::IncompleteSignature(_) => {
                 (400, "com.amazon.coral.service#IncompleteSignatureException")
             }
@@ -64,17 +65,22 @@ impl ProxyError {
             ProxyError::UnknownOperation(_) => {
                 (400, "com.amazon.coral.service#UnknownOperationException")
             }
-            ProxyError::Serialization(_) => (400, "com.amazon.coral.service#SerializationException"),
+            ProxyError::Serialization(_) => {
+                (400, "com.amazon.coral.service#SerializationException")
+            }
             ProxyError::Validation(_) => (400, "com.amazon.coral.validate#ValidationException"),
-            ProxyError::TooLarge { .. } => {
-                (413, "com.amazon.coral.service#RequestEntityTooLargeException")
-            }
-            ProxyError::NotPermitted { .. } => {
-                (400, "com.amazonaws.swf.base.model#OperationNotPermittedFault")
-            }
-            ProxyError::Unavailable(_) => {
-                (503, "com.amazon.coral.availability#ServiceUnavailableException")
-            }
+            ProxyError::TooLarge { .. } => (
+                413,
+                "com.amazon.coral.service#RequestEntityTooLargeException",
+            ),
+            ProxyError::NotPermitted { .. } => (
+                400,
+                "com.amazonaws.swf.base.model#OperationNotPermittedFault",
+            ),
+            ProxyError::Unavailable(_) => (
+                503,
+                "com.amazon.coral.availability#ServiceUnavailableException",
+            ),
         };
         Wire { status, type_name }
     }
@@ -128,7 +134,10 @@ mod tests {
     fn body_carries_type_and_message() {
         let err = ProxyError::Validation("bad `x`".into());
         let body: serde_json::Value = serde_json::from_slice(&err.body()).unwrap();
-        assert_eq!(body["__type"], "com.amazon.coral.validate#ValidationException");
+        assert_eq!(
+            body["__type"],
+            "com.amazon.coral.validate#ValidationException"
+        );
         assert_eq!(body["message"], "bad `x`");
         assert_eq!(err.wire().short_name(), "ValidationException");
         assert_eq!(err.wire().status, 400);

@@ -42,7 +42,10 @@ pub struct Forwarder {
 #[derive(Debug, thiserror::Error)]
 pub enum ForwarderError {
     #[error("cannot read CA file `{path}`: {source}")]
-    CaFile { path: String, source: std::io::Error },
+    CaFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("CA file `{0}` holds no usable certificate")]
     NoCertificate(String),
     #[error("TLS setup failed: {0}")]
@@ -55,11 +58,16 @@ impl Forwarder {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         if let Some(path) = &upstream.ca_file {
             let shown = path.display().to_string();
-            let file = std::fs::File::open(path)
-                .map_err(|source| ForwarderError::CaFile { path: shown.clone(), source })?;
+            let file = std::fs::File::open(path).map_err(|source| ForwarderError::CaFile {
+                path: shown.clone(),
+                source,
+            })?;
             let mut added = 0;
             for cert in rustls_pemfile::certs(&mut BufReader::new(file)) {
-                let cert = cert.map_err(|source| ForwarderError::CaFile { path: shown.clone(), source })?;
+                let cert = cert.map_err(|source| ForwarderError::CaFile {
+                    path: shown.clone(),
+                    source,
+                })?;
                 roots.add(cert)?;
                 added += 1;
             }
@@ -67,10 +75,12 @@ impl Forwarder {
                 return Err(ForwarderError::NoCertificate(shown));
             }
         }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
 
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -86,7 +96,11 @@ impl Forwarder {
             .pool_idle_timeout(std::time::Duration::from_secs(50))
             .build(connector);
 
-        let host = upstream.endpoint.authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+        let host = upstream
+            .endpoint
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default();
         let uri = http::Uri::builder()
             .scheme(upstream.endpoint.scheme_str().unwrap_or("https"))
             .authority(host.as_str())
@@ -96,12 +110,22 @@ impl Forwarder {
         let identity = Credentials::new(
             upstream.access_key_id.clone(),
             upstream.secret_access_key.expose().to_owned(),
-            upstream.session_token.as_ref().map(|t| t.expose().to_owned()),
+            upstream
+                .session_token
+                .as_ref()
+                .map(|t| t.expose().to_owned()),
             None,
             "swf-warden-upstream",
         )
         .into();
-        Ok(Forwarder { client, uri, host, region: upstream.region.clone(), identity, timeout: upstream.timeout })
+        Ok(Forwarder {
+            client,
+            uri,
+            host,
+            region: upstream.region.clone(),
+            identity,
+            timeout: upstream.timeout,
+        })
     }
 
     /// Sends `body` as `op` to the upstream, signed anew. Requires the call's [`Permit`].
@@ -119,13 +143,21 @@ impl Forwarder {
                 Err(unavailable())
             }
             Err(_) => {
-                tracing::warn!(operation = op.name(), timeout_s = self.timeout.as_secs(), "upstream timed out");
+                tracing::warn!(
+                    operation = op.name(),
+                    timeout_s = self.timeout.as_secs(),
+                    "upstream timed out"
+                );
                 Err(unavailable())
             }
         }
     }
 
-    fn signed_request(&self, op: Operation, body: Bytes) -> Result<Request<Full<Bytes>>, ProxyError> {
+    fn signed_request(
+        &self,
+        op: Operation,
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, ProxyError> {
         let target = format!("{TARGET_PREFIX}{}", op.name());
         let headers = [
             ("content-type", "application/x-amz-json-1.0"),
@@ -142,9 +174,16 @@ impl Forwarder {
             .map_err(|e| internal(&e))?
             .into();
         let uri = self.uri.to_string();
-        let signable = SignableRequest::new("POST", &uri, headers.iter().copied(), SignableBody::Bytes(&body))
-            .map_err(|e| internal(&e))?;
-        let (instructions, _) = sign(signable, &params).map_err(|e| internal(&e))?.into_parts();
+        let signable = SignableRequest::new(
+            "POST",
+            &uri,
+            headers.iter().copied(),
+            SignableBody::Bytes(&body),
+        )
+        .map_err(|e| internal(&e))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| internal(&e))?
+            .into_parts();
         let mut builder = Request::builder().method("POST").uri(self.uri.clone());
         for (name, value) in headers {
             builder = builder.header(name, value);
@@ -156,7 +195,10 @@ impl Forwarder {
 }
 
 fn unavailable() -> ProxyError {
-    ProxyError::Unavailable("Service Unavailable: the SWF endpoint behind this proxy could not be reached in time.".into())
+    ProxyError::Unavailable(
+        "Service Unavailable: the SWF endpoint behind this proxy could not be reached in time."
+            .into(),
+    )
 }
 
 fn internal(e: &dyn std::fmt::Display) -> ProxyError {

@@ -57,7 +57,10 @@ impl Call {
             matched_statements: self
                 .matched
                 .iter()
-                .map(|s| MatchedStatement { policy: s.policy.to_string(), sid: s.sid.as_deref().map(str::to_owned) })
+                .map(|s| MatchedStatement {
+                    policy: s.policy.to_string(),
+                    sid: s.sid.as_deref().map(str::to_owned),
+                })
                 .collect(),
             source_ip: self.source_ip.clone(),
             user_agent: self.user_agent.clone(),
@@ -76,7 +79,7 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> 
             .headers()
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|v| crate::error::excerpt(v)),
+            .map(crate::error::excerpt),
         ..Call::default()
     };
     match process(app, request, &mut call).await {
@@ -85,37 +88,55 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> 
     }
 }
 
-async fn process(app: &App, request: Request<Incoming>, call: &mut Call) -> Result<Response<Body>, ProxyError> {
+async fn process(
+    app: &App,
+    request: Request<Incoming>,
+    call: &mut Call,
+) -> Result<Response<Body>, ProxyError> {
     let (parts, body) = request.into_parts();
     let body = read_body(body, &parts.headers, app.max_body_bytes).await?;
 
     // 1. Authenticate.
     let principal = app
         .verifier
-        .verify(&parts, &body, SystemTime::now(), |key| app.principals.get(key).map(|p| &**p))?;
+        .verify(&parts, &body, SystemTime::now(), |key| {
+            app.principals.get(key).map(|p| &**p)
+        })?;
     call.principal = Some(principal.audit_ref());
 
     // 2. Action and resource.
-    let target = parts.headers.get("x-amz-target").map_or(&b""[..], HeaderValue::as_bytes);
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .map_or(&b""[..], HeaderValue::as_bytes);
     let op = swf::operation(target)?;
     call.action = Some(op.iam_action());
     let mut request = swf::parse(op, &body)?;
     if op.resource_source() == swf::ResourceSource::TaskToken {
-        call.token_fingerprint = request.string("taskToken").ok().map(crate::tokens::fingerprint);
+        call.token_fingerprint = request
+            .string("taskToken")
+            .ok()
+            .map(crate::tokens::fingerprint);
     }
     let resolved = resolve::resolve(&app.service, &app.sealer, &request, &principal.arn)?;
     call.resource = Some(resolved.resource.clone());
 
     // 3. Authorize; 4. a denial returns here, through `refuse`.
-    let permit = policy::authorize(&principal.policies, &principal.arn, op, &resolved.resource, principal.enforce)
-        .map_err(|(decision, message)| {
-            let outcome = match decision.kind {
-                policy::DecisionKind::ExplicitDeny => Outcome::ExplicitDeny,
-                _ => Outcome::ImplicitDeny,
-            };
-            call.matched = decision.statements;
-            ProxyError::NotPermitted { message, outcome }
-        })?;
+    let permit = policy::authorize(
+        &principal.policies,
+        &principal.arn,
+        op,
+        &resolved.resource,
+        principal.enforce,
+    )
+    .map_err(|(decision, message)| {
+        let outcome = match decision.kind {
+            policy::DecisionKind::ExplicitDeny => Outcome::ExplicitDeny,
+            _ => Outcome::ImplicitDeny,
+        };
+        call.matched = decision.statements;
+        ProxyError::NotPermitted { message, outcome }
+    })?;
     call.matched = permit.decision().statements.clone();
     if permit.shadowed() {
         write_audit(app, &call.record(Outcome::WouldDeny, None));
@@ -124,8 +145,13 @@ async fn process(app: &App, request: Request<Incoming>, call: &mut Call) -> Resu
     // 5. Forward, with the upstream's own token in place of the sealed one.
     let upstream_body = match &resolved.upstream_token {
         Some(token) => {
-            request.input.insert("taskToken".into(), Value::String(token.clone()));
-            Bytes::from(serde_json::to_vec(&request.input).map_err(|e| ProxyError::Serialization(e.to_string()))?)
+            request
+                .input
+                .insert("taskToken".into(), Value::String(token.clone()));
+            Bytes::from(
+                serde_json::to_vec(&request.input)
+                    .map_err(|e| ProxyError::Serialization(e.to_string()))?,
+            )
         }
         None => body,
     };
@@ -149,7 +175,9 @@ async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::TooLarge { limit }),
-        Err(_) => Err(ProxyError::Serialization("The request body could not be read.".into())),
+        Err(_) => Err(ProxyError::Serialization(
+            "The request body could not be read.".into(),
+        )),
     }
 }
 
@@ -168,7 +196,10 @@ async fn respond(
             parts.headers.insert("x-amzn-requestid", v);
         }
     }
-    let domain = resolved.domain.as_deref().filter(|_| op.issues_task_token() && parts.status.is_success());
+    let domain = resolved
+        .domain
+        .as_deref()
+        .filter(|_| op.issues_task_token() && parts.status.is_success());
     let Some(domain) = domain else {
         return Ok(Response::from_parts(parts, Either::Right(body)));
     };
@@ -191,16 +222,31 @@ async fn respond(
         }
     }
     let sealed = serde_json::to_vec(&value).map_err(|_| unreadable_upstream())?;
-    parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(sealed.len()));
-    Ok(Response::from_parts(parts, Either::Left(Full::new(Bytes::from(sealed)))))
+    parts
+        .headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(sealed.len()));
+    Ok(Response::from_parts(
+        parts,
+        Either::Left(Full::new(Bytes::from(sealed))),
+    ))
 }
 
 fn unreadable_upstream() -> ProxyError {
-    ProxyError::Unavailable("Service Unavailable: the SWF endpoint behind this proxy sent an unreadable answer.".into())
+    ProxyError::Unavailable(
+        "Service Unavailable: the SWF endpoint behind this proxy sent an unreadable answer.".into(),
+    )
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    for name in ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"] {
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+        "trailer",
+    ] {
         headers.remove(name);
     }
 }
@@ -226,10 +272,17 @@ fn write_audit(app: &App, record: &Record) {
 pub fn error_response(error: &ProxyError, request_id: &str) -> Response<Body> {
     let wire = error.wire();
     let mut response = Response::new(Either::Left(Full::new(Bytes::from(error.body()))));
-    *response.status_mut() = http::StatusCode::from_u16(wire.status).unwrap_or(http::StatusCode::BAD_REQUEST);
+    *response.status_mut() =
+        http::StatusCode::from_u16(wire.status).unwrap_or(http::StatusCode::BAD_REQUEST);
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.0"));
-    headers.insert("x-amzn-errortype", HeaderValue::from_static(wire.short_name()));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    headers.insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static(wire.short_name()),
+    );
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert("x-amzn-requestid", v);
     }

@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use swf_warden::{admin, app::App, config, server};
 
 #[derive(Parser)]
-#[command(name = "swf-warden", version, about = "Policy-enforcing SigV4 authorization proxy for Amazon SWF")]
+#[command(
+    name = "swf-warden",
+    version,
+    about = "Policy-enforcing SigV4 authorization proxy for Amazon SWF"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     /// Configuration file (runs `serve` when no command is given).
@@ -43,7 +47,9 @@ fn main() -> ExitCode {
     let config_path = match (cli.command, cli.config) {
         (Some(Command::Serve { config }), _) | (None, Some(config)) => config,
         (None, None) => {
-            eprintln!("error: --config PATH is required (try `swf-warden serve --config config.toml`)");
+            eprintln!(
+                "error: --config PATH is required (try `swf-warden serve --config config.toml`)"
+            );
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -54,7 +60,10 @@ fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn serve(path: &std::path::Path) -> ExitCode {
@@ -62,7 +71,10 @@ fn serve(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(diagnostics) => {
             eprintln!("{diagnostics}");
-            eprintln!("{} error(s) in the configuration; nothing was started", diagnostics.0.len());
+            eprintln!(
+                "{} error(s) in the configuration; nothing was started",
+                diagnostics.0.len()
+            );
             return ExitCode::from(EXIT_USAGE);
         }
     };

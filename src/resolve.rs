@@ -31,7 +31,11 @@ pub fn resolve(
     };
     match request.op.resource_source() {
         ResourceSource::Domain | ResourceSource::DomainName => {
-            let member = if request.op.resource_source() == ResourceSource::Domain { "domain" } else { "name" };
+            let member = if request.op.resource_source() == ResourceSource::Domain {
+                "domain"
+            } else {
+                "name"
+            };
             let domain = request.string(member)?;
             swf::check_domain_name(member, domain)?;
             Ok(plain(service.domain_arn(domain), Some(domain.to_owned())))
@@ -90,34 +94,66 @@ mod tests {
 
     fn resolve_body(op: Operation, body: &str) -> Result<Resolved, ProxyError> {
         let req = swf::parse(op, body.as_bytes())?;
-        resolve(&service(), &sealer(), &req, "arn:aws:iam::123456789012:user/u")
+        resolve(
+            &service(),
+            &sealer(),
+            &req,
+            "arn:aws:iam::123456789012:user/u",
+        )
     }
 
     #[test]
     fn every_source_resolves() {
         let arn = "arn:aws:swf:us-east-1:123456789012:/domain/tenant-a";
-        let r = resolve_body(Operation::PollForActivityTask, r#"{"domain":"tenant-a","taskList":{"name":"t"}}"#).unwrap();
+        let r = resolve_body(
+            Operation::PollForActivityTask,
+            r#"{"domain":"tenant-a","taskList":{"name":"t"}}"#,
+        )
+        .unwrap();
         assert_eq!(r.resource, arn);
         assert_eq!(r.domain.as_deref(), Some("tenant-a"));
-        let r = resolve_body(Operation::RegisterDomain, r#"{"name":"tenant-a","workflowExecutionRetentionPeriodInDays":"1"}"#).unwrap();
+        let r = resolve_body(
+            Operation::RegisterDomain,
+            r#"{"name":"tenant-a","workflowExecutionRetentionPeriodInDays":"1"}"#,
+        )
+        .unwrap();
         assert_eq!(r.resource, arn);
-        let r = resolve_body(Operation::ListDomains, r#"{"registrationStatus":"REGISTERED"}"#).unwrap();
+        let r = resolve_body(
+            Operation::ListDomains,
+            r#"{"registrationStatus":"REGISTERED"}"#,
+        )
+        .unwrap();
         assert_eq!(r.resource, "arn:aws:swf:us-east-1:123456789012:/domain/*");
-        let r = resolve_body(Operation::ListTagsForResource, &format!(r#"{{"resourceArn":"{arn}"}}"#)).unwrap();
+        let r = resolve_body(
+            Operation::ListTagsForResource,
+            &format!(r#"{{"resourceArn":"{arn}"}}"#),
+        )
+        .unwrap();
         assert_eq!(r.resource, arn);
     }
 
     #[test]
     fn tokens_resolve_to_their_sealed_domain() {
         let sealed = sealer().seal("tenant-a", "upstream-token");
-        let r = resolve_body(Operation::RecordActivityTaskHeartbeat, &format!(r#"{{"taskToken":"{sealed}"}}"#)).unwrap();
-        assert_eq!(r.resource, "arn:aws:swf:us-east-1:123456789012:/domain/tenant-a");
+        let r = resolve_body(
+            Operation::RecordActivityTaskHeartbeat,
+            &format!(r#"{{"taskToken":"{sealed}"}}"#),
+        )
+        .unwrap();
+        assert_eq!(
+            r.resource,
+            "arn:aws:swf:us-east-1:123456789012:/domain/tenant-a"
+        );
         assert_eq!(r.upstream_token.as_deref(), Some("upstream-token"));
     }
 
     #[test]
     fn bad_tokens_are_not_permitted_and_never_echoed() {
-        let err = resolve_body(Operation::RespondActivityTaskCompleted, r#"{"taskToken":"raw-upstream-token"}"#).unwrap_err();
+        let err = resolve_body(
+            Operation::RespondActivityTaskCompleted,
+            r#"{"taskToken":"raw-upstream-token"}"#,
+        )
+        .unwrap_err();
         assert_eq!(err.wire().short_name(), "OperationNotPermittedFault");
         assert!(!err.to_string().contains("raw-upstream-token"), "{err}");
         assert_eq!(err.outcome(), crate::audit::Outcome::InvalidRequest);
@@ -125,11 +161,20 @@ mod tests {
 
     #[test]
     fn invalid_domains_and_types() {
-        let err = resolve_body(Operation::PollForActivityTask, r#"{"domain":"a:b","taskList":{}}"#).unwrap_err();
+        let err = resolve_body(
+            Operation::PollForActivityTask,
+            r#"{"domain":"a:b","taskList":{}}"#,
+        )
+        .unwrap_err();
         assert_eq!(err.wire().short_name(), "ValidationException");
-        let err = resolve_body(Operation::PollForActivityTask, r#"{"domain":["a"],"taskList":{}}"#).unwrap_err();
+        let err = resolve_body(
+            Operation::PollForActivityTask,
+            r#"{"domain":["a"],"taskList":{}}"#,
+        )
+        .unwrap_err();
         assert_eq!(err.wire().short_name(), "SerializationException");
-        let err = resolve_body(Operation::TagResource, r#"{"resourceArn":"","tags":[]}"#).unwrap_err();
+        let err =
+            resolve_body(Operation::TagResource, r#"{"resourceArn":"","tags":[]}"#).unwrap_err();
         assert_eq!(err.wire().short_name(), "ValidationException");
     }
 }

@@ -33,7 +33,9 @@ pub struct TokenKey {
 
 impl std::fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("TokenKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -55,7 +57,10 @@ impl TokenKey {
 
 /// Key ids travel in the clear inside tokens: 1 to 32 of `A-Z a-z 0-9 _ -`.
 pub fn valid_key_id(id: &str) -> bool {
-    (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=32).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Why a token was refused. Every variant is answered the same way on the wire.
@@ -98,7 +103,9 @@ impl TokenSealer {
         // The OS random source failing is not recoverable; refusing to seal is the safe answer.
         getrandom::fill(&mut nonce).expect("operating system random source");
         let domain_len = u16::try_from(domain.len()).unwrap_or(u16::MAX);
-        let mut raw = Vec::with_capacity(1 + key.id.len() + NONCE_LEN + 2 + domain.len() + upstream_token.len() + TAG_LEN);
+        let mut raw = Vec::with_capacity(
+            1 + key.id.len() + NONCE_LEN + 2 + domain.len() + upstream_token.len() + TAG_LEN,
+        );
         raw.push(key.id.len() as u8);
         raw.extend_from_slice(key.id.as_bytes());
         raw.extend_from_slice(&nonce);
@@ -118,20 +125,28 @@ impl TokenSealer {
     /// Verifies and opens a sealed token with whichever configured key sealed it.
     pub fn unseal(&self, token: &str) -> Result<Unsealed, TokenError> {
         let encoded = token.strip_prefix(PREFIX).ok_or(TokenError::Unsealed)?;
-        let mut raw = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| TokenError::Malformed)?;
+        let mut raw = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| TokenError::Malformed)?;
         let kid_len = *raw.first().ok_or(TokenError::Malformed)? as usize;
         let header_len = 1 + kid_len + NONCE_LEN;
         if raw.len() < header_len + 2 + TAG_LEN {
             return Err(TokenError::Malformed);
         }
         let kid = std::str::from_utf8(&raw[1..1 + kid_len]).map_err(|_| TokenError::Malformed)?;
-        let key = self.keys.iter().find(|k| k.id == kid).ok_or(TokenError::UnknownKey)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.id == kid)
+            .ok_or(TokenError::UnknownKey)?;
         let (sealed, given_tag) = raw.split_at(raw.len() - TAG_LEN);
         if !bool::from(tag(&key.mac, sealed).ct_eq(given_tag)) {
             return Err(TokenError::BadSeal);
         }
         raw.truncate(raw.len() - TAG_LEN);
-        let nonce: [u8; NONCE_LEN] = raw[1 + kid_len..header_len].try_into().map_err(|_| TokenError::Malformed)?;
+        let nonce: [u8; NONCE_LEN] = raw[1 + kid_len..header_len]
+            .try_into()
+            .map_err(|_| TokenError::Malformed)?;
         let body = &mut raw[header_len..];
         ChaCha20::new(&key.enc.into(), &nonce.into()).apply_keystream(body);
         let domain_len = u16::from_be_bytes([body[0], body[1]]) as usize;
@@ -141,8 +156,12 @@ impl TokenSealer {
         }
         let (domain, upstream) = rest.split_at(domain_len);
         let domain = String::from_utf8(domain.to_vec()).map_err(|_| TokenError::Malformed)?;
-        let upstream_token = String::from_utf8(upstream.to_vec()).map_err(|_| TokenError::Malformed)?;
-        Ok(Unsealed { domain, upstream_token })
+        let upstream_token =
+            String::from_utf8(upstream.to_vec()).map_err(|_| TokenError::Malformed)?;
+        Ok(Unsealed {
+            domain,
+            upstream_token,
+        })
     }
 }
 
@@ -180,10 +199,18 @@ mod tests {
         let s = sealer();
         let sealed = s.seal("tenant-a", UPSTREAM);
         assert!(sealed.starts_with("sw1."));
-        assert!(sealed.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+        assert!(sealed
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
         assert!(!sealed.contains("upstream"));
         let opened = s.unseal(&sealed).unwrap();
-        assert_eq!(opened, Unsealed { domain: "tenant-a".into(), upstream_token: UPSTREAM.into() });
+        assert_eq!(
+            opened,
+            Unsealed {
+                domain: "tenant-a".into(),
+                upstream_token: UPSTREAM.into()
+            }
+        );
     }
 
     #[test]
@@ -223,11 +250,20 @@ mod tests {
     fn rotation_first_key_seals_all_keys_open() {
         let old = TokenSealer::new(vec![key("old", &"o".repeat(32))]);
         let token_from_old = old.seal("d", "t1");
-        let rotated = TokenSealer::new(vec![key("new", &"n".repeat(32)), key("old", &"o".repeat(32))]);
-        assert_eq!(rotated.unseal(&token_from_old).unwrap().upstream_token, "t1");
+        let rotated = TokenSealer::new(vec![
+            key("new", &"n".repeat(32)),
+            key("old", &"o".repeat(32)),
+        ]);
+        assert_eq!(
+            rotated.unseal(&token_from_old).unwrap().upstream_token,
+            "t1"
+        );
         let token_from_new = rotated.seal("d", "t2");
         assert_eq!(old.unseal(&token_from_new), Err(TokenError::UnknownKey));
-        assert_eq!(rotated.unseal(&token_from_new).unwrap().upstream_token, "t2");
+        assert_eq!(
+            rotated.unseal(&token_from_new).unwrap().upstream_token,
+            "t2"
+        );
     }
 
     #[test]

@@ -56,7 +56,10 @@ pub struct Service {
 impl Service {
     /// `arn:<partition>:swf:<region>:<account>:/domain/<name>`.
     pub fn domain_arn(&self, domain: &str) -> String {
-        format!("arn:{}:swf:{}:{}:/domain/{domain}", self.partition, self.region, self.account_id)
+        format!(
+            "arn:{}:swf:{}:{}:/domain/{domain}",
+            self.partition, self.region, self.account_id
+        )
     }
 }
 
@@ -100,7 +103,8 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
-        self.errors.push(Diagnostic::at(self.file, self.source, span.start, message));
+        self.errors
+            .push(Diagnostic::at(self.file, self.source, span.start, message));
     }
 
     /// Deserializes one section, recording its error (with span) on failure.
@@ -130,9 +134,15 @@ impl Ctx<'_> {
         file: &Option<Spanned<String>>,
         required: bool,
     ) -> Option<Secret> {
-        let given = [inline.is_some(), env.is_some(), file.is_some()].iter().filter(|g| **g).count();
+        let given = [inline.is_some(), env.is_some(), file.is_some()]
+            .iter()
+            .filter(|g| **g)
+            .count();
         if given > 1 {
-            self.error(owner, format!("give exactly one of `{key}`, `{key}_env` and `{key}_file`"));
+            self.error(
+                owner,
+                format!("give exactly one of `{key}`, `{key}_env` and `{key}_file`"),
+            );
             return None;
         }
         if let Some(v) = inline {
@@ -142,7 +152,13 @@ impl Ctx<'_> {
             return match std::env::var(name.get_ref()) {
                 Ok(v) if !v.is_empty() => Some(Secret::new(v)),
                 _ => {
-                    self.error(name.span(), format!("environment variable `{}` is not set or empty", name.get_ref()));
+                    self.error(
+                        name.span(),
+                        format!(
+                            "environment variable `{}` is not set or empty",
+                            name.get_ref()
+                        ),
+                    );
                     None
                 }
             };
@@ -154,25 +170,44 @@ impl Ctx<'_> {
                     Some(Secret::new(v.trim_end_matches(['\r', '\n'])))
                 }
                 Ok(_) => {
-                    self.error(path.span(), format!("secret file `{}` is empty", full.display()));
+                    self.error(
+                        path.span(),
+                        format!("secret file `{}` is empty", full.display()),
+                    );
                     None
                 }
                 Err(e) => {
-                    self.error(path.span(), format!("cannot read secret file `{}`: {e}", full.display()));
+                    self.error(
+                        path.span(),
+                        format!("cannot read secret file `{}`: {e}", full.display()),
+                    );
                     None
                 }
             };
         }
         if required {
-            self.error(owner, format!("one of `{key}`, `{key}_env` and `{key}_file` is required"));
+            self.error(
+                owner,
+                format!("one of `{key}`, `{key}_env` and `{key}_file` is required"),
+            );
         }
         None
     }
 
     fn socket_addr(&mut self, value: &Spanned<String>) -> Option<SocketAddr> {
-        value.get_ref().parse().map_err(|_| {
-            self.error(value.span(), format!("`{}` is not an address such as `127.0.0.1:8080`", value.get_ref()))
-        }).ok()
+        value
+            .get_ref()
+            .parse()
+            .map_err(|_| {
+                self.error(
+                    value.span(),
+                    format!(
+                        "`{}` is not an address such as `127.0.0.1:8080`",
+                        value.get_ref()
+                    ),
+                )
+            })
+            .ok()
     }
 
     fn existing_file(&mut self, value: &Spanned<String>) -> Option<PathBuf> {
@@ -180,7 +215,10 @@ impl Ctx<'_> {
         if path.is_file() {
             Some(path)
         } else {
-            self.error(value.span(), format!("file `{}` does not exist", path.display()));
+            self.error(
+                value.span(),
+                format!("file `{}` does not exist", path.display()),
+            );
             None
         }
     }
@@ -207,10 +245,19 @@ const REQUIRED: [&str; 4] = ["listen", "service", "upstream", "task_tokens"];
 
 /// Reads, parses and validates the configuration at `path`.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
-    let source = std::fs::read_to_string(path)
-        .map_err(|e| Diagnostics(vec![Diagnostic::file(path, format!("cannot read configuration: {e}"))]))?;
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic::file(
+            path,
+            format!("cannot read configuration: {e}"),
+        )])
+    })?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut ctx = Ctx { file: path, dir, source: &source, errors: Vec::new() };
+    let mut ctx = Ctx {
+        file: path,
+        dir,
+        source: &source,
+        errors: Vec::new(),
+    };
     let sections = read_sections(&mut ctx);
     let config = validate(&mut ctx, sections);
     match config {
@@ -242,7 +289,10 @@ fn read_sections(ctx: &mut Ctx<'_>) -> Sections {
             "group" | "principal" => {
                 let span = value.span();
                 let DeValue::Array(items) = value.into_inner() else {
-                    ctx.error(span, format!("`{name}` must be an array of tables: write `[[{name}]]`"));
+                    ctx.error(
+                        span,
+                        format!("`{name}` must be an array of tables: write `[[{name}]]`"),
+                    );
                     continue;
                 };
                 for item in items.iter().cloned() {
@@ -282,7 +332,10 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
     let limits = s.limits.unwrap_or_default();
     let max_body_bytes = usize::try_from(*limits.max_body_bytes.get_ref()).unwrap_or(usize::MAX);
     if max_body_bytes == 0 {
-        ctx.error(limits.max_body_bytes.span(), "`max_body_bytes` must be greater than 0");
+        ctx.error(
+            limits.max_body_bytes.span(),
+            "`max_body_bytes` must be greater than 0",
+        );
     }
 
     let policy_dir = ctx.relative(policies_raw.dir.get_ref());
@@ -291,11 +344,21 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
         ctx.errors.extend(errors);
         policies
     } else {
-        ctx.error(policies_raw.dir.span(), format!("policy folder `{}` does not exist", policy_dir.display()));
+        ctx.error(
+            policies_raw.dir.span(),
+            format!("policy folder `{}` does not exist", policy_dir.display()),
+        );
         BTreeMap::new()
     };
     let groups = groups(ctx, &s.groups, &policies);
-    let principals = principals(ctx, &s.principals, &groups, &policies, service.as_ref(), policies_raw.enforce);
+    let principals = principals(
+        ctx,
+        &s.principals,
+        &groups,
+        &policies,
+        service.as_ref(),
+        policies_raw.enforce,
+    );
 
     Some(Config {
         path: ctx.file.to_owned(),
@@ -318,7 +381,10 @@ fn listen(ctx: &mut Ctx<'_>, l: raw::Listen) -> Option<Listen> {
         (Some(c), Some(k)) => Some((ctx.existing_file(c), ctx.existing_file(k))),
         (None, None) => None,
         (Some(v), None) | (None, Some(v)) => {
-            ctx.error(v.span(), "`tls_cert` and `tls_key` go together: give both or neither");
+            ctx.error(
+                v.span(),
+                "`tls_cert` and `tls_key` go together: give both or neither",
+            );
             return None;
         }
     };
@@ -327,13 +393,22 @@ fn listen(ctx: &mut Ctx<'_>, l: raw::Listen) -> Option<Listen> {
         Some(_) => return None,
         None => None,
     };
-    Some(Listen { address: address?, tls })
+    Some(Listen {
+        address: address?,
+        tls,
+    })
 }
 
 fn service(ctx: &mut Ctx<'_>, v: raw::Service) -> Option<Service> {
     let mut ok = true;
     if !valid_region(v.region.get_ref()) {
-        ctx.error(v.region.span(), format!("`{}` is not a region name such as `us-east-1`", v.region.get_ref()));
+        ctx.error(
+            v.region.span(),
+            format!(
+                "`{}` is not a region name such as `us-east-1`",
+                v.region.get_ref()
+            ),
+        );
         ok = false;
     }
     let account = v.account_id.get_ref();
@@ -342,12 +417,18 @@ fn service(ctx: &mut Ctx<'_>, v: raw::Service) -> Option<Service> {
         ok = false;
     }
     if !valid_region(v.partition.get_ref()) {
-        ctx.error(v.partition.span(), "`partition` must be a partition name such as `aws`");
+        ctx.error(
+            v.partition.span(),
+            "`partition` must be a partition name such as `aws`",
+        );
         ok = false;
     }
     let skew = *v.max_clock_skew_seconds.get_ref();
     if skew == 0 || skew > 3600 {
-        ctx.error(v.max_clock_skew_seconds.span(), "`max_clock_skew_seconds` must be between 1 and 3600");
+        ctx.error(
+            v.max_clock_skew_seconds.span(),
+            "`max_clock_skew_seconds` must be between 1 and 3600",
+        );
         ok = false;
     }
     ok.then(|| Service {
@@ -359,7 +440,10 @@ fn service(ctx: &mut Ctx<'_>, v: raw::Service) -> Option<Service> {
 }
 
 fn valid_region(r: &str) -> bool {
-    !r.is_empty() && r.len() <= 64 && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    !r.is_empty()
+        && r.len() <= 64
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn upstream(ctx: &mut Ctx<'_>, u: raw::Upstream, service: Option<&Service>) -> Option<Upstream> {
@@ -374,12 +458,32 @@ fn upstream(ctx: &mut Ctx<'_>, u: raw::Upstream, service: Option<&Service>) -> O
             Some(uri)
         }
         _ => {
-            ctx.error(u.endpoint.span(), format!("`{}` is not an endpoint such as `https://swf.us-east-1.amazonaws.com`", u.endpoint.get_ref()));
+            ctx.error(
+                u.endpoint.span(),
+                format!(
+                    "`{}` is not an endpoint such as `https://swf.us-east-1.amazonaws.com`",
+                    u.endpoint.get_ref()
+                ),
+            );
             None
         }
     };
-    let secret = ctx.secret(owner.clone(), "secret_access_key", &u.secret_access_key, &u.secret_access_key_env, &u.secret_access_key_file, true);
-    let session_token = ctx.secret(owner, "session_token", &u.session_token, &u.session_token_env, &u.session_token_file, false);
+    let secret = ctx.secret(
+        owner.clone(),
+        "secret_access_key",
+        &u.secret_access_key,
+        &u.secret_access_key_env,
+        &u.secret_access_key_file,
+        true,
+    );
+    let session_token = ctx.secret(
+        owner,
+        "session_token",
+        &u.session_token,
+        &u.session_token_env,
+        &u.session_token_file,
+        false,
+    );
     let ca_file = u.ca_file.as_ref().and_then(|c| ctx.existing_file(c));
     if u.ca_file.is_some() && ca_file.is_none() {
         return None;
@@ -414,7 +518,10 @@ fn task_tokens(ctx: &mut Ctx<'_>, t: raw::TaskTokens) -> Option<Vec<(String, Sec
         ctx.error(t.unsealed.span(), format!("`unsealed` must be \"deny\", not `{}`: a token the proxy did not seal names no domain to authorize", t.unsealed.get_ref()));
     }
     if t.keys.get_ref().is_empty() {
-        ctx.error(t.keys.span(), "`keys` needs at least one key: the first seals, all open");
+        ctx.error(
+            t.keys.span(),
+            "`keys` needs at least one key: the first seals, all open",
+        );
         return None;
     }
     let mut keys = Vec::new();
@@ -424,16 +531,32 @@ fn task_tokens(ctx: &mut Ctx<'_>, t: raw::TaskTokens) -> Option<Vec<(String, Sec
         let k = key.get_ref();
         let id = k.id.get_ref();
         if !tokens::valid_key_id(id) {
-            ctx.error(k.id.span(), format!("key id `{id}` must be 1 to 32 of A-Z a-z 0-9 _ -"));
+            ctx.error(
+                k.id.span(),
+                format!("key id `{id}` must be 1 to 32 of A-Z a-z 0-9 _ -"),
+            );
             ok = false;
         } else if !seen.insert(id.clone()) {
             ctx.error(k.id.span(), format!("key id `{id}` is used twice"));
             ok = false;
         }
-        match ctx.secret(key.span(), "secret", &k.secret, &k.secret_env, &k.secret_file, true) {
+        match ctx.secret(
+            key.span(),
+            "secret",
+            &k.secret,
+            &k.secret_env,
+            &k.secret_file,
+            true,
+        ) {
             Some(s) if s.expose().len() >= tokens::MIN_SECRET_LEN => keys.push((id.clone(), s)),
             Some(_) => {
-                ctx.error(key.span(), format!("task token key `{id}` must be at least {} bytes", tokens::MIN_SECRET_LEN));
+                ctx.error(
+                    key.span(),
+                    format!(
+                        "task token key `{id}` must be at least {} bytes",
+                        tokens::MIN_SECRET_LEN
+                    ),
+                );
                 ok = false;
             }
             None => ok = false,
@@ -451,7 +574,13 @@ fn policy_refs(
     for name in names {
         match policies.get(name.get_ref()) {
             Some(p) => set.add(p.clone()),
-            None => ctx.error(name.span(), format!("unknown policy `{}`: no such file in the policy folder", name.get_ref())),
+            None => ctx.error(
+                name.span(),
+                format!(
+                    "unknown policy `{}`: no such file in the policy folder",
+                    name.get_ref()
+                ),
+            ),
         }
     }
 }
@@ -466,7 +595,10 @@ fn groups(
         let mut set = PolicySet::default();
         policy_refs(ctx, &g.policies, policies, &mut set);
         if out.insert(g.name.get_ref().clone(), set).is_some() {
-            ctx.error(g.name.span(), format!("group `{}` is defined twice", g.name.get_ref()));
+            ctx.error(
+                g.name.span(),
+                format!("group `{}` is defined twice", g.name.get_ref()),
+            );
         }
     }
     out
@@ -485,18 +617,42 @@ fn principals(
     let mut keys = BTreeSet::new();
     for p in raw {
         let name = p.name.get_ref();
-        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b)) {
-            ctx.error(p.name.span(), format!("principal name `{name}` must be 1 to 64 of A-Z a-z 0-9 + = , . @ _ -"));
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+        {
+            ctx.error(
+                p.name.span(),
+                format!("principal name `{name}` must be 1 to 64 of A-Z a-z 0-9 + = , . @ _ -"),
+            );
         } else if !names.insert(name.clone()) {
-            ctx.error(p.name.span(), format!("principal `{name}` is defined twice"));
+            ctx.error(
+                p.name.span(),
+                format!("principal `{name}` is defined twice"),
+            );
         }
         let akid = p.access_key_id.get_ref();
         if akid.len() < 16 || akid.len() > 128 || !akid.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            ctx.error(p.access_key_id.span(), "`access_key_id` must be 16 to 128 letters and digits");
+            ctx.error(
+                p.access_key_id.span(),
+                "`access_key_id` must be 16 to 128 letters and digits",
+            );
         } else if !keys.insert(akid.clone()) {
-            ctx.error(p.access_key_id.span(), format!("access key `{akid}` is given to two principals"));
+            ctx.error(
+                p.access_key_id.span(),
+                format!("access key `{akid}` is given to two principals"),
+            );
         }
-        let secret = ctx.secret(p.name.span(), "secret_access_key", &p.secret_access_key, &p.secret_access_key_env, &p.secret_access_key_file, true);
+        let secret = ctx.secret(
+            p.name.span(),
+            "secret_access_key",
+            &p.secret_access_key,
+            &p.secret_access_key_env,
+            &p.secret_access_key_file,
+            true,
+        );
         let mut set = PolicySet::default();
         policy_refs(ctx, &p.policies, policies, &mut set);
         for g in &p.groups {

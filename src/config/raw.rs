@@ -97,7 +97,10 @@ fn default_audit_path() -> Spanned<String> {
 
 impl Default for Audit {
     fn default() -> Self {
-        Audit { path: default_audit_path(), include_allowed: false }
+        Audit {
+            path: default_audit_path(),
+            include_allowed: false,
+        }
     }
 }
 
@@ -126,7 +129,10 @@ fn default_true() -> bool {
 
 impl Default for Policies {
     fn default() -> Self {
-        Policies { dir: default_policy_dir(), enforce: true }
+        Policies {
+            dir: default_policy_dir(),
+            enforce: true,
+        }
     }
 }
 
@@ -144,7 +150,9 @@ fn default_max_body() -> Spanned<u64> {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body_bytes: default_max_body() }
+        Limits {
+            max_body_bytes: default_max_body(),
+        }
     }
 }
 

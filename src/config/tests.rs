@@ -1,0 +1,213 @@
+//! Configuration tests: the shipped example loads, and a broken file reports every error with
+//! its line.
+
+use super::*;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn shipped_example_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let config = load(&path).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(config.principals.len(), 2);
+    assert_eq!(
+        config.service.domain_arn("x"),
+        "arn:aws:swf:us-east-1:123456789012:/domain/x"
+    );
+    let a = &config.principals[0];
+    assert_eq!(a.arn, "arn:aws:iam::123456789012:user/tenant-a-worker");
+    let names: Vec<&str> = a.policies.policy_names().collect();
+    assert_eq!(names, ["tenant-a", "guardrails"]);
+    assert_eq!(config.token_keys[0].0, "k1");
+    assert_eq!(config.upstream.timeout, Duration::from_secs(75));
+}
+
+const POLICY: &str = "[[Statement]]\nEffect = \"Allow\"\nAction = \"swf:*\"\nResource = \"*\"\n";
+
+const BROKEN: &str = r#"[listen]
+address = "127.0.0.1:8080"
+adress = "typo"
+
+[service]
+region = "us-east-1"
+account_id = "123"
+
+[upstream]
+endpoint = "http://127.0.0.1:5000"
+access_key_id = "AKIDUPSTREAM"
+secret_access_key = "inline"
+secret_access_key_env = "ALSO_ENV"
+
+[task_tokens]
+keys = [{ id = "k1", secret_file = "missing-key-file" }]
+
+[policies]
+dir = "policies"
+
+[[group]]
+name = "workers"
+policies = ["no-such-policy"]
+
+[[principal]]
+name = "a"
+access_key_id = "AKIATENANTA000000001"
+secret_access_key_env = "SWF_WARDEN_TEST_UNSET_VARIABLE"
+groups = ["no-such-group"]
+policies = ["allow"]
+
+[[principal]]
+name = "b"
+access_key_id = "AKIATENANTA000000001"
+secret_access_key = "s"
+colour = "blue"
+
+[[principal]]
+name = "c"
+access_key_id = "AKIATENANTC000000001"
+secret_access_key = "s"
+
+[surprise]
+x = 1
+"#;
+
+#[test]
+fn broken_config_reports_every_error_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    write(&dir.path().join("policies"), "allow.toml", POLICY);
+    let path = write(dir.path(), "c.toml", BROKEN);
+    let errors = load(&path).unwrap_err().0;
+    let at = |needle: &str| -> usize {
+        errors
+            .iter()
+            .find(|d| d.message.contains(needle))
+            .unwrap_or_else(|| panic!("no error mentions {needle:?}: {errors:#?}"))
+            .line
+    };
+    assert_eq!(at("unknown field `adress`"), 3);
+    assert_eq!(at("12 digits"), 7);
+    assert_eq!(at("give exactly one of `secret_access_key`"), 11);
+    assert_eq!(at("missing-key-file"), 16);
+    assert_eq!(at("unknown policy `no-such-policy`"), 23);
+    assert_eq!(at("SWF_WARDEN_TEST_UNSET_VARIABLE"), 28);
+    assert_eq!(at("unknown group `no-such-group`"), 29);
+    assert_eq!(at("unknown field `colour`"), 36);
+    assert_eq!(at("unknown section `surprise`"), 43);
+    assert!(errors.iter().all(|d| d.file == path));
+    // The duplicate key is reported on the second principal, whose other error (`colour`)
+    // stops its section; a third principal with a valid duplicate is caught:
+    let dup = BROKEN
+        .replace("colour = \"blue\"\n", "")
+        .replace("AKIATENANTC000000001", "AKIATENANTA000000001");
+    let path = write(dir.path(), "d.toml", &dup);
+    let errors = load(&path).unwrap_err().0;
+    let dups: Vec<_> = errors
+        .iter()
+        .filter(|d| d.message.contains("given to two principals"))
+        .collect();
+    assert_eq!(dups.len(), 2, "{errors:#?}");
+    assert_eq!(dups[0].line, 34);
+}
+
+#[test]
+fn missing_sections_and_bad_policies_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    write(
+        &dir.path().join("policies"),
+        "bad.json",
+        "{\"Statement\": [{\"Effect\": \"Maybe\", \"Action\": \"*\", \"Resource\": \"*\"}]}",
+    );
+    let path = write(dir.path(), "c.toml", "[listen]\naddress = \"nowhere\"\n");
+    let errors = load(&path).unwrap_err().0;
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    for needle in [
+        "`[service]`",
+        "`[upstream]`",
+        "`[task_tokens]`",
+        "not an address",
+        "bad.json:1:",
+        "`Effect` must be",
+    ] {
+        assert!(
+            text.iter().any(|t| t.contains(needle)),
+            "{needle}: {text:#?}"
+        );
+    }
+}
+
+#[test]
+fn secrets_from_env_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    write(dir.path(), "upstream.secret", "from-file\n");
+    write(dir.path(), "token.key", &"k".repeat(40));
+    // SAFETY of the test: the variable name is unique to this test.
+    std::env::set_var("SWF_WARDEN_TEST_TENANT_SECRET", "from-env");
+    let text = r#"
+[listen]
+address = "127.0.0.1:0"
+[service]
+region = "eu-west-1"
+account_id = "123456789012"
+[upstream]
+endpoint = "https://swf.eu-west-1.amazonaws.com"
+access_key_id = "AKIDUPSTREAM"
+secret_access_key_file = "upstream.secret"
+[task_tokens]
+keys = [{ id = "new", secret_file = "token.key" }, { id = "old", secret = "oooooooooooooooooooooooooooooooooooo" }]
+[[principal]]
+name = "a"
+access_key_id = "AKIATENANTA000000001"
+secret_access_key_env = "SWF_WARDEN_TEST_TENANT_SECRET"
+"#;
+    let config = load(&write(dir.path(), "c.toml", text)).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(config.upstream.secret_access_key.expose(), "from-file");
+    assert_eq!(config.upstream.region, "eu-west-1");
+    assert_eq!(config.principals[0].secret_access_key.expose(), "from-env");
+    assert_eq!(config.token_keys.len(), 2);
+    assert_eq!(config.token_keys[0].0, "new");
+    assert!(config.audit.path.is_none());
+    // Debug output of the whole config never shows a secret.
+    let debug = format!("{config:?}");
+    assert!(
+        !debug.contains("from-file") && !debug.contains("from-env") && !debug.contains("ooooo")
+    );
+}
+
+#[test]
+fn short_token_keys_and_unsupported_unsealed_mode_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    let text = r#"
+[listen]
+address = "127.0.0.1:0"
+[service]
+region = "us-east-1"
+account_id = "123456789012"
+[upstream]
+endpoint = "ftp://example"
+access_key_id = "AKIDUPSTREAM"
+secret_access_key = "x"
+[task_tokens]
+keys = [{ id = "k.1", secret = "short" }]
+unsealed = "allow"
+"#;
+    let errors = load(&write(dir.path(), "c.toml", text)).unwrap_err().0;
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    for needle in [
+        "not an endpoint",
+        "key id `k.1`",
+        "at least 32 bytes",
+        "`unsealed` must be",
+    ] {
+        assert!(
+            text.iter().any(|t| t.contains(needle)),
+            "{needle}: {text:#?}"
+        );
+    }
+}

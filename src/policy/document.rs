@@ -114,7 +114,10 @@ impl TryFrom<RawStatement> for Statement {
     type Error = String;
 
     fn try_from(raw: RawStatement) -> Result<Statement, String> {
-        let sid = raw.sid.as_deref().map_or(String::new(), |s| format!(" `{s}`"));
+        let sid = raw
+            .sid
+            .as_deref()
+            .map_or(String::new(), |s| format!(" `{s}`"));
         if raw.principal.is_some() || raw.not_principal.is_some() {
             return Err(format!(
                 "statement{sid}: identity-based policies must not name a `Principal`; the principal is whoever the policy is attached to"
@@ -128,7 +131,11 @@ impl TryFrom<RawStatement> for Statement {
         let effect = match raw.effect.as_str() {
             "Allow" => Effect::Allow,
             "Deny" => Effect::Deny,
-            other => return Err(format!("statement{sid}: `Effect` must be \"Allow\" or \"Deny\", not `{other}`")),
+            other => {
+                return Err(format!(
+                    "statement{sid}: `Effect` must be \"Allow\" or \"Deny\", not `{other}`"
+                ))
+            }
         };
         let action = exactly_one(&sid, "Action", raw.action, raw.not_action)?;
         for a in &action.patterns {
@@ -138,7 +145,13 @@ impl TryFrom<RawStatement> for Statement {
         for r in &resource.patterns {
             check_resource(r).map_err(|e| format!("statement{sid}: {e}"))?;
         }
-        Ok(Statement { sid: raw.sid, effect, action, resource, line: 0 })
+        Ok(Statement {
+            sid: raw.sid,
+            effect,
+            action,
+            resource,
+            line: 0,
+        })
     }
 }
 
@@ -149,15 +162,29 @@ fn exactly_one(
     negated: Option<OneOrMany<String>>,
 ) -> Result<Patterns, String> {
     let patterns = match (plain, negated) {
-        (Some(p), None) => Patterns { negated: false, patterns: p.into_vec() },
-        (None, Some(n)) => Patterns { negated: true, patterns: n.into_vec() },
+        (Some(p), None) => Patterns {
+            negated: false,
+            patterns: p.into_vec(),
+        },
+        (None, Some(n)) => Patterns {
+            negated: true,
+            patterns: n.into_vec(),
+        },
         (Some(_), Some(_)) => {
-            return Err(format!("statement{sid}: give either `{element}` or `Not{element}`, not both"))
+            return Err(format!(
+                "statement{sid}: give either `{element}` or `Not{element}`, not both"
+            ))
         }
-        (None, None) => return Err(format!("statement{sid}: `{element}` or `Not{element}` is required")),
+        (None, None) => {
+            return Err(format!(
+                "statement{sid}: `{element}` or `Not{element}` is required"
+            ))
+        }
     };
     if patterns.patterns.is_empty() {
-        return Err(format!("statement{sid}: `{element}` must not be an empty list"));
+        return Err(format!(
+            "statement{sid}: `{element}` must not be an empty list"
+        ));
     }
     Ok(patterns)
 }
@@ -191,7 +218,9 @@ fn check_version(version: Option<String>) -> Result<String, String> {
     match version.as_deref() {
         None => Ok(DEFAULT_VERSION.to_owned()),
         Some("2012-10-17") | Some("2008-10-17") => Ok(version.unwrap_or_default()),
-        Some(other) => Err(format!("`Version` must be \"2012-10-17\" or \"2008-10-17\", not `{other}`")),
+        Some(other) => Err(format!(
+            "`Version` must be \"2012-10-17\" or \"2008-10-17\", not `{other}`"
+        )),
     }
 }
 
@@ -247,14 +276,18 @@ pub fn parse_toml(path: &Path, source: &str) -> Result<Document, Diagnostic> {
         st.line = crate::diag::line_col(source, span.start).0;
         statements.push(st);
     }
-    Ok(Document { version, statements })
+    Ok(Document {
+        version,
+        statements,
+    })
 }
 
 /// Parses an IAM JSON policy document. Statement lines are found by scanning for each
 /// statement object's opening brace, since serde_json keeps no spans.
 pub fn parse_json(path: &Path, source: &str) -> Result<Document, Diagnostic> {
-    let doc: JsonDocument = serde_json::from_str(source)
-        .map_err(|e| Diagnostic::line_col(path, e.line(), e.column(), strip_position(&e.to_string())))?;
+    let doc: JsonDocument = serde_json::from_str(source).map_err(|e| {
+        Diagnostic::line_col(path, e.line(), e.column(), strip_position(&e.to_string()))
+    })?;
     let version = check_version(doc.version).map_err(|m| Diagnostic::at(path, source, 0, m))?;
     let lines = statement_lines(source);
     let statements = doc
@@ -268,7 +301,10 @@ pub fn parse_json(path: &Path, source: &str) -> Result<Document, Diagnostic> {
             st
         })
         .collect();
-    Ok(Document { version, statements })
+    Ok(Document {
+        version,
+        statements,
+    })
 }
 
 fn strip_position(message: &str) -> String {
@@ -397,23 +433,57 @@ NotResource = ["arn:aws:swf:*:123456789012:/domain/tenant-a"]
 
         let json = "{\n\"Statement\": [\n{\"Effect\": \"Allow\", \"Action\": \"*\", \"Resource\": \"*\",\n \"Condition\": {\"Bool\": {\"aws:SecureTransport\": \"true\"}}}]}";
         let err = parse_json(Path::new("p.json"), json).unwrap_err();
-        assert!(err.message.contains("`Condition` is not supported"), "{}", err.message);
+        assert!(
+            err.message.contains("`Condition` is not supported"),
+            "{}",
+            err.message
+        );
         assert_eq!(err.line, 4);
     }
 
     #[test]
     fn refuses_invalid_statements() {
         let cases = [
-            (r#"{"Statement":[{"Effect":"Allow","Action":"*","NotAction":"*","Resource":"*"}]}"#, "not both"),
-            (r#"{"Statement":[{"Effect":"Allow","Resource":"*"}]}"#, "is required"),
-            (r#"{"Statement":[{"Effect":"Allow","Action":"*"}]}"#, "is required"),
-            (r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"arn:aws:swf:*"}]}"#, "must be `*` or an ARN"),
-            (r#"{"Statement":[{"Effect":"Allow","Action":"PollForActivityTask","Resource":"*"}]}"#, "service:Action"),
-            (r#"{"Statement":[{"Effect":"Allow","Action":[],"Resource":"*"}]}"#, "empty list"),
-            (r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#, "Principal"),
-            (r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Extra":1}]}"#, "unknown field"),
-            (r#"{"Version":"2020-01-01","Statement":[]}"#, "`Version` must be"),
-            (r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}],"Statement2":1}"#, "unknown field"),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"*","NotAction":"*","Resource":"*"}]}"#,
+                "not both",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Resource":"*"}]}"#,
+                "is required",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"*"}]}"#,
+                "is required",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"arn:aws:swf:*"}]}"#,
+                "must be `*` or an ARN",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"PollForActivityTask","Resource":"*"}]}"#,
+                "service:Action",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":[],"Resource":"*"}]}"#,
+                "empty list",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#,
+                "Principal",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Extra":1}]}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"Version":"2020-01-01","Statement":[]}"#,
+                "`Version` must be",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}],"Statement2":1}"#,
+                "unknown field",
+            ),
         ];
         for (src, expected) in cases {
             let err = parse_json(Path::new("p.json"), src).unwrap_err();

@@ -100,7 +100,9 @@ impl ResourcePattern {
             ResourcePattern::Any => true,
             ResourcePattern::Arn(segments) => {
                 let mut parts = resource.splitn(6, ':');
-                segments.iter().all(|s| parts.next().is_some_and(|p| s.matches(p)))
+                segments
+                    .iter()
+                    .all(|s| parts.next().is_some_and(|p| s.matches(p)))
             }
         }
     }
@@ -117,7 +119,11 @@ fn action_bits(actions: &Patterns) -> u64 {
     let mut bits = 0u64;
     for op in Operation::ALL {
         let action = op.iam_action().to_ascii_lowercase();
-        if actions.patterns.iter().any(|p| wildcard::matches(&p.to_ascii_lowercase(), &action)) {
+        if actions
+            .patterns
+            .iter()
+            .any(|p| wildcard::matches(&p.to_ascii_lowercase(), &action))
+        {
             bits |= 1 << op.index();
         }
     }
@@ -144,7 +150,12 @@ impl Policy {
                 actions: action_bits(&s.action),
                 resources: ResourceMatcher {
                     negated: s.resource.negated,
-                    patterns: s.resource.patterns.iter().map(|p| ResourcePattern::new(p)).collect(),
+                    patterns: s
+                        .resource
+                        .patterns
+                        .iter()
+                        .map(|p| ResourcePattern::new(p))
+                        .collect(),
                 },
                 origin: StatementRef {
                     policy: name.clone(),
@@ -154,7 +165,12 @@ impl Policy {
                 },
             })
             .collect();
-        Policy { name, path: path.to_owned(), document, compiled }
+        Policy {
+            name,
+            path: path.to_owned(),
+            document,
+            compiled,
+        }
     }
 }
 
@@ -165,7 +181,10 @@ pub fn load_dir(dir: &Path) -> (BTreeMap<String, Arc<Policy>>, Vec<Diagnostic>) 
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            errors.push(Diagnostic::file(dir, format!("cannot read the policy folder: {e}")));
+            errors.push(Diagnostic::file(
+                dir,
+                format!("cannot read the policy folder: {e}"),
+            ));
             return (policies, errors);
         }
     };
@@ -177,13 +196,19 @@ pub fn load_dir(dir: &Path) -> (BTreeMap<String, Arc<Policy>>, Vec<Diagnostic>) 
             continue;
         }
         let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
-            errors.push(Diagnostic::file(&path, "policy file names must be valid UTF-8"));
+            errors.push(Diagnostic::file(
+                &path,
+                "policy file names must be valid UTF-8",
+            ));
             continue;
         };
         match load_file(&path) {
             Ok(doc) => {
                 if policies.contains_key(&name) {
-                    errors.push(Diagnostic::file(&path, format!("a policy named `{name}` is already defined by another file")));
+                    errors.push(Diagnostic::file(
+                        &path,
+                        format!("a policy named `{name}` is already defined by another file"),
+                    ));
                 } else {
                     policies.insert(name.clone(), Arc::new(Policy::new(&name, &path, doc)));
                 }
@@ -267,11 +292,20 @@ impl PolicySet {
             }
         }
         if !denies.is_empty() {
-            Decision { kind: DecisionKind::ExplicitDeny, statements: denies }
+            Decision {
+                kind: DecisionKind::ExplicitDeny,
+                statements: denies,
+            }
         } else if !allows.is_empty() {
-            Decision { kind: DecisionKind::Allowed, statements: allows }
+            Decision {
+                kind: DecisionKind::Allowed,
+                statements: allows,
+            }
         } else {
-            Decision { kind: DecisionKind::ImplicitDeny, statements: Vec::new() }
+            Decision {
+                kind: DecisionKind::ImplicitDeny,
+                statements: Vec::new(),
+            }
         }
     }
 }
@@ -306,14 +340,22 @@ pub fn authorize(
 ) -> Result<Permit, (Decision, String)> {
     let decision = policies.evaluate(op, resource);
     if decision.kind == DecisionKind::Allowed {
-        return Ok(Permit { decision, shadowed: false });
+        return Ok(Permit {
+            decision,
+            shadowed: false,
+        });
     }
     if !enforce {
-        return Ok(Permit { decision, shadowed: true });
+        return Ok(Permit {
+            decision,
+            shadowed: true,
+        });
     }
     let action = op.iam_action();
     let reason = match decision.kind {
-        DecisionKind::ExplicitDeny => "with an explicit deny in an identity-based policy".to_owned(),
+        DecisionKind::ExplicitDeny => {
+            "with an explicit deny in an identity-based policy".to_owned()
+        }
         _ => format!("because no identity-based policy allows the {action} action"),
     };
     let message = format!("User: {principal_arn} is not authorized to perform: {action} on resource: {resource} {reason}");

@@ -29,31 +29,66 @@ fn kind(s: &PolicySet, op: Operation, resource: &str) -> DecisionKind {
 
 #[test]
 fn allow_only_what_is_granted() {
-    let p = policy("a", &statement("Allow", r#"["swf:PollForActivityTask", "swf:RecordActivityTaskHeartbeat"]"#, &format!("\"{A}\"")));
+    let p = policy(
+        "a",
+        &statement(
+            "Allow",
+            r#"["swf:PollForActivityTask", "swf:RecordActivityTaskHeartbeat"]"#,
+            &format!("\"{A}\""),
+        ),
+    );
     let s = set(&[p]);
-    assert_eq!(kind(&s, Operation::PollForActivityTask, A), DecisionKind::Allowed);
-    assert_eq!(kind(&s, Operation::RecordActivityTaskHeartbeat, A), DecisionKind::Allowed);
-    assert_eq!(kind(&s, Operation::PollForActivityTask, B), DecisionKind::ImplicitDeny);
-    assert_eq!(kind(&s, Operation::TerminateWorkflowExecution, A), DecisionKind::ImplicitDeny);
+    assert_eq!(
+        kind(&s, Operation::PollForActivityTask, A),
+        DecisionKind::Allowed
+    );
+    assert_eq!(
+        kind(&s, Operation::RecordActivityTaskHeartbeat, A),
+        DecisionKind::Allowed
+    );
+    assert_eq!(
+        kind(&s, Operation::PollForActivityTask, B),
+        DecisionKind::ImplicitDeny
+    );
+    assert_eq!(
+        kind(&s, Operation::TerminateWorkflowExecution, A),
+        DecisionKind::ImplicitDeny
+    );
 }
 
 #[test]
 fn explicit_deny_beats_allow_in_any_order() {
     let allow = policy("allow", &statement("Allow", "\"swf:*\"", "\"*\""));
-    let deny = policy("deny", &statement("Deny", "\"swf:TerminateWorkflowExecution\"", "\"*\""));
-    for order in [vec![allow.clone(), deny.clone()], vec![deny.clone(), allow.clone()]] {
+    let deny = policy(
+        "deny",
+        &statement("Deny", "\"swf:TerminateWorkflowExecution\"", "\"*\""),
+    );
+    for order in [
+        vec![allow.clone(), deny.clone()],
+        vec![deny.clone(), allow.clone()],
+    ] {
         let s = set(&order);
         let d = s.evaluate(Operation::TerminateWorkflowExecution, A);
         assert_eq!(d.kind, DecisionKind::ExplicitDeny);
         assert_eq!(d.statements.len(), 1);
         assert_eq!(&*d.statements[0].policy, "deny");
-        assert_eq!(kind(&s, Operation::PollForActivityTask, A), DecisionKind::Allowed);
+        assert_eq!(
+            kind(&s, Operation::PollForActivityTask, A),
+            DecisionKind::Allowed
+        );
     }
 }
 
 #[test]
 fn actions_are_case_insensitive_with_wildcards() {
-    let s = set(&[policy("p", &statement("Allow", r#"["SWF:respondactivitytask*", "swf:Poll?orDecisionTask"]"#, "\"*\""))]);
+    let s = set(&[policy(
+        "p",
+        &statement(
+            "Allow",
+            r#"["SWF:respondactivitytask*", "swf:Poll?orDecisionTask"]"#,
+            "\"*\"",
+        ),
+    )]);
     for op in [
         Operation::RespondActivityTaskCompleted,
         Operation::RespondActivityTaskFailed,
@@ -62,55 +97,137 @@ fn actions_are_case_insensitive_with_wildcards() {
     ] {
         assert_eq!(kind(&s, op, A), DecisionKind::Allowed, "{op:?}");
     }
-    assert_eq!(kind(&s, Operation::RespondDecisionTaskCompleted, A), DecisionKind::ImplicitDeny);
-    assert_eq!(kind(&s, Operation::PollForActivityTask, A), DecisionKind::ImplicitDeny);
+    assert_eq!(
+        kind(&s, Operation::RespondDecisionTaskCompleted, A),
+        DecisionKind::ImplicitDeny
+    );
+    assert_eq!(
+        kind(&s, Operation::PollForActivityTask, A),
+        DecisionKind::ImplicitDeny
+    );
 }
 
 #[test]
 fn other_services_and_star() {
-    let s = set(&[policy("p", &statement("Allow", r#"["s3:*", "ec2:Describe*"]"#, "\"*\""))]);
-    assert_eq!(kind(&s, Operation::ListDomains, A), DecisionKind::ImplicitDeny);
+    let s = set(&[policy(
+        "p",
+        &statement("Allow", r#"["s3:*", "ec2:Describe*"]"#, "\"*\""),
+    )]);
+    assert_eq!(
+        kind(&s, Operation::ListDomains, A),
+        DecisionKind::ImplicitDeny
+    );
     let s = set(&[policy("p", &statement("Allow", "\"*\"", "\"*\""))]);
     assert_eq!(kind(&s, Operation::ListDomains, A), DecisionKind::Allowed);
 }
 
 #[test]
 fn resources_are_case_sensitive_and_matched_per_segment() {
-    let s = set(&[policy("p", &statement("Allow", "\"swf:*\"", "\"arn:aws:swf:*:123456789012:/domain/tenant-*\""))]);
+    let s = set(&[policy(
+        "p",
+        &statement(
+            "Allow",
+            "\"swf:*\"",
+            "\"arn:aws:swf:*:123456789012:/domain/tenant-*\"",
+        ),
+    )]);
     assert_eq!(kind(&s, Operation::ListDomains, A), DecisionKind::Allowed);
-    assert_eq!(kind(&s, Operation::ListDomains, "arn:aws:swf:eu-west-1:123456789012:/domain/tenant-z"), DecisionKind::Allowed);
-    assert_eq!(kind(&s, Operation::ListDomains, "arn:aws:swf:us-east-1:123456789012:/domain/Tenant-a"), DecisionKind::ImplicitDeny);
+    assert_eq!(
+        kind(
+            &s,
+            Operation::ListDomains,
+            "arn:aws:swf:eu-west-1:123456789012:/domain/tenant-z"
+        ),
+        DecisionKind::Allowed
+    );
+    assert_eq!(
+        kind(
+            &s,
+            Operation::ListDomains,
+            "arn:aws:swf:us-east-1:123456789012:/domain/Tenant-a"
+        ),
+        DecisionKind::ImplicitDeny
+    );
     // `*` in the region segment must not swallow the account segment.
-    assert_eq!(kind(&s, Operation::ListDomains, "arn:aws:swf:us-east-1:999999999999:/domain/tenant-a"), DecisionKind::ImplicitDeny);
+    assert_eq!(
+        kind(
+            &s,
+            Operation::ListDomains,
+            "arn:aws:swf:us-east-1:999999999999:/domain/tenant-a"
+        ),
+        DecisionKind::ImplicitDeny
+    );
     // Five segments only is refused at load; a six-segment pattern whose last is `*` matches.
     let five = statement("Allow", "\"swf:*\"", "\"arn:aws:swf:us-east-1:*\"");
     assert!(document::parse_toml(Path::new("p.toml"), &five).is_err());
-    let s2 = set(&[policy("q", &statement("Allow", "\"swf:*\"", "\"arn:aws:swf:us-east-1:*:*\""))]);
+    let s2 = set(&[policy(
+        "q",
+        &statement("Allow", "\"swf:*\"", "\"arn:aws:swf:us-east-1:*:*\""),
+    )]);
     assert_eq!(kind(&s2, Operation::ListDomains, A), DecisionKind::Allowed);
 }
 
 #[test]
 fn star_in_last_segment_crosses_slashes_and_colons() {
-    let s = set(&[policy("p", &statement("Allow", "\"swf:*\"", "\"arn:aws:swf:us-east-1:123456789012:/domain/*\""))]);
-    assert_eq!(kind(&s, Operation::ListDomains, "arn:aws:swf:us-east-1:123456789012:/domain/a/b:c"), DecisionKind::Allowed);
-    assert_eq!(kind(&s, Operation::ListDomains, "arn:aws:swf:us-east-1:123456789012:/other/a"), DecisionKind::ImplicitDeny);
+    let s = set(&[policy(
+        "p",
+        &statement(
+            "Allow",
+            "\"swf:*\"",
+            "\"arn:aws:swf:us-east-1:123456789012:/domain/*\"",
+        ),
+    )]);
+    assert_eq!(
+        kind(
+            &s,
+            Operation::ListDomains,
+            "arn:aws:swf:us-east-1:123456789012:/domain/a/b:c"
+        ),
+        DecisionKind::Allowed
+    );
+    assert_eq!(
+        kind(
+            &s,
+            Operation::ListDomains,
+            "arn:aws:swf:us-east-1:123456789012:/other/a"
+        ),
+        DecisionKind::ImplicitDeny
+    );
 }
 
 #[test]
 fn resource_that_is_not_an_arn_matches_only_star() {
-    let s = set(&[policy("p", &statement("Allow", "\"swf:*\"", &format!("\"{A}\"")))]);
-    assert_eq!(kind(&s, Operation::TagResource, "not-an-arn"), DecisionKind::ImplicitDeny);
+    let s = set(&[policy(
+        "p",
+        &statement("Allow", "\"swf:*\"", &format!("\"{A}\"")),
+    )]);
+    assert_eq!(
+        kind(&s, Operation::TagResource, "not-an-arn"),
+        DecisionKind::ImplicitDeny
+    );
     let s = set(&[policy("p", &statement("Allow", "\"swf:*\"", "\"*\""))]);
-    assert_eq!(kind(&s, Operation::TagResource, "not-an-arn"), DecisionKind::Allowed);
+    assert_eq!(
+        kind(&s, Operation::TagResource, "not-an-arn"),
+        DecisionKind::Allowed
+    );
 }
 
 #[test]
 fn not_action_and_not_resource() {
     let doc = format!("[[Statement]]\nEffect = \"Allow\"\nNotAction = \"swf:Terminate*\"\nNotResource = \"{B}\"\n");
     let s = set(&[policy("p", &doc)]);
-    assert_eq!(kind(&s, Operation::PollForActivityTask, A), DecisionKind::Allowed);
-    assert_eq!(kind(&s, Operation::TerminateWorkflowExecution, A), DecisionKind::ImplicitDeny);
-    assert_eq!(kind(&s, Operation::PollForActivityTask, B), DecisionKind::ImplicitDeny);
+    assert_eq!(
+        kind(&s, Operation::PollForActivityTask, A),
+        DecisionKind::Allowed
+    );
+    assert_eq!(
+        kind(&s, Operation::TerminateWorkflowExecution, A),
+        DecisionKind::ImplicitDeny
+    );
+    assert_eq!(
+        kind(&s, Operation::PollForActivityTask, B),
+        DecisionKind::ImplicitDeny
+    );
 }
 
 #[test]
@@ -123,14 +240,20 @@ fn a_policy_shared_by_principal_and_group_counts_once() {
 
 #[test]
 fn authorize_builds_aws_denial_messages() {
-    let s = set(&[policy("deny", &statement("Deny", "\"swf:*\"", &format!("\"{B}\"")))]);
+    let s = set(&[policy(
+        "deny",
+        &statement("Deny", "\"swf:*\"", &format!("\"{B}\"")),
+    )]);
     let arn = "arn:aws:iam::123456789012:user/w";
     let (d, msg) = authorize(&s, arn, Operation::PollForActivityTask, A, true).unwrap_err();
     assert_eq!(d.kind, DecisionKind::ImplicitDeny);
     assert_eq!(msg, format!("User: {arn} is not authorized to perform: swf:PollForActivityTask on resource: {A} because no identity-based policy allows the swf:PollForActivityTask action"));
     let (d, msg) = authorize(&s, arn, Operation::PollForActivityTask, B, true).unwrap_err();
     assert_eq!(d.kind, DecisionKind::ExplicitDeny);
-    assert!(msg.ends_with("with an explicit deny in an identity-based policy"), "{msg}");
+    assert!(
+        msg.ends_with("with an explicit deny in an identity-based policy"),
+        "{msg}"
+    );
     let permit = authorize(&s, arn, Operation::PollForActivityTask, B, false).unwrap();
     assert!(permit.shadowed());
     assert_eq!(permit.decision().kind, DecisionKind::ExplicitDeny);

@@ -94,9 +94,11 @@ pub fn parse(value: &[u8]) -> Result<Authorization<'_>, ProxyError> {
         signature.unwrap_or_default(),
     );
 
-    let (access_key_id, scope_text) = credential
-        .split_once('/')
-        .ok_or_else(|| incomplete("Credential should be of the form 'ACCESS_KEY/DATE/REGION/SERVICE/aws4_request'."))?;
+    let (access_key_id, scope_text) = credential.split_once('/').ok_or_else(|| {
+        incomplete(
+            "Credential should be of the form 'ACCESS_KEY/DATE/REGION/SERVICE/aws4_request'.",
+        )
+    })?;
     let parts: Vec<&str> = scope_text.split('/').collect();
     let [date, region, service, terminator] = parts[..] else {
         return Err(incomplete(
@@ -112,7 +114,12 @@ pub fn parse(value: &[u8]) -> Result<Authorization<'_>, ProxyError> {
     check_signed_headers(signed_headers)?;
     Ok(Authorization {
         access_key_id,
-        scope: Scope { date, region, service, terminator },
+        scope: Scope {
+            date,
+            region,
+            service,
+            terminator,
+        },
         scope_text,
         signed_headers,
         signature,
@@ -125,7 +132,9 @@ fn check_signed_headers(list: &str) -> Result<(), ProxyError> {
     let mut previous: Option<&str> = None;
     for name in list.split(';') {
         let valid = !name.is_empty()
-            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.');
+            && name.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
+            });
         if !valid {
             return Err(incomplete(
                 "SignedHeaders must be lowercase header names separated by ';'.",
@@ -191,8 +200,12 @@ mod tests {
 
     #[test]
     fn missing_parameters_are_all_named() {
-        let err = parse(b"AWS4-HMAC-SHA256 Credential=A/20150830/us-east-1/swf/aws4_request").unwrap_err();
+        let err = parse(b"AWS4-HMAC-SHA256 Credential=A/20150830/us-east-1/swf/aws4_request")
+            .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("'Signature'") && msg.contains("'SignedHeaders'"), "{msg}");
+        assert!(
+            msg.contains("'Signature'") && msg.contains("'SignedHeaders'"),
+            "{msg}"
+        );
     }
 }

@@ -71,8 +71,14 @@ pub fn canonical_request_hash(
 /// whitespace collapsed to one space, as SigV4's canonical form requires.
 fn update_trimmed(h: &mut Sha256, value: &[u8]) {
     let is_space = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = value.iter().position(|b| !is_space(b)).unwrap_or(value.len());
-    let end = value.iter().rposition(|b| !is_space(b)).map_or(start, |i| i + 1);
+    let start = value
+        .iter()
+        .position(|b| !is_space(b))
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !is_space(b))
+        .map_or(start, |i| i + 1);
     let mut in_space = false;
     let mut run_start = start;
     for i in start..end {
@@ -114,8 +120,14 @@ mod tests {
                 name: "content-type",
                 values: vec![b"application/x-www-form-urlencoded; charset=utf-8"],
             },
-            CanonicalHeader { name: "host", values: vec![b"iam.amazonaws.com"] },
-            CanonicalHeader { name: "x-amz-date", values: vec![b"20150830T123600Z"] },
+            CanonicalHeader {
+                name: "host",
+                values: vec![b"iam.amazonaws.com"],
+            },
+            CanonicalHeader {
+                name: "x-amz-date",
+                values: vec![b"20150830T123600Z"],
+            },
         ];
         let creq = canonical_request_hash(
             "GET",
@@ -125,9 +137,21 @@ mod tests {
             "content-type;host;x-amz-date",
             &sha256_hex(b""),
         );
-        assert_eq!(creq, "f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59");
-        let sts = string_to_sign("20150830T123600Z", "20150830/us-east-1/iam/aws4_request", &creq);
-        let key = signing_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20150830", "us-east-1", "iam");
+        assert_eq!(
+            creq,
+            "f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59"
+        );
+        let sts = string_to_sign(
+            "20150830T123600Z",
+            "20150830/us-east-1/iam/aws4_request",
+            &creq,
+        );
+        let key = signing_key(
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "20150830",
+            "us-east-1",
+            "iam",
+        );
         assert_eq!(
             signature(&key, &sts),
             "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"

@@ -34,7 +34,11 @@ pub struct Credential {
 
 impl Credential {
     pub fn new(access_key_id: impl Into<String>, secret: Secret) -> Credential {
-        Credential { access_key_id: access_key_id.into(), secret, cache: Mutex::new(None) }
+        Credential {
+            access_key_id: access_key_id.into(),
+            secret,
+            cache: Mutex::new(None),
+        }
     }
 
     /// The signing key for `date` in `region`, derived once per date.
@@ -151,10 +155,13 @@ impl Verifier {
             &payload_hash,
         );
         let sts = canonical::string_to_sign(amz_date, auth.scope_text, &creq);
-        let key = principal.as_ref().signing_key(auth.scope.date, &self.region);
+        let key = principal
+            .as_ref()
+            .signing_key(auth.scope.date, &self.region);
         let expected = canonical::signature(&key, &sts);
         let provided = auth.signature.as_bytes();
-        let matches = provided.len() == expected.len() && bool::from(provided.ct_eq(expected.as_bytes()));
+        let matches =
+            provided.len() == expected.len() && bool::from(provided.ct_eq(expected.as_bytes()));
         if !matches {
             return Err(invalid(
                 "The request signature we calculated does not match the signature you provided. \
@@ -226,7 +233,9 @@ impl Verifier {
 /// else (including presigned query-string authentication) is refused before any lookup.
 fn check_shape(parts: &Parts) -> Result<(), ProxyError> {
     if let Some(query) = parts.uri.query() {
-        let presigned = query.split('&').any(|p| p.starts_with("X-Amz-Signature=") || p.starts_with("X-Amz-Credential="));
+        let presigned = query
+            .split('&')
+            .any(|p| p.starts_with("X-Amz-Signature=") || p.starts_with("X-Amz-Credential="));
         let message = if presigned {
             "Query-string (presigned) authentication is not accepted; sign the Authorization header."
         } else {
@@ -246,7 +255,9 @@ fn check_shape(parts: &Parts) -> Result<(), ProxyError> {
 
 /// The value signed as `host`: the `Host` header (HTTP/1.1) or the `:authority` (HTTP/2).
 fn host_value(parts: &Parts) -> Result<&[u8], ProxyError> {
-    let header = single(&parts.headers, "host", || invalid("Only one Host header is allowed."))?;
+    let header = single(&parts.headers, "host", || {
+        invalid("Only one Host header is allowed.")
+    })?;
     match (header, parts.uri.authority()) {
         (Some(h), _) => Ok(h),
         (None, Some(authority)) => Ok(authority.as_str().as_bytes()),

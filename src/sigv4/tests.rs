@@ -16,7 +16,10 @@ fn now() -> SystemTime {
 }
 
 fn verifier() -> Verifier {
-    Verifier { region: "us-east-1".into(), max_skew: Duration::from_secs(900) }
+    Verifier {
+        region: "us-east-1".into(),
+        max_skew: Duration::from_secs(900),
+    }
 }
 
 struct Signed {
@@ -36,7 +39,10 @@ fn signed_with(
     let mut headers: Vec<(&str, &str)> = vec![
         ("content-type", "application/x-amz-json-1.0"),
         ("host", "127.0.0.1:8080"),
-        ("x-amz-target", "SimpleWorkflowService.RecordActivityTaskHeartbeat"),
+        (
+            "x-amz-target",
+            "SimpleWorkflowService.RecordActivityTaskHeartbeat",
+        ),
     ];
     headers.extend_from_slice(extra);
     let identity = Credentials::new(AKID, secret, None, None, "test").into();
@@ -64,7 +70,10 @@ fn signed_with(
     let mut request = builder.body(()).unwrap();
     instructions.apply_to_request_http1x(&mut request);
     let (parts, ()) = request.into_parts();
-    Signed { parts, body: body.to_vec() }
+    Signed {
+        parts,
+        body: body.to_vec(),
+    }
 }
 
 fn signed() -> Signed {
@@ -86,7 +95,9 @@ impl AsRef<Credential> for Holder {
 fn check(req: &Signed) -> Result<(), String> {
     let holder = Holder(credential());
     verifier()
-        .verify(&req.parts, &req.body, now(), |akid| (akid == AKID).then_some(&holder))
+        .verify(&req.parts, &req.body, now(), |akid| {
+            (akid == AKID).then_some(&holder)
+        })
         .map(|_| ())
         .map_err(|e| e.wire().short_name().to_string())
 }
@@ -122,21 +133,31 @@ fn changed_body_is_refused() {
 #[test]
 fn changed_signed_headers_are_refused() {
     for (name, value) in [
-        ("x-amz-target", "SimpleWorkflowService.TerminateWorkflowExecution"),
+        (
+            "x-amz-target",
+            "SimpleWorkflowService.TerminateWorkflowExecution",
+        ),
         ("host", "127.0.0.1:9999"),
         ("content-type", "application/json"),
         ("x-amz-date", "20231114T221321Z"),
     ] {
         let mut req = signed();
         set(&mut req, name, value);
-        assert_eq!(check(&req).unwrap_err(), "InvalidSignatureException", "{name}");
+        assert_eq!(
+            check(&req).unwrap_err(),
+            "InvalidSignatureException",
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn tampered_signature_is_refused() {
     let mut req = signed();
-    let auth = req.parts.headers["authorization"].to_str().unwrap().to_string();
+    let auth = req.parts.headers["authorization"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let flipped = if auth.ends_with('0') { "1" } else { "0" };
     let tampered = format!("{}{}", &auth[..auth.len() - 1], flipped);
     set(&mut req, "authorization", &tampered);
@@ -150,7 +171,10 @@ fn tampered_signature_is_refused() {
 fn missing_and_duplicated_authorization() {
     let mut req = signed();
     let auth = req.parts.headers.remove("authorization").unwrap();
-    assert_eq!(check(&req).unwrap_err(), "MissingAuthenticationTokenException");
+    assert_eq!(
+        check(&req).unwrap_err(),
+        "MissingAuthenticationTokenException"
+    );
     req.parts.headers.append("authorization", auth.clone());
     req.parts.headers.append("authorization", auth);
     assert_eq!(check(&req).unwrap_err(), "IncompleteSignatureException");
@@ -206,9 +230,15 @@ fn expired_and_future_dates_are_refused() {
     assert_eq!(err, "InvalidSignatureException");
     // Inside the window both ways.
     let edge = now() - Duration::from_secs(899);
-    assert_eq!(check(&signed_with(SECRET, "us-east-1", "swf", edge, &[], BODY)), Ok(()));
+    assert_eq!(
+        check(&signed_with(SECRET, "us-east-1", "swf", edge, &[], BODY)),
+        Ok(())
+    );
     let edge = now() + Duration::from_secs(899);
-    assert_eq!(check(&signed_with(SECRET, "us-east-1", "swf", edge, &[], BODY)), Ok(()));
+    assert_eq!(
+        check(&signed_with(SECRET, "us-east-1", "swf", edge, &[], BODY)),
+        Ok(())
+    );
 }
 
 #[test]
@@ -216,7 +246,9 @@ fn expired_message_follows_aws_wording() {
     let old = now() - Duration::from_secs(3600);
     let req = signed_with(SECRET, "us-east-1", "swf", old, &[], BODY);
     let holder = Holder(credential());
-    let err = verifier().verify(&req.parts, &req.body, now(), |_| Some(&holder)).unwrap_err();
+    let err = verifier()
+        .verify(&req.parts, &req.body, now(), |_| Some(&holder))
+        .unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with("Signature expired: 20231114T211320Z is now earlier than 20231114T215820Z (20231114T221320Z - 15 min.)"), "{msg}");
 }
@@ -224,7 +256,10 @@ fn expired_message_follows_aws_wording() {
 #[test]
 fn scope_date_must_match_amz_date() {
     let mut req = signed();
-    let auth = req.parts.headers["authorization"].to_str().unwrap().replace("/20231114/", "/20231115/");
+    let auth = req.parts.headers["authorization"]
+        .to_str()
+        .unwrap()
+        .replace("/20231114/", "/20231115/");
     set(&mut req, "authorization", &auth);
     assert_eq!(check(&req).unwrap_err(), "InvalidSignatureException");
 }
@@ -241,7 +276,14 @@ fn unsigned_amz_headers_are_refused() {
 
 #[test]
 fn signed_amz_headers_are_accepted() {
-    let req = signed_with(SECRET, "us-east-1", "swf", now(), &[("x-amz-user-agent", "sdk")], BODY);
+    let req = signed_with(
+        SECRET,
+        "us-east-1",
+        "swf",
+        now(),
+        &[("x-amz-user-agent", "sdk")],
+        BODY,
+    );
     assert_eq!(check(&req), Ok(()));
 }
 
@@ -251,21 +293,41 @@ fn required_headers_must_be_signed() {
     for omitted in REQUIRED_SIGNED {
         let req = signed();
         let auth = authorization::parse(req.parts.headers["authorization"].as_bytes()).unwrap();
-        let names: Vec<&str> = auth.signed_header_names().filter(|n| *n != omitted).collect();
+        let names: Vec<&str> = auth
+            .signed_header_names()
+            .filter(|n| *n != omitted)
+            .collect();
         let list = names.join(";");
         let headers: Vec<CanonicalHeader<'_>> = names
             .iter()
-            .map(|n| CanonicalHeader { name: n, values: vec![req.parts.headers[*n].as_bytes()] })
+            .map(|n| CanonicalHeader {
+                name: n,
+                values: vec![req.parts.headers[*n].as_bytes()],
+            })
             .collect();
         let date = req.parts.headers["x-amz-date"].to_str().unwrap();
-        let creq = canonical::canonical_request_hash("POST", "/", "", &headers, &list, &canonical::sha256_hex(BODY));
+        let creq = canonical::canonical_request_hash(
+            "POST",
+            "/",
+            "",
+            &headers,
+            &list,
+            &canonical::sha256_hex(BODY),
+        );
         let sts = canonical::string_to_sign(date, auth.scope_text, &creq);
         let key = canonical::signing_key(SECRET, auth.scope.date, "us-east-1", "swf");
         let sig = canonical::signature(&key, &sts);
-        let value = format!("AWS4-HMAC-SHA256 Credential={AKID}/{}, SignedHeaders={list}, Signature={sig}", auth.scope_text);
+        let value = format!(
+            "AWS4-HMAC-SHA256 Credential={AKID}/{}, SignedHeaders={list}, Signature={sig}",
+            auth.scope_text
+        );
         let mut req2 = signed();
         set(&mut req2, "authorization", &value);
-        assert_eq!(check(&req2).unwrap_err(), "InvalidSignatureException", "{omitted}");
+        assert_eq!(
+            check(&req2).unwrap_err(),
+            "InvalidSignatureException",
+            "{omitted}"
+        );
     }
 }
 
@@ -275,7 +337,11 @@ fn duplicated_required_headers_are_refused() {
         let mut req = signed();
         let value = req.parts.headers[name].clone();
         req.parts.headers.append(name, value);
-        assert_eq!(check(&req).unwrap_err(), "InvalidSignatureException", "{name}");
+        assert_eq!(
+            check(&req).unwrap_err(),
+            "InvalidSignatureException",
+            "{name}"
+        );
     }
 }
 
@@ -292,23 +358,46 @@ fn request_shape_is_enforced() {
     assert_eq!(check(&req).unwrap_err(), "InvalidSignatureException");
     let mut req = signed();
     req.parts.headers.remove("authorization");
-    req.parts.uri = "/?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=00".parse().unwrap();
+    req.parts.uri = "/?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=00"
+        .parse()
+        .unwrap();
     assert_eq!(check(&req).unwrap_err(), "InvalidSignatureException");
 }
 
 #[test]
 fn content_sha256_header_must_match_body() {
     let hash = canonical::sha256_hex(BODY);
-    let req = signed_with(SECRET, "us-east-1", "swf", now(), &[("x-amz-content-sha256", &hash)], BODY);
+    let req = signed_with(
+        SECRET,
+        "us-east-1",
+        "swf",
+        now(),
+        &[("x-amz-content-sha256", &hash)],
+        BODY,
+    );
     assert_eq!(check(&req), Ok(()));
     let wrong = canonical::sha256_hex(b"other");
-    let req = signed_with(SECRET, "us-east-1", "swf", now(), &[("x-amz-content-sha256", &wrong)], BODY);
+    let req = signed_with(
+        SECRET,
+        "us-east-1",
+        "swf",
+        now(),
+        &[("x-amz-content-sha256", &wrong)],
+        BODY,
+    );
     assert_eq!(check(&req).unwrap_err(), "InvalidSignatureException");
 }
 
 #[test]
 fn repeated_signed_header_values_are_joined() {
-    let mut req = signed_with(SECRET, "us-east-1", "swf", now(), &[("x-amz-meta", "a")], BODY);
+    let mut req = signed_with(
+        SECRET,
+        "us-east-1",
+        "swf",
+        now(),
+        &[("x-amz-meta", "a")],
+        BODY,
+    );
     append(&mut req, "x-amz-meta", "b");
     // aws-sigv4 signed only "a"; the extra value changes the canonical form.
     assert_eq!(check(&req).unwrap_err(), "InvalidSignatureException");

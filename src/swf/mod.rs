@@ -51,7 +51,9 @@ pub fn parse(op: Operation, body: &[u8]) -> Result<SwfRequest, ProxyError> {
     if !missing.is_empty() {
         let details: Vec<String> = missing
             .iter()
-            .map(|m| format!("Value null at '{m}' failed to satisfy constraint: Member must not be null"))
+            .map(|m| {
+                format!("Value null at '{m}' failed to satisfy constraint: Member must not be null")
+            })
             .collect();
         return Err(validation(details));
     }
@@ -67,7 +69,10 @@ fn serialization_message(e: &serde_json::Error) -> String {
 pub fn validation(details: Vec<String>) -> ProxyError {
     let n = details.len();
     let noun = if n == 1 { "error" } else { "errors" };
-    ProxyError::Validation(format!("{n} validation {noun} detected: {}", details.join("; ")))
+    ProxyError::Validation(format!(
+        "{n} validation {noun} detected: {}",
+        details.join("; ")
+    ))
 }
 
 impl SwfRequest {
@@ -107,7 +112,10 @@ pub fn check_domain_name(member: &str, name: &str) -> Result<(), ProxyError> {
         Some("Member must have length less than or equal to 256")
     } else if name == "arn" {
         Some("Member must not be the literal 'arn'")
-    } else if name.chars().any(|c| matches!(c, ':' | '/' | '|') || c.is_control()) {
+    } else if name
+        .chars()
+        .any(|c| matches!(c, ':' | '/' | '|') || c.is_control())
+    {
         Some("Member must not contain ':', '/', '|' or control characters")
     } else {
         None
@@ -132,8 +140,16 @@ mod tests {
     #[test]
     fn unknown_and_miscased_targets() {
         assert!(operation(b"SimpleWorkflowService.PollForActivityTask").is_ok());
-        for t in [&b"SimpleWorkflowService.pollForActivityTask"[..], b"Foo.PollForActivityTask", b"", b"\xff"] {
-            assert_eq!(operation(t).unwrap_err().wire().short_name(), "UnknownOperationException");
+        for t in [
+            &b"SimpleWorkflowService.pollForActivityTask"[..],
+            b"Foo.PollForActivityTask",
+            b"",
+            b"\xff",
+        ] {
+            assert_eq!(
+                operation(t).unwrap_err().wire().short_name(),
+                "UnknownOperationException"
+            );
         }
     }
 
@@ -147,7 +163,10 @@ mod tests {
         );
         let err = parse(op, b"{}").unwrap_err();
         assert!(err.to_string().starts_with("2 validation errors detected"));
-        assert_eq!(kind(parse(op, br#"{"domain":null,"taskList":{}}"#)), "ValidationException");
+        assert_eq!(
+            kind(parse(op, br#"{"domain":null,"taskList":{}}"#)),
+            "ValidationException"
+        );
         assert!(parse(op, br#"{"domain":"d","taskList":{"name":"t"}}"#).is_ok());
     }
 
@@ -156,23 +175,50 @@ mod tests {
         let op = Operation::ListDomains;
         assert_eq!(kind(parse(op, b"[]")), "SerializationException");
         assert_eq!(kind(parse(op, b"not json")), "SerializationException");
-        assert_eq!(kind(parse(op, br#"{"registrationStatus":"REGISTERED","registrationStatus":"DEPRECATED"}"#)), "SerializationException");
+        assert_eq!(
+            kind(parse(
+                op,
+                br#"{"registrationStatus":"REGISTERED","registrationStatus":"DEPRECATED"}"#
+            )),
+            "SerializationException"
+        );
         assert_eq!(kind(parse(op, b"")), "ValidationException");
     }
 
     #[test]
     fn wrong_types_are_serialization_errors() {
         let req = parse(Operation::DescribeDomain, br#"{"name":5}"#).unwrap();
-        assert_eq!(req.string("name").unwrap_err().wire().short_name(), "SerializationException");
+        assert_eq!(
+            req.string("name").unwrap_err().wire().short_name(),
+            "SerializationException"
+        );
     }
 
     #[test]
     fn domain_names_swf_refuses() {
-        for bad in ["", "arn", "a:b", "a/b", "a|b", "a\u{0}b", "a\nb", "a\u{7f}", "a\u{85}", &"x".repeat(257)] {
+        for bad in [
+            "",
+            "arn",
+            "a:b",
+            "a/b",
+            "a|b",
+            "a\u{0}b",
+            "a\nb",
+            "a\u{7f}",
+            "a\u{85}",
+            &"x".repeat(257),
+        ] {
             let err = check_domain_name("domain", bad).unwrap_err();
             assert_eq!(err.wire().short_name(), "ValidationException", "{bad:?}");
         }
-        for good in ["tenant-a", "Arn", "arn-x", "a b", &"x".repeat(256), "dömäin"] {
+        for good in [
+            "tenant-a",
+            "Arn",
+            "arn-x",
+            "a b",
+            &"x".repeat(256),
+            "dömäin",
+        ] {
             assert!(check_domain_name("domain", good).is_ok(), "{good:?}");
         }
     }

@@ -104,7 +104,9 @@ pub const TARGET_PREFIX: &str = "SimpleWorkflowService.";
 impl Operation {
     /// Resolves an `X-Amz-Target` header value. Names are case-sensitive, as in AWS.
     pub fn from_target(target: &str) -> Option<Operation> {
-        target.strip_prefix(TARGET_PREFIX).and_then(Operation::from_name)
+        target
+            .strip_prefix(TARGET_PREFIX)
+            .and_then(Operation::from_name)
     }
 
     /// A dense index, `0..ALL.len()`, for per-operation bit sets.
@@ -114,7 +116,10 @@ impl Operation {
 
     /// Whether the answer carries a task token that the proxy must seal.
     pub fn issues_task_token(self) -> bool {
-        matches!(self, Operation::PollForActivityTask | Operation::PollForDecisionTask)
+        matches!(
+            self,
+            Operation::PollForActivityTask | Operation::PollForDecisionTask
+        )
     }
 }
 
@@ -128,7 +133,10 @@ mod tests {
             Operation::from_target("SimpleWorkflowService.RecordActivityTaskHeartbeat"),
             Some(Operation::RecordActivityTaskHeartbeat)
         );
-        assert_eq!(Operation::from_target("SimpleWorkflowService.recordActivityTaskHeartbeat"), None);
+        assert_eq!(
+            Operation::from_target("SimpleWorkflowService.recordActivityTaskHeartbeat"),
+            None
+        );
         assert_eq!(Operation::from_target("RecordActivityTaskHeartbeat"), None);
         assert_eq!(Operation::from_target("SimpleWorkflowService."), None);
     }

@@ -1,0 +1,531 @@
+//! Test harness: a fake SWF upstream that checks the proxy's re-signing and records what it
+//! receives, the real proxy started in-process on port 0, the AWS SDK for Rust as client, and
+//! a raw signer for requests no SDK would send.
+
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+use swf_warden::app::App;
+use swf_warden::secret::Secret;
+use swf_warden::sigv4::{Credential, Verifier};
+use tokio::net::TcpListener;
+
+pub const ACCOUNT: &str = "123456789012";
+pub const UPSTREAM_KEY: &str = "AKIDUPSTREAM";
+pub const UPSTREAM_SECRET: &str = "upstream-secret";
+
+/// A principal of the test configuration.
+#[derive(Clone, Copy)]
+pub struct Tenant {
+    pub name: &'static str,
+    pub key: &'static str,
+    pub secret: &'static str,
+}
+
+pub const TENANT_A: Tenant = Tenant {
+    name: "tenant-a-worker",
+    key: "AKIATENANTA000000001",
+    secret: "secret-a",
+};
+pub const TENANT_B: Tenant = Tenant {
+    name: "tenant-b-worker",
+    key: "AKIATENANTB000000001",
+    secret: "secret-b",
+};
+/// Allowed everything everywhere, except what the `tenants` guardrail denies.
+pub const OPERATOR: Tenant = Tenant {
+    name: "operator",
+    key: "AKIAOPERATOR00000001",
+    secret: "secret-op",
+};
+/// Allowed every action on every resource, in shadow mode nothing; used for the all-operations test.
+pub const ROOT: Tenant = Tenant {
+    name: "root",
+    key: "AKIAROOT000000000001",
+    secret: "secret-root",
+};
+/// In no group, with no policy: everything is implicitly denied.
+pub const NOBODY: Tenant = Tenant {
+    name: "nobody",
+    key: "AKIANOBODY0000000001",
+    secret: "secret-nobody",
+};
+
+pub fn domain_arn(domain: &str) -> String {
+    format!("arn:aws:swf:us-east-1:{ACCOUNT}:/domain/{domain}")
+}
+
+/// One call the fake upstream received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub operation: String,
+    pub body: Value,
+    pub headers: http::HeaderMap,
+}
+
+/// A fake SWF endpoint on loopback.
+pub struct FakeSwf {
+    pub addr: SocketAddr,
+    pub received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl FakeSwf {
+    pub async fn start() -> FakeSwf {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let store = received.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let store = store.clone();
+                        async move { Ok::<_, Infallible>(answer(req, store).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FakeSwf { addr, received }
+    }
+
+    pub fn calls(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+}
+
+async fn answer(
+    req: Request<hyper::body::Incoming>,
+    store: Arc<Mutex<Vec<Received>>>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    // The proxy must sign for the upstream with its own credentials, as AWS would verify.
+    let verifier = Verifier {
+        region: "us-east-1".into(),
+        max_skew: Duration::from_secs(300),
+    };
+    let upstream = Credential::new(UPSTREAM_KEY, Secret::new(UPSTREAM_SECRET));
+    struct Holder(Credential);
+    impl AsRef<Credential> for Holder {
+        fn as_ref(&self) -> &Credential {
+            &self.0
+        }
+    }
+    let holder = Holder(upstream);
+    if let Err(e) = verifier.verify(&parts, &body, SystemTime::now(), |k| {
+        (k == UPSTREAM_KEY).then_some(&holder)
+    }) {
+        let mut r = Response::new(Full::new(Bytes::from(e.body())));
+        *r.status_mut() = http::StatusCode::FORBIDDEN;
+        return r;
+    }
+    let operation = parts.headers["x-amz-target"]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("SimpleWorkflowService.")
+        .to_owned();
+    let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let n = {
+        let mut calls = store.lock().unwrap();
+        calls.push(Received {
+            operation: operation.clone(),
+            body: input.clone(),
+            headers: parts.headers.clone(),
+        });
+        calls.len()
+    };
+    let task_list = input["taskList"]["name"].as_str().unwrap_or("");
+    if task_list == "slow" {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let domain = input["domain"].as_str().unwrap_or("");
+    // Upstream tokens carry characters that need care in JSON and URLs.
+    let token = format!("UPSTREAM+{domain}/{task_list}/{n}==");
+    let output = match operation.as_str() {
+        "PollForActivityTask" if task_list == "empty" => json!({"startedEventId": 0}),
+        "PollForActivityTask" => json!({
+            "taskToken": token,
+            "activityId": "activity-1",
+            "startedEventId": 7,
+            "workflowExecution": {"workflowId": "wf-1", "runId": "run-1"},
+            "activityType": {"name": "work", "version": "1"},
+            "input": "payload"
+        }),
+        "PollForDecisionTask" => json!({
+            "taskToken": token,
+            "startedEventId": 3,
+            "previousStartedEventId": 0,
+            "workflowExecution": {"workflowId": "wf-1", "runId": "run-1"},
+            "workflowType": {"name": "flow", "version": "1"},
+            "events": [{"eventId": 1, "eventTimestamp": 1700000000.0, "eventType": "WorkflowExecutionStarted"}]
+        }),
+        "RecordActivityTaskHeartbeat" => {
+            let token = input["taskToken"].as_str().unwrap_or("");
+            json!({"cancelRequested": token.contains("/cancel/")})
+        }
+        _ => json!({}),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(output.to_string())));
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-type",
+        "application/x-amz-json-1.0".parse().unwrap(),
+    );
+    headers.insert("x-amzn-requestid", format!("upstream-{n}").parse().unwrap());
+    response
+}
+
+/// The proxy under test, on a loopback port, with its own config folder.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub upstream: FakeSwf,
+    pub dir: tempfile::TempDir,
+}
+
+pub const TOKEN_KEY: &str = "test-token-key-0123456789abcdefghij";
+
+fn config_text(upstream: SocketAddr, extra_upstream: &str) -> String {
+    format!(
+        r#"
+[listen]
+address = "127.0.0.1:0"
+
+[service]
+region = "us-east-1"
+account_id = "{ACCOUNT}"
+
+[upstream]
+endpoint = "http://{upstream}"
+access_key_id = "{UPSTREAM_KEY}"
+secret_access_key = "{UPSTREAM_SECRET}"
+{extra_upstream}
+
+[task_tokens]
+keys = [{{ id = "k1", secret = "{TOKEN_KEY}" }}]
+
+[audit]
+path = "audit.log"
+
+[limits]
+max_body_bytes = 65536
+
+[policies]
+dir = "policies"
+
+[[group]]
+name = "tenants"
+policies = ["guardrails"]
+
+[[principal]]
+name = "{a}"
+access_key_id = "{ak}"
+secret_access_key = "{asec}"
+groups = ["tenants"]
+policies = ["tenant-a"]
+
+[[principal]]
+name = "{b}"
+access_key_id = "{bk}"
+secret_access_key = "{bsec}"
+groups = ["tenants"]
+policies = ["tenant-b"]
+
+[[principal]]
+name = "{op}"
+access_key_id = "{opk}"
+secret_access_key = "{opsec}"
+groups = ["tenants"]
+policies = ["everything"]
+
+[[principal]]
+name = "{root}"
+access_key_id = "{rootk}"
+secret_access_key = "{rootsec}"
+policies = ["everything"]
+
+[[principal]]
+name = "{nobody}"
+access_key_id = "{nobodyk}"
+secret_access_key = "{nobodysec}"
+"#,
+        a = TENANT_A.name,
+        ak = TENANT_A.key,
+        asec = TENANT_A.secret,
+        b = TENANT_B.name,
+        bk = TENANT_B.key,
+        bsec = TENANT_B.secret,
+        op = OPERATOR.name,
+        opk = OPERATOR.key,
+        opsec = OPERATOR.secret,
+        root = ROOT.name,
+        rootk = ROOT.key,
+        rootsec = ROOT.secret,
+        nobody = NOBODY.name,
+        nobodyk = NOBODY.key,
+        nobodysec = NOBODY.secret,
+    )
+}
+
+const POLICIES: &[(&str, &str)] = &[
+    (
+        "tenant-a.toml",
+        "Version = \"2012-10-17\"\n[[Statement]]\nSid = \"OwnDomain\"\nEffect = \"Allow\"\nAction = \"swf:*\"\nResource = \"arn:aws:swf:*:123456789012:/domain/tenant-a\"\n",
+    ),
+    (
+        "tenant-b.json",
+        r#"{"Version": "2012-10-17", "Statement": [{"Sid": "OwnDomain", "Effect": "Allow", "Action": "swf:*", "Resource": "arn:aws:swf:*:123456789012:/domain/tenant-b"}]}"#,
+    ),
+    (
+        "guardrails.toml",
+        "Version = \"2012-10-17\"\n[[Statement]]\nSid = \"NeverTerminate\"\nEffect = \"Deny\"\nAction = \"swf:TerminateWorkflowExecution\"\nResource = \"*\"\n",
+    ),
+    ("everything.toml", "Version = \"2012-10-17\"\n[[Statement]]\nSid = \"All\"\nEffect = \"Allow\"\nAction = \"*\"\nResource = \"*\"\n"),
+];
+
+impl Proxy {
+    pub async fn start() -> Proxy {
+        Proxy::start_with("").await
+    }
+
+    /// Starts with extra lines in `[upstream]` (e.g. `timeout_seconds = 1`).
+    pub async fn start_with(extra_upstream: &str) -> Proxy {
+        let upstream = FakeSwf::start().await;
+        Proxy::start_against(upstream, extra_upstream).await
+    }
+
+    pub async fn start_against(upstream: FakeSwf, extra_upstream: &str) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        for (name, text) in POLICIES {
+            std::fs::write(dir.path().join("policies").join(name), text).unwrap();
+        }
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config_text(upstream.addr, extra_upstream)).unwrap();
+        let config = swf_warden::config::load(&path).unwrap_or_else(|d| panic!("{d}"));
+        let app = Arc::new(App::new(config).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(swf_warden::server::run(
+            listener,
+            app,
+            std::future::pending(),
+        ));
+        Proxy {
+            addr,
+            upstream,
+            dir,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn audit_path(&self) -> PathBuf {
+        self.dir.path().join("audit.log")
+    }
+
+    /// Every audit record written so far.
+    pub fn audit(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.audit_path()).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("each audit line is whole JSON"))
+            .collect()
+    }
+
+    /// The audit record of `request_id`.
+    pub fn audit_for(&self, request_id: &str) -> Value {
+        self.audit()
+            .into_iter()
+            .find(|r| r["requestId"] == request_id)
+            .unwrap_or_else(|| panic!("no audit record for {request_id}"))
+    }
+
+    /// An AWS SDK client signing as `tenant`.
+    pub fn client(&self, tenant: Tenant) -> aws_sdk_swf::Client {
+        self.client_with(tenant.key, tenant.secret)
+    }
+
+    pub fn client_with(&self, key: &str, secret: &str) -> aws_sdk_swf::Client {
+        let config = aws_sdk_swf::Config::builder()
+            .behavior_version(aws_sdk_swf::config::BehaviorVersion::latest())
+            .region(aws_sdk_swf::config::Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new(key, secret, None, None, "test"))
+            .retry_config(aws_sdk_swf::config::retry::RetryConfig::disabled())
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        aws_sdk_swf::Client::from_conf(config)
+    }
+
+    /// Sends a raw request and returns status, headers and JSON body.
+    pub async fn send(&self, request: Request<Full<Bytes>>) -> RawResponse {
+        send(request).await
+    }
+}
+
+/// A raw answer.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Value,
+}
+
+impl RawResponse {
+    /// The short error type, checked against both the header and the body.
+    pub fn error_type(&self) -> String {
+        let header = self
+            .headers
+            .get("x-amzn-errortype")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = self.body["__type"]
+            .as_str()
+            .unwrap_or("")
+            .rsplit('#')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        assert_eq!(header, body, "x-amzn-ErrorType and __type disagree");
+        header
+    }
+
+    pub fn request_id(&self) -> String {
+        self.headers["x-amzn-requestid"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+pub async fn send(request: Request<Full<Bytes>>) -> RawResponse {
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let response = client.request(request).await.expect("proxy answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Inputs for a raw signed request.
+pub struct Raw<'a> {
+    pub key: &'a str,
+    pub secret: &'a str,
+    pub region: &'a str,
+    pub service: &'a str,
+    pub time: SystemTime,
+    pub target: &'a str,
+    pub body: Vec<u8>,
+}
+
+impl<'a> Raw<'a> {
+    pub fn new(tenant: Tenant, operation: &str, body: &Value) -> Raw<'a> {
+        Raw {
+            key: tenant.key,
+            secret: tenant.secret,
+            region: "us-east-1",
+            service: "swf",
+            time: SystemTime::now(),
+            target: Box::leak(format!("SimpleWorkflowService.{operation}").into_boxed_str()),
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    /// Signs with aws-sigv4 exactly as an SDK would, for the proxy at `addr`.
+    pub fn build(&self, addr: SocketAddr) -> Request<Full<Bytes>> {
+        let host = addr.to_string();
+        let headers = [
+            ("content-type", "application/x-amz-json-1.0"),
+            ("host", host.as_str()),
+            ("x-amz-target", self.target),
+        ];
+        let identity = Credentials::new(self.key, self.secret, None, None, "test").into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(self.region)
+            .name(self.service)
+            .time(self.time)
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let uri = format!("http://{host}/");
+        let signable = SignableRequest::new(
+            "POST",
+            &uri,
+            headers.iter().copied(),
+            SignableBody::Bytes(&self.body),
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        let mut builder = Request::builder().method("POST").uri(&uri);
+        for (k, v) in headers {
+            builder = builder.header(k, v);
+        }
+        let mut request = builder
+            .body(Full::new(Bytes::from(self.body.clone())))
+            .unwrap();
+        instructions.apply_to_request_http1x(&mut request);
+        request
+    }
+}
+
+/// The service error code an SDK call failed with.
+pub fn sdk_code<E, R>(err: &aws_sdk_swf::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_swf::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match err {
+        aws_sdk_swf::error::SdkError::ServiceError(e) => e.err().code().unwrap_or("").to_owned(),
+        other => panic!("expected a service error, got {other:?}"),
+    }
+}
+
+/// The request id an SDK error carries.
+pub fn sdk_request_id<E, R>(err: &aws_sdk_swf::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_swf::error::ProvideErrorMetadata
+        + aws_sdk_swf::operation::RequestId
+        + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match err {
+        aws_sdk_swf::error::SdkError::ServiceError(e) => {
+            e.err().request_id().unwrap_or("").to_owned()
+        }
+        other => panic!("expected a service error, got {other:?}"),
+    }
+}
