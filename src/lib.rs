@@ -27,4 +27,5 @@ pub mod secret;
 pub mod server;
 pub mod sigv4;
 pub mod swf;
+pub mod tls;
 pub mod tokens;

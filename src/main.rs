@@ -80,6 +80,16 @@ fn serve(path: &std::path::Path) -> ExitCode {
     };
     let address = config.listen.address;
     let admin_address = config.admin;
+    let tls = match &config.listen.tls {
+        Some((cert, key)) => match swf_warden::tls::acceptor(cert, key) {
+            Ok(acceptor) => Some(acceptor),
+            Err(e) => {
+                eprintln!("{}: error: [listen] TLS: {e}", config.path.display());
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        None => None,
+    };
     let app = match App::new(config) {
         Ok(app) => Arc::new(app),
         Err(e) => {
@@ -114,8 +124,9 @@ fn serve(path: &std::path::Path) -> ExitCode {
                 }
             }
         }
-        tracing::info!(address = %listener.local_addr().unwrap_or(address), "swf-warden listening");
-        server::run(listener, app, shutdown_signal()).await;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(address = %listener.local_addr().unwrap_or(address), scheme, "swf-warden listening");
+        server::run_with(listener, app, tls, shutdown_signal()).await;
         tracing::info!("shut down");
         ExitCode::SUCCESS
     })

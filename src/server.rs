@@ -1,20 +1,34 @@
-//! Accepting connections and serving HTTP/1.1 and HTTP/2 on them. `run` takes a bound
-//! listener, so tests bind `127.0.0.1:0` and start the real server in-process.
+//! Accepting connections and serving HTTP/1.1 and HTTP/2 on them, in the clear or over TLS.
+//! `run` takes a bound listener, so tests bind `127.0.0.1:0` and start the real server
+//! in-process.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use hyper::rt::{Read, Write};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
 use crate::handler;
 
-/// Serves the proxy on `listener` until `shutdown` completes.
+/// Serves the proxy in the clear on `listener` until `shutdown` completes.
 pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    run_with(listener, app, None, shutdown).await;
+}
+
+/// Serves the proxy on `listener`, over TLS when `tls` is given, until `shutdown` completes.
+pub async fn run_with(
+    listener: TcpListener,
+    app: Arc<App>,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -31,18 +45,31 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(handler::handle(&app, request, peer).await) }
-            });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            match tls {
+                None => serve(TokioIo::new(stream), app, peer).await,
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => serve(TokioIo::new(stream), app, peer).await,
+                    Err(e) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                },
             }
         });
+    }
+}
+
+async fn serve<I>(io: I, app: Arc<App>, peer: SocketAddr)
+where
+    I: Read + Write + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(handler::handle(&app, request, peer).await) }
+    });
+    if let Err(e) = auto::Builder::new(TokioExecutor::new())
+        .serve_connection(io, service)
+        .await
+    {
+        tracing::debug!(error = %e, %peer, "connection ended with an error");
     }
 }

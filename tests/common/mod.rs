@@ -319,6 +319,19 @@ impl Proxy {
     }
 
     pub async fn start_against(upstream: FakeSwf, extra_upstream: &str) -> Proxy {
+        Proxy::start_full(upstream, extra_upstream, None).await
+    }
+
+    /// Starts serving TLS with `acceptor`.
+    pub async fn start_tls(acceptor: tokio_rustls::TlsAcceptor) -> Proxy {
+        Proxy::start_full(FakeSwf::start().await, "", Some(acceptor)).await
+    }
+
+    async fn start_full(
+        upstream: FakeSwf,
+        extra_upstream: &str,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("policies")).unwrap();
         for (name, text) in POLICIES {
@@ -330,9 +343,10 @@ impl Proxy {
         let app = Arc::new(App::new(config).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(swf_warden::server::run(
+        tokio::spawn(swf_warden::server::run_with(
             listener,
             app,
+            tls,
             std::future::pending(),
         ));
         Proxy {

@@ -1,0 +1,127 @@
+//! The listener over TLS: the AWS SDK for Rust, trusting a test CA, talks to the proxy over
+//! HTTPS (HTTP/2 by ALPN where the client offers it) and the full request path works.
+
+mod common;
+
+use aws_sdk_swf::types::TaskList;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+use common::*;
+
+struct Material {
+    _dir: tempfile::TempDir,
+    cert_pem: String,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+fn material() -> Material {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("server.pem");
+    let key = dir.path().join("server.key");
+    let cert_pem = certified.cert.pem();
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let acceptor = swf_warden::tls::acceptor(&cert, &key).unwrap();
+    Material {
+        _dir: dir,
+        cert_pem,
+        acceptor,
+    }
+}
+
+fn https_client(proxy: &Proxy, tenant: Tenant, ca_pem: &str) -> aws_sdk_swf::Client {
+    let context = TlsContext::builder()
+        .with_trust_store(
+            TrustStore::empty()
+                .with_native_roots(false)
+                .with_pem_certificate(ca_pem.as_bytes()),
+        )
+        .build()
+        .unwrap();
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .tls_context(context)
+        .build_https();
+    let config = aws_sdk_swf::Config::builder()
+        .behavior_version(aws_sdk_swf::config::BehaviorVersion::latest())
+        .region(aws_sdk_swf::config::Region::new("us-east-1"))
+        .endpoint_url(format!("https://127.0.0.1:{}", proxy.addr.port()))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            tenant.key,
+            tenant.secret,
+            None,
+            None,
+            "t",
+        ))
+        .retry_config(aws_sdk_swf::config::retry::RetryConfig::disabled())
+        .http_client(http)
+        .build();
+    aws_sdk_swf::Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn sdk_over_tls_polls_heartbeats_and_is_refused_elsewhere() {
+    let m = material();
+    let proxy = Proxy::start_tls(m.acceptor.clone()).await;
+    let a = https_client(&proxy, TENANT_A, &m.cert_pem);
+    let task = a
+        .poll_for_activity_task()
+        .domain("tenant-a")
+        .task_list(TaskList::builder().name("work").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(task.task_token().starts_with("sw1."));
+    a.record_activity_task_heartbeat()
+        .task_token(task.task_token())
+        .send()
+        .await
+        .unwrap();
+    let err = a
+        .describe_domain()
+        .name("tenant-b")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_code(&err), "OperationNotPermittedFault");
+    assert_eq!(proxy.upstream.count(), 2);
+}
+
+#[tokio::test]
+async fn plain_http_to_a_tls_listener_gets_nothing() {
+    let m = material();
+    let proxy = Proxy::start_tls(m.acceptor).await;
+    let err = proxy
+        .client(TENANT_A)
+        .describe_domain()
+        .name("tenant-a")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_service_error().is_none(),
+        "no HTTP answer over a TLS port: {err:?}"
+    );
+    assert_eq!(proxy.upstream.count(), 0);
+}
+
+#[test]
+fn unusable_tls_material_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let m = material();
+    let cert = dir.path().join("c.pem");
+    std::fs::write(&cert, &m.cert_pem).unwrap();
+    assert!(matches!(
+        swf_warden::tls::acceptor(&empty, &empty),
+        Err(swf_warden::tls::TlsError::NoCertificate(_))
+    ));
+    assert!(matches!(
+        swf_warden::tls::acceptor(&cert, &empty),
+        Err(swf_warden::tls::TlsError::NoKey(_))
+    ));
+    assert!(swf_warden::tls::acceptor(&dir.path().join("missing"), &empty).is_err());
+}
