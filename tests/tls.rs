@@ -44,21 +44,8 @@ fn https_client(proxy: &Proxy, tenant: Tenant, ca_pem: &str) -> aws_sdk_swf::Cli
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .tls_context(context)
         .build_https();
-    let config = aws_sdk_swf::Config::builder()
-        .behavior_version(aws_sdk_swf::config::BehaviorVersion::latest())
-        .region(aws_sdk_swf::config::Region::new("us-east-1"))
-        .endpoint_url(format!("https://127.0.0.1:{}", proxy.addr.port()))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            tenant.key,
-            tenant.secret,
-            None,
-            None,
-            "t",
-        ))
-        .retry_config(aws_sdk_swf::config::retry::RetryConfig::disabled())
-        .http_client(http)
-        .build();
-    aws_sdk_swf::Client::from_conf(config)
+    let endpoint = format!("https://127.0.0.1:{}", proxy.addr.port());
+    sdk_client(&endpoint, tenant.key, tenant.secret, http)
 }
 
 #[tokio::test]

@@ -386,21 +386,33 @@ impl Proxy {
     }
 
     pub fn client_with(&self, key: &str, secret: &str) -> aws_sdk_swf::Client {
-        let config = aws_sdk_swf::Config::builder()
-            .behavior_version(aws_sdk_swf::config::BehaviorVersion::latest())
-            .region(aws_sdk_swf::config::Region::new("us-east-1"))
-            .endpoint_url(self.endpoint())
-            .credentials_provider(Credentials::new(key, secret, None, None, "test"))
-            .retry_config(aws_sdk_swf::config::retry::RetryConfig::disabled())
-            .http_client(aws_smithy_http_client::Builder::new().build_http())
-            .build();
-        aws_sdk_swf::Client::from_conf(config)
+        let http = aws_smithy_http_client::Builder::new().build_http();
+        sdk_client(&self.endpoint(), key, secret, http)
     }
 
     /// Sends a raw request and returns status, headers and JSON body.
     pub async fn send(&self, request: Request<Full<Bytes>>) -> RawResponse {
         send(request).await
     }
+}
+
+/// An AWS SDK client for `endpoint`, signing with `key`/`secret`, retries off so that every
+/// error surfaces as the proxy sent it.
+pub fn sdk_client(
+    endpoint: &str,
+    key: &str,
+    secret: &str,
+    http: aws_smithy_runtime_api::client::http::SharedHttpClient,
+) -> aws_sdk_swf::Client {
+    let config = aws_sdk_swf::Config::builder()
+        .behavior_version(aws_sdk_swf::config::BehaviorVersion::latest())
+        .region(aws_sdk_swf::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(key, secret, None, None, "test"))
+        .retry_config(aws_sdk_swf::config::retry::RetryConfig::disabled())
+        .http_client(http)
+        .build();
+    aws_sdk_swf::Client::from_conf(config)
 }
 
 /// A raw answer.
