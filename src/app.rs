@@ -97,10 +97,7 @@ impl App {
             })
             .collect();
         Ok(App {
-            verifier: Verifier {
-                region: config.service.region.clone(),
-                max_skew: config.service.max_clock_skew,
-            },
+            verifier: Verifier::swf(config.service.region.clone(), config.service.max_clock_skew),
             service: config.service,
             principals,
             sealer,

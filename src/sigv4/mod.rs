@@ -41,31 +41,52 @@ impl Credential {
         }
     }
 
-    /// The signing key for `date` in `region`, derived once per date.
-    fn signing_key(&self, date: &str, region: &str) -> [u8; 32] {
+    /// The signing key for a credential scope (`date/region/service/aws4_request`), derived
+    /// once per scope: in practice once a day.
+    fn signing_key(&self, scope: &authorization::Scope<'_>, scope_text: &str) -> [u8; 32] {
         // A poisoned lock only means another thread panicked mid-update; the cache is
         // rebuilt from the secret either way.
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((cached_date, key)) = cache.as_ref() {
-            if cached_date == date {
+        if let Some((cached_scope, key)) = cache.as_ref() {
+            if cached_scope == scope_text {
                 return *key;
             }
         }
-        let key = canonical::signing_key(self.secret.expose(), date, region, SERVICE);
-        *cache = Some((date.to_owned(), key));
+        let key = canonical::signing_key(
+            self.secret.expose(),
+            scope.date,
+            scope.region,
+            scope.service,
+        );
+        *cache = Some((scope_text.to_owned(), key));
         key
     }
 }
 
-/// Verification settings: the region clients must sign for and the allowed clock skew.
+/// Verification settings: the scope clients must sign for, the allowed clock skew, and the
+/// headers every request must carry exactly once and sign.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     pub region: String,
+    pub service: String,
     pub max_skew: Duration,
+    pub required_signed: &'static [&'static str],
 }
 
-/// Headers that must appear exactly once and be signed.
-const REQUIRED_SIGNED: [&str; 4] = ["content-type", "host", "x-amz-date", "x-amz-target"];
+/// The headers SWF requests must carry once and sign (SPEC, "Signature rules").
+pub const SWF_REQUIRED_SIGNED: &[&str] = &["content-type", "host", "x-amz-date", "x-amz-target"];
+
+impl Verifier {
+    /// The verifier for SWF clients signing for `region`.
+    pub fn swf(region: impl Into<String>, max_skew: Duration) -> Verifier {
+        Verifier {
+            region: region.into(),
+            service: SERVICE.to_owned(),
+            max_skew,
+            required_signed: SWF_REQUIRED_SIGNED,
+        }
+    }
+}
 
 fn invalid(message: impl Into<String>) -> ProxyError {
     ProxyError::InvalidSignature(message.into())
@@ -119,7 +140,7 @@ impl Verifier {
         self.check_scope(&auth, amz_date)?;
         self.check_clock(amz_date, signed_at, now)?;
         let host = host_value(parts)?;
-        check_signed_headers(headers, &auth)?;
+        check_signed_headers(headers, &auth, self.required_signed)?;
 
         let payload_hash = canonical::sha256_hex(body);
         if let Some(declared) = headers.get("x-amz-content-sha256") {
@@ -155,9 +176,7 @@ impl Verifier {
             &payload_hash,
         );
         let sts = canonical::string_to_sign(amz_date, auth.scope_text, &creq);
-        let key = principal
-            .as_ref()
-            .signing_key(auth.scope.date, &self.region);
+        let key = principal.as_ref().signing_key(&auth.scope, auth.scope_text);
         let expected = canonical::signature(&key, &sts);
         let provided = auth.signature.as_bytes();
         let matches =
@@ -188,9 +207,10 @@ impl Verifier {
                 excerpt(scope.region)
             )));
         }
-        if scope.service != SERVICE {
+        if scope.service != self.service {
             return Err(invalid(format!(
-                "Credential should be scoped to correct service: '{SERVICE}'."
+                "Credential should be scoped to correct service: '{}'.",
+                self.service
             )));
         }
         if scope.terminator != "aws4_request" {
@@ -266,19 +286,19 @@ fn host_value(parts: &Parts) -> Result<&[u8], ProxyError> {
 }
 
 /// Required headers present once and signed; every `x-amz-*` header signed.
-fn check_signed_headers(headers: &HeaderMap, auth: &Authorization<'_>) -> Result<(), ProxyError> {
-    for name in REQUIRED_SIGNED {
-        if name != "host" {
-            let label = match name {
-                "content-type" => "Content-Type",
-                "x-amz-date" => "X-Amz-Date",
-                _ => "X-Amz-Target",
-            };
+fn check_signed_headers(
+    headers: &HeaderMap,
+    auth: &Authorization<'_>,
+    required: &[&str],
+) -> Result<(), ProxyError> {
+    for name in required {
+        // `host` may come from the HTTP/2 authority instead; `host_value` checked it.
+        if *name != "host" {
             let present = single(headers, name, || {
-                invalid(format!("Only one {label} header is allowed."))
+                invalid(format!("Only one '{name}' header is allowed."))
             })?;
             if present.is_none() {
-                return Err(invalid(format!("The request has no {label} header.")));
+                return Err(invalid(format!("The request has no '{name}' header.")));
             }
         }
         if !auth.signs(name) {

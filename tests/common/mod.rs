@@ -125,10 +125,7 @@ async fn answer(
     let (parts, body) = req.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
     // The proxy must sign for the upstream with its own credentials, as AWS would verify.
-    let verifier = Verifier {
-        region: "us-east-1".into(),
-        max_skew: Duration::from_secs(300),
-    };
+    let verifier = Verifier::swf("us-east-1", Duration::from_secs(300));
     let upstream = Credential::new(UPSTREAM_KEY, Secret::new(UPSTREAM_SECRET));
     struct Holder(Credential);
     impl AsRef<Credential> for Holder {
