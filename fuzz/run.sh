@@ -14,5 +14,5 @@ cargo fuzz build -s none -O
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   echo "== $t for ${seconds}s"
-  cargo fuzz run -s none -O "$t" "corpus/$t" "seeds/$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 2>&1 | tail -n 3
+  cargo fuzz run -s none -O "$t" "corpus/$t" "seeds/$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 2>&1 | grep -a -E "^(Done|#[0-9]+ +DONE)|panicked|SUMMARY|Test unit written|ERROR" || true
 done

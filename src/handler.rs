@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -163,8 +163,19 @@ async fn process(
     Ok(response)
 }
 
-/// Reads the body, refusing anything over `limit` without reading it whole.
+/// Reads the body, refusing anything over `limit` without reading it whole. A coding other
+/// than plain `chunked` is refused: the bytes signed must be the bytes sent. (The HTTP layer
+/// already answers 400 to codings not ending in `chunked`, and resolves `Content-Length` with
+/// `Transfer-Encoding` as RFC 9112 says, closing the connection; the check stays as defence.)
 async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<Bytes, ProxyError> {
+    let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
+    if let Some(coding) = codings.next() {
+        if headers.contains_key(CONTENT_LENGTH) || coding != "chunked" || codings.next().is_some() {
+            return Err(ProxyError::Serialization(
+                "Transfer-Encoding must be exactly `chunked`, without Content-Length.".into(),
+            ));
+        }
+    }
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
