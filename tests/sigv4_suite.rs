@@ -175,7 +175,7 @@ fn aws_signing_suite() {
                     "{}: refused for its {rule}",
                     case.name
                 );
-                refused_by_shape.push(case.name.clone());
+                refused_by_shape.push(rule);
             }
             None if case.context["omit_session_token"] == true => {
                 // The token was added after signing: an unsigned session token.
@@ -202,6 +202,10 @@ fn aws_signing_suite() {
     );
     assert_eq!(verified.len(), 7, "{verified:?}");
     assert_eq!(refused_by_shape.len(), 32, "{refused_by_shape:?}");
+    let count = |rule: &str| refused_by_shape.iter().filter(|r| **r == rule).count();
+    assert_eq!(count("query string"), 7);
+    assert_eq!(count("method other than POST"), 23);
+    assert_eq!(count("path other than /"), 2);
     assert_eq!(refused_unsigned_token, ["post-sts-header-after"]);
 }
 

@@ -1,0 +1,182 @@
+"""Fixtures for the end-to-end suite: moto_server as the SWF upstream, the real swf-warden
+binary in front of it, and clients signing as the proxy's tenants. Loopback only."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN_DIR = Path(sys.executable).parent
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+
+TENANTS = {
+    "a": {"name": "tenant-a-worker", "key": "AKIATENANTA000000001", "secret": "tenant-a-e2e-secret", "domain": "e2e-tenant-a"},
+    "b": {"name": "tenant-b-worker", "key": "AKIATENANTB000000001", "secret": "tenant-b-e2e-secret", "domain": "e2e-tenant-b"},
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url, process, what):
+    """Polls `url` until it answers; fails early if `process` died. Bounded to 30 s."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not come up at {url}")
+
+
+def binary():
+    path = os.environ.get("SWF_WARDEN_BIN") or str(ROOT / "target" / "debug" / "swf-warden")
+    if not Path(path).exists():
+        raise RuntimeError(f"build the proxy first (cargo build): {path} is missing")
+    return path
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory):
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "w")
+    process = subprocess.Popen([str(BIN_DIR / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/moto-api/", process, "moto_server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def proxy(moto, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("proxy")
+    (folder / "policies").mkdir()
+    for t in TENANTS.values():
+        (folder / "policies" / f"{t['name']}.json").write_text(json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "OwnDomain",
+                "Effect": "Allow",
+                "Action": "swf:*",
+                "Resource": f"arn:aws:swf:*:{ACCOUNT}:/domain/{t['domain']}",
+            }],
+        }))
+    (folder / "policies" / "guardrails.toml").write_text(
+        'Version = "2012-10-17"\n[[Statement]]\nSid = "NeverTerminate"\nEffect = "Deny"\n'
+        'Action = "swf:TerminateWorkflowExecution"\nResource = "*"\n'
+    )
+    port, admin = free_port(), free_port()
+    principals = "".join(
+        f'\n[[principal]]\nname = "{t["name"]}"\naccess_key_id = "{t["key"]}"\n'
+        f'secret_access_key_env = "E2E_SECRET_{k.upper()}"\ngroups = ["tenants"]\npolicies = ["{t["name"]}"]\n'
+        for k, t in TENANTS.items()
+    )
+    (folder / "config.toml").write_text(f"""
+[listen]
+address = "127.0.0.1:{port}"
+[service]
+region = "{REGION}"
+account_id = "{ACCOUNT}"
+[upstream]
+endpoint = "{moto}"
+access_key_id = "AKIDUPSTREAM"
+secret_access_key = "moto-accepts-anything"
+[task_tokens]
+keys = [{{ id = "e2e", secret_env = "E2E_TOKEN_KEY" }}]
+[audit]
+path = "audit.log"
+[admin]
+address = "127.0.0.1:{admin}"
+[policies]
+dir = "policies"
+[[group]]
+name = "tenants"
+policies = ["guardrails"]
+{principals}""")
+    env = dict(os.environ, E2E_TOKEN_KEY="e2e-token-key-0123456789abcdefghijkl", RUST_LOG="warn")
+    for k, t in TENANTS.items():
+        env[f"E2E_SECRET_{k.upper()}"] = t["secret"]
+    log = open(folder / "proxy.log", "w")
+    process = subprocess.Popen([binary(), "serve", "--config", str(folder / "config.toml")], env=env, stdout=log, stderr=log)
+    try:
+        wait_for(f"http://127.0.0.1:{admin}/healthz", process, "swf-warden")
+        yield {"endpoint": f"http://127.0.0.1:{port}", "audit": folder / "audit.log", "log": folder / "proxy.log"}
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0, "swf-warden stops cleanly on SIGTERM"
+        log.close()
+        text = (folder / "proxy.log").read_text() + (folder / "audit.log").read_text()
+        for t in TENANTS.values():
+            assert t["secret"] not in text, "no secret in logs or audit"
+
+
+def client(proxy, tenant):
+    t = TENANTS[tenant]
+    return boto3.client(
+        "swf",
+        endpoint_url=proxy["endpoint"],
+        region_name=REGION,
+        aws_access_key_id=t["key"],
+        aws_secret_access_key=t["secret"],
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
+
+
+@pytest.fixture
+def swf_a(proxy):
+    return client(proxy, "a")
+
+
+@pytest.fixture
+def swf_b(proxy):
+    return client(proxy, "b")
+
+
+def audit_records(proxy):
+    path = proxy["audit"]
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def audit_for(proxy, request_id):
+    matches = [r for r in audit_records(proxy) if r["requestId"] == request_id]
+    assert len(matches) == 1, f"exactly one audit record for {request_id}"
+    return matches[0]
+
+
+def aws_cli(proxy, tenant, *args):
+    """Runs the AWS CLI as `tenant` against the proxy; returns (exit code, stdout, stderr)."""
+    t = TENANTS[tenant]
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "AWS_ACCESS_KEY_ID": t["key"],
+        "AWS_SECRET_ACCESS_KEY": t["secret"],
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    aws = shutil.which("aws", path=str(BIN_DIR)) or "aws"
+    done = subprocess.run([aws, "--endpoint-url", proxy["endpoint"], "--output", "json", *args], env=env, capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stdout, done.stderr
