@@ -11,7 +11,6 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// The audit `decision`.
@@ -71,11 +70,15 @@ pub struct Record {
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-24T01:02:03.456Z`.
 pub fn now_rfc3339() -> String {
-    let now = OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    now.format(&Rfc3339).unwrap_or_default()
+    rfc3339(std::time::SystemTime::now())
+}
+
+/// `t` as RFC 3339 UTC with exactly three fraction digits.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    OffsetDateTime::from(t).format(&format).unwrap_or_default()
 }
 
 enum Sink {

@@ -4,9 +4,17 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// One error in a file.
+/// How bad a diagnostic is: errors stop a load, warnings are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One error or warning in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    pub severity: Severity,
     pub file: PathBuf,
     /// 1-based; 0 when the error concerns the file as a whole.
     pub line: usize,
@@ -18,25 +26,15 @@ impl Diagnostic {
     /// An error at byte `offset` of `source`.
     pub fn at(file: &Path, source: &str, offset: usize, message: impl Into<String>) -> Diagnostic {
         let (line, column) = line_col(source, offset);
-        Diagnostic {
-            file: file.to_owned(),
-            line,
-            column,
-            message: message.into(),
-        }
+        Diagnostic::line_col(file, line, column, message)
     }
 
     /// An error about the file as a whole (missing, unreadable).
     pub fn file(file: &Path, message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            file: file.to_owned(),
-            line: 0,
-            column: 0,
-            message: message.into(),
-        }
+        Diagnostic::line_col(file, 0, 0, message)
     }
 
-    /// An error at a 1-based line and column, as reported by serde_json.
+    /// An error at a 1-based line and column.
     pub fn line_col(
         file: &Path,
         line: usize,
@@ -44,22 +42,37 @@ impl Diagnostic {
         message: impl Into<String>,
     ) -> Diagnostic {
         Diagnostic {
+            severity: Severity::Error,
             file: file.to_owned(),
             line,
             column,
             message: message.into(),
         }
     }
+
+    /// The same diagnostic as a warning.
+    pub fn warning(mut self) -> Diagnostic {
+        self.severity = Severity::Warning;
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
         if self.line == 0 {
-            write!(f, "{}: error: {}", self.file.display(), self.message)
+            write!(f, "{}: {level}: {}", self.file.display(), self.message)
         } else {
             write!(
                 f,
-                "{}:{}:{}: error: {}",
+                "{}:{}:{}: {level}: {}",
                 self.file.display(),
                 self.line,
                 self.column,

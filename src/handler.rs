@@ -16,10 +16,10 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::Value;
 
-use crate::app::App;
+use crate::app::{App, Principal};
 use crate::audit::{self, MatchedStatement, Outcome, Record};
 use crate::error::ProxyError;
-use crate::policy::{self, StatementRef};
+use crate::policy::{self, Action, Caller, Context, Permit, StatementRef};
 use crate::resolve::{self, Resolved};
 use crate::swf::{self, Operation};
 
@@ -70,11 +70,19 @@ impl Call {
     }
 }
 
+/// Where a call came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// Whether the connection is TLS (`aws:SecureTransport`).
+    pub secure: bool,
+}
+
 /// Handles one call. Never fails: every error becomes its AWS wire response.
-pub async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Response<Body> {
     let mut call = Call {
         request_id: uuid::Uuid::new_v4().to_string(),
-        source_ip: peer.ip().to_string(),
+        source_ip: peer.addr.ip().to_string(),
         user_agent: request
             .headers()
             .get(http::header::USER_AGENT)
@@ -82,7 +90,7 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> 
             .map(crate::error::excerpt),
         ..Call::default()
     };
-    match process(app, request, &mut call).await {
+    match process(app, request, peer, &mut call).await {
         Ok(response) => response,
         Err(error) => refuse(app, &call, &error),
     }
@@ -91,17 +99,17 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> 
 async fn process(
     app: &App,
     request: Request<Incoming>,
+    peer: Peer,
     call: &mut Call,
 ) -> Result<Response<Body>, ProxyError> {
     let (parts, body) = request.into_parts();
     let body = read_body(body, &parts.headers, app.max_body_bytes).await?;
+    let now = SystemTime::now();
 
     // 1. Authenticate.
-    let principal = app
-        .verifier
-        .verify(&parts, &body, SystemTime::now(), |key| {
-            app.principals.get(key).map(|p| &**p)
-        })?;
+    let principal = app.verifier.verify(&parts, &body, now, |key| {
+        app.principals.get(key).map(|p| &**p)
+    })?;
     call.principal = Some(principal.audit_ref());
 
     // 2. Action and resource.
@@ -120,27 +128,46 @@ async fn process(
     }
     let resolved = resolve::resolve(&app.service, &app.sealer, &request, &principal.arn)?;
     call.resource = Some(resolved.resource.clone());
+    let decisions = resolve::decisions(&request)?;
 
-    // 3. Authorize; 4. a denial returns here, through `refuse`.
-    let permit = policy::authorize(
-        &principal.policies,
-        &principal.arn,
-        op,
-        &resolved.resource,
-        principal.enforce,
-    )
-    .map_err(|(decision, message)| {
-        let outcome = match decision.kind {
-            policy::DecisionKind::ExplicitDeny => Outcome::ExplicitDeny,
-            _ => Outcome::ImplicitDeny,
+    // 3. Authorize the call, then each decision it carries; 4. a denial returns here.
+    let ctx = Context {
+        caller: Caller {
+            name: &principal.name,
+            arn: &principal.arn,
+            tags: &principal.tags,
+        },
+        action: Action::Operation(op),
+        input: Some(&request.input),
+        source_ip: Some(peer.addr.ip()),
+        now,
+        secure_transport: peer.secure,
+        region: &app.service.region,
+        overrides: None,
+    };
+    let permit = authorize(app, principal, &resolved.resource, &ctx, call, None)?;
+    for (i, decision) in decisions.iter().enumerate() {
+        let ctx = Context {
+            action: Action::Decision(decision.kind),
+            input: decision.attributes,
+            ..ctx
         };
-        call.matched = decision.statements;
-        ProxyError::NotPermitted { message, outcome }
-    })?;
-    call.matched = permit.decision().statements.clone();
-    if permit.shadowed() {
-        write_audit(app, &call.record(Outcome::WouldDeny, None));
+        let position = format!(
+            "decision {} of {} in RespondDecisionTaskCompleted",
+            i + 1,
+            decisions.len()
+        );
+        authorize(
+            app,
+            principal,
+            &resolved.resource,
+            &ctx,
+            call,
+            Some(&position),
+        )?;
     }
+    call.action = Some(op.iam_action());
+    call.matched = permit.decision().statements.clone();
 
     // 5. Forward, with the upstream's own token in place of the sealed one.
     let upstream_body = match &resolved.upstream_token {
@@ -161,6 +188,45 @@ async fn process(
         write_audit(app, &call.record(Outcome::Allowed, None));
     }
     Ok(response)
+}
+
+/// Authorizes one action, recording what decided it. In shadow mode a denial is audited as
+/// `wouldDeny` and the call goes on; `position` names a decision inside the call.
+fn authorize(
+    app: &App,
+    principal: &Principal,
+    resource: &str,
+    ctx: &Context<'_>,
+    call: &mut Call,
+    position: Option<&str>,
+) -> Result<Permit, ProxyError> {
+    call.action = Some(ctx.action.iam_action());
+    match policy::authorize(
+        &principal.policies,
+        &principal.arn,
+        resource,
+        ctx,
+        principal.enforce,
+    ) {
+        Ok(permit) => {
+            if permit.shadowed() {
+                call.matched = permit.decision().statements.clone();
+                write_audit(app, &call.record(Outcome::WouldDeny, None));
+            }
+            Ok(permit)
+        }
+        Err((decision, mut message)) => {
+            if let Some(position) = position {
+                message.push_str(&format!(" ({position})"));
+            }
+            let outcome = match decision.kind {
+                policy::DecisionKind::ExplicitDeny => Outcome::ExplicitDeny,
+                _ => Outcome::ImplicitDeny,
+            };
+            call.matched = decision.statements;
+            Err(ProxyError::NotPermitted { message, outcome })
+        }
+    }
 }
 
 /// Reads the body, refusing anything over `limit` without reading it whole. A coding other

@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod app;
 pub mod audit;
+pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod error;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use swf_warden::{admin, app::App, config, server};
+use swf_warden::{admin, app::App, cli, config, server};
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +31,43 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Validate the configuration and every policy; print every error and warning.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Show the decision for one request and the statements and conditions behind it.
+    Explain {
+        #[arg(long)]
+        config: PathBuf,
+        /// Principal name, as in `[[principal]]`.
+        #[arg(long)]
+        principal: String,
+        /// `swf:<Operation>` or a decision pseudo-action such as `swf:ScheduleActivityTask`.
+        #[arg(long)]
+        action: String,
+        /// Domain name (the resource becomes its ARN).
+        #[arg(
+            long,
+            conflicts_with = "resource",
+            required_unless_present = "resource"
+        )]
+        domain: Option<String>,
+        /// Resource ARN.
+        #[arg(long)]
+        resource: Option<String>,
+        /// Request context, `KEY=VALUE` (repeat a key for several values).
+        #[arg(long = "context", value_name = "KEY=VALUE")]
+        context: Vec<String>,
+    },
+    /// Run policy test cases (TOML); exit 1 if any fails.
+    Test {
+        #[arg(long)]
+        config: PathBuf,
+        /// Case files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 const EXIT_USAGE: u8 = 64;
@@ -46,6 +83,31 @@ fn main() -> ExitCode {
     };
     let config_path = match (cli.command, cli.config) {
         (Some(Command::Serve { config }), _) | (None, Some(config)) => config,
+        (Some(Command::Check { config }), _) => return ExitCode::from(cli::check::run(&config)),
+        (
+            Some(Command::Explain {
+                config,
+                principal,
+                action,
+                domain,
+                resource,
+                context,
+            }),
+            _,
+        ) => {
+            let args = cli::explain::Args {
+                config: &config,
+                principal: &principal,
+                action: &action,
+                domain: domain.as_deref(),
+                resource: resource.as_deref(),
+                context: &context,
+            };
+            return ExitCode::from(cli::explain::run(&args));
+        }
+        (Some(Command::Test { config, files }), _) => {
+            return ExitCode::from(cli::test::run(&config, &files))
+        }
         (None, None) => {
             eprintln!(
                 "error: --config PATH is required (try `swf-warden serve --config config.toml`)"
@@ -78,6 +140,9 @@ fn serve(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let address = config.listen.address;
     let admin_address = config.admin;
     let tls = match &config.listen.tls {
@@ -105,6 +170,15 @@ fn serve(path: &std::path::Path) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Signal handlers are in place before anything is bound or announced, so a SIGTERM
+        // at any moment after start shuts down cleanly.
+        let shutdown = match Shutdown::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot install signal handlers: {e}");
+                return ExitCode::from(1);
+            }
+        };
         let listener = match tokio::net::TcpListener::bind(address).await {
             Ok(l) => l,
             Err(e) => {
@@ -115,7 +189,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
         if let Some(admin_address) = admin_address {
             match tokio::net::TcpListener::bind(admin_address).await {
                 Ok(l) => {
-                    tokio::spawn(admin::run(l, shutdown_signal()));
+                    tokio::spawn(admin::run(l, shutdown.wait()));
                     tracing::info!(address = %admin_address, "admin endpoints listening");
                 }
                 Err(e) => {
@@ -126,30 +200,39 @@ fn serve(path: &std::path::Path) -> ExitCode {
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(address = %listener.local_addr().unwrap_or(address), scheme, "swf-warden listening");
-        server::run_with(listener, app, tls, shutdown_signal()).await;
+        server::run_with(listener, app, tls, shutdown.wait()).await;
         tracing::info!("shut down");
         ExitCode::SUCCESS
     })
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// SIGINT and SIGTERM, registered at once and shared by every listener.
+struct Shutdown {
+    requested: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Shutdown {
+    fn install() -> std::io::Result<Shutdown> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let (tx, requested) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = interrupt.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
+            tracing::info!("shutdown requested");
+            let _ = tx.send(true);
+        });
+        Ok(Shutdown { requested })
+    }
+
+    /// Completes once shutdown is requested.
+    fn wait(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut requested = self.requested.clone();
+        async move {
+            let _ = requested.wait_for(|r| *r).await;
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
 }

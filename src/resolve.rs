@@ -1,8 +1,12 @@
 //! Step 2 of the request path: the IAM resource a call touches (SPEC, "Resources per
 //! operation"), and for the token operations, the upstream token inside the sealed one.
 
+use serde_json::{Map, Value};
+
 use crate::config::Service;
 use crate::error::{excerpt, ProxyError};
+use crate::policy::actions::DecisionKind;
+use crate::swf::Operation;
 use crate::swf::{self, ResourceSource, SwfRequest};
 use crate::tokens::{self, TokenSealer};
 
@@ -71,11 +75,73 @@ pub fn resolve(
     }
 }
 
+/// One decision inside `RespondDecisionTaskCompleted`: its type and attributes.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    pub kind: DecisionKind,
+    pub attributes: Option<&'a Map<String, Value>>,
+}
+
+/// The decisions of a `RespondDecisionTaskCompleted` call (none for any other operation),
+/// each to be authorized as its own pseudo-action.
+pub fn decisions(request: &SwfRequest) -> Result<Vec<Decision<'_>>, ProxyError> {
+    if request.op != Operation::RespondDecisionTaskCompleted {
+        return Ok(Vec::new());
+    }
+    let list = match request.input.get("decisions") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => {
+            return Err(ProxyError::Serialization(
+                "Member 'decisions' must be a list.".into(),
+            ))
+        }
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let at = format!("decisions.{}.member.decisionType", i + 1);
+        let Value::Object(decision) = item else {
+            return Err(ProxyError::Serialization(format!(
+                "Member 'decisions.{}' must be an object.",
+                i + 1
+            )));
+        };
+        let kind = match decision.get("decisionType") {
+            None | Some(Value::Null) => {
+                return Err(swf::validation(vec![format!(
+                    "Value null at '{at}' failed to satisfy constraint: Member must not be null"
+                )]))
+            }
+            Some(Value::String(name)) => DecisionKind::from_name(name).ok_or_else(|| {
+                let allowed: Vec<&str> = DecisionKind::ALL.iter().map(|k| k.name()).collect();
+                swf::validation(vec![format!(
+                    "Value '{}' at '{at}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+                    excerpt(name),
+                    allowed.join(", ")
+                )])
+            })?,
+            Some(_) => return Err(ProxyError::Serialization(format!("Member '{at}' must be a string."))),
+        };
+        let attributes = match decision.get(&kind.attributes_member()) {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(attributes)) => Some(attributes),
+            Some(_) => {
+                return Err(ProxyError::Serialization(format!(
+                    "Member 'decisions.{}.member.{}' must be an object.",
+                    i + 1,
+                    kind.attributes_member()
+                )))
+            }
+        };
+        out.push(Decision { kind, attributes });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::secret::Secret;
-    use crate::swf::Operation;
     use crate::tokens::TokenKey;
     use std::time::Duration;
 
@@ -157,6 +223,58 @@ mod tests {
         assert_eq!(err.wire().short_name(), "OperationNotPermittedFault");
         assert!(!err.to_string().contains("raw-upstream-token"), "{err}");
         assert_eq!(err.outcome(), crate::audit::Outcome::InvalidRequest);
+    }
+
+    #[test]
+    fn decisions_are_listed_with_their_attributes() {
+        let body = r#"{"taskToken":"t","decisions":[
+            {"decisionType":"ScheduleActivityTask","scheduleActivityTaskDecisionAttributes":{"activityId":"a","taskList":{"name":"l"}}},
+            {"decisionType":"CompleteWorkflowExecution"}]}"#;
+        let req = swf::parse(Operation::RespondDecisionTaskCompleted, body.as_bytes()).unwrap();
+        let d = decisions(&req).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].kind, DecisionKind::ScheduleActivityTask);
+        assert_eq!(d[0].attributes.unwrap()["activityId"], "a");
+        assert!(d[1].attributes.is_none());
+        let none = swf::parse(
+            Operation::RespondDecisionTaskCompleted,
+            br#"{"taskToken":"t"}"#,
+        )
+        .unwrap();
+        assert!(decisions(&none).unwrap().is_empty());
+    }
+
+    #[test]
+    fn malformed_decisions_are_refused() {
+        for (body, kind) in [
+            (
+                r#"{"taskToken":"t","decisions":{}}"#,
+                "SerializationException",
+            ),
+            (
+                r#"{"taskToken":"t","decisions":[1]}"#,
+                "SerializationException",
+            ),
+            (
+                r#"{"taskToken":"t","decisions":[{}]}"#,
+                "ValidationException",
+            ),
+            (
+                r#"{"taskToken":"t","decisions":[{"decisionType":"LaunchMissiles"}]}"#,
+                "ValidationException",
+            ),
+            (
+                r#"{"taskToken":"t","decisions":[{"decisionType":"StartTimer","startTimerDecisionAttributes":[]}]}"#,
+                "SerializationException",
+            ),
+        ] {
+            let req = swf::parse(Operation::RespondDecisionTaskCompleted, body.as_bytes()).unwrap();
+            assert_eq!(
+                decisions(&req).unwrap_err().wire().short_name(),
+                kind,
+                "{body}"
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::rt::{Read, Write};
@@ -15,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
-use crate::handler;
+use crate::handler::{self, Peer};
 
 /// Serves the proxy in the clear on `listener` until `shutdown` completes.
 pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
@@ -48,9 +47,29 @@ pub async fn run_with(
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                None => serve(TokioIo::new(stream), app, peer).await,
+                None => {
+                    serve(
+                        TokioIo::new(stream),
+                        app,
+                        Peer {
+                            addr: peer,
+                            secure: false,
+                        },
+                    )
+                    .await
+                }
                 Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(stream) => serve(TokioIo::new(stream), app, peer).await,
+                    Ok(stream) => {
+                        serve(
+                            TokioIo::new(stream),
+                            app,
+                            Peer {
+                                addr: peer,
+                                secure: true,
+                            },
+                        )
+                        .await
+                    }
                     Err(e) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
                 },
             }
@@ -58,7 +77,7 @@ pub async fn run_with(
     }
 }
 
-async fn serve<I>(io: I, app: Arc<App>, peer: SocketAddr)
+async fn serve<I>(io: I, app: Arc<App>, peer: Peer)
 where
     I: Read + Write + Unpin + Send + 'static,
 {
@@ -70,6 +89,6 @@ where
         .serve_connection(io, service)
         .await
     {
-        tracing::debug!(error = %e, %peer, "connection ended with an error");
+        tracing::debug!(error = %e, peer = %peer.addr, "connection ended with an error");
     }
 }

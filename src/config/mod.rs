@@ -36,6 +36,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub policies: BTreeMap<String, Arc<Policy>>,
     pub principals: Vec<Principal>,
+    /// Warnings found while loading (`check` prints them, `serve` logs them).
+    pub warnings: Vec<Diagnostic>,
 }
 
 #[derive(Debug)]
@@ -146,6 +148,17 @@ impl Ctx<'_> {
             return None;
         }
         if let Some(v) = inline {
+            self.errors.push(
+                Diagnostic::at(
+                    self.file,
+                    self.source,
+                    v.span().start,
+                    format!(
+                        "`{key}` is given inline; outside trials use `{key}_env` or `{key}_file`"
+                    ),
+                )
+                .warning(),
+            );
             return Some(Secret::new(v.get_ref().as_str()));
         }
         if let Some(name) = env {
@@ -260,8 +273,12 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     };
     let sections = read_sections(&mut ctx);
     let config = validate(&mut ctx, sections);
+    // `ctx.errors` holds warnings too: the load fails only on an error.
     match config {
-        Some(c) if ctx.errors.is_empty() => Ok(c),
+        Some(mut c) if !ctx.errors.iter().any(Diagnostic::is_error) => {
+            c.warnings = ctx.errors;
+            Ok(c)
+        }
         _ => Err(Diagnostics(ctx.errors)),
     }
 }
@@ -342,6 +359,9 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
     let policies = if policy_dir.is_dir() {
         let (policies, errors) = policy::load_dir(&policy_dir);
         ctx.errors.extend(errors);
+        for policy in policies.values() {
+            ctx.errors.extend(policy::analysis::analyze(policy));
+        }
         policies
     } else {
         ctx.error(
@@ -372,6 +392,7 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
         max_body_bytes,
         policies,
         principals,
+        warnings: Vec::new(),
     })
 }
 

@@ -26,7 +26,7 @@ fn shipped_example_loads() {
     assert_eq!(config.upstream.timeout, Duration::from_secs(75));
 }
 
-const POLICY: &str = "[[Statement]]\nEffect = \"Allow\"\nAction = \"swf:*\"\nResource = \"*\"\n";
+const POLICY: &str = "Version = \"2012-10-17\"\n[[Statement]]\nEffect = \"Allow\"\nAction = \"swf:*\"\nResource = \"*\"\n";
 
 const BROKEN: &str = r#"[listen]
 address = "127.0.0.1:8080"

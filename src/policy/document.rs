@@ -25,6 +25,14 @@ pub struct Patterns {
     pub patterns: Vec<String>,
 }
 
+/// One `Condition` entry as written: operator, key and values (scalars as text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionEntry {
+    pub operator: String,
+    pub key: String,
+    pub values: Vec<String>,
+}
+
 /// One validated statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
@@ -32,15 +40,30 @@ pub struct Statement {
     pub effect: Effect,
     pub action: Patterns,
     pub resource: Patterns,
-    /// 1-based line in the document (0 where the format gives none).
+    pub conditions: Vec<ConditionEntry>,
+    /// 1-based line and column in the document (0 where the format gives none).
     pub line: usize,
+    pub column: usize,
 }
 
 /// A validated document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Document {
-    pub version: String,
+    /// As written; `None` when absent (IAM then assumes 2008-10-17).
+    pub version: Option<String>,
     pub statements: Vec<Statement>,
+}
+
+impl Document {
+    /// The effective version.
+    pub fn version(&self) -> &str {
+        self.version.as_deref().unwrap_or(DEFAULT_VERSION)
+    }
+
+    /// Whether policy variables are enabled (Version 2012-10-17).
+    pub fn variables_enabled(&self) -> bool {
+        self.version() == "2012-10-17"
+    }
 }
 
 /// IAM's default when `Version` is absent.
@@ -66,6 +89,18 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 T::deserialize(StrDeserializer::<E>::new(v)).map(OneOrMany::One)
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                T::deserialize(serde::de::value::BoolDeserializer::<E>::new(v)).map(OneOrMany::One)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                T::deserialize(serde::de::value::I64Deserializer::<E>::new(v)).map(OneOrMany::One)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                T::deserialize(serde::de::value::U64Deserializer::<E>::new(v)).map(OneOrMany::One)
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                T::deserialize(serde::de::value::F64Deserializer::<E>::new(v)).map(OneOrMany::One)
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 T::deserialize(MapAccessDeserializer::new(map)).map(OneOrMany::One)
@@ -107,7 +142,40 @@ struct RawStatement {
     #[serde(rename = "NotPrincipal")]
     not_principal: Option<IgnoredAny>,
     #[serde(rename = "Condition")]
-    condition: Option<IgnoredAny>,
+    condition: Option<
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, OneOrMany<Scalar>>>,
+    >,
+}
+
+/// A condition value: IAM accepts strings, numbers and booleans, all compared as text.
+struct Scalar(String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_owned()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 impl TryFrom<RawStatement> for Statement {
@@ -121,11 +189,6 @@ impl TryFrom<RawStatement> for Statement {
         if raw.principal.is_some() || raw.not_principal.is_some() {
             return Err(format!(
                 "statement{sid}: identity-based policies must not name a `Principal`; the principal is whoever the policy is attached to"
-            ));
-        }
-        if raw.condition.is_some() {
-            return Err(format!(
-                "statement{sid}: `Condition` is not supported by this version of swf-warden; the policy is refused rather than loaded without its conditions"
             ));
         }
         let effect = match raw.effect.as_str() {
@@ -145,12 +208,30 @@ impl TryFrom<RawStatement> for Statement {
         for r in &resource.patterns {
             check_resource(r).map_err(|e| format!("statement{sid}: {e}"))?;
         }
+        let mut conditions = Vec::new();
+        for (operator, keys) in raw.condition.unwrap_or_default() {
+            if keys.is_empty() {
+                return Err(format!(
+                    "statement{sid}: condition operator `{operator}` names no key"
+                ));
+            }
+            for (key, values) in keys {
+                let values = values.into_vec().into_iter().map(|v| v.0).collect();
+                conditions.push(ConditionEntry {
+                    operator: operator.clone(),
+                    key,
+                    values,
+                });
+            }
+        }
         Ok(Statement {
             sid: raw.sid,
             effect,
             action,
             resource,
+            conditions,
             line: 0,
+            column: 0,
         })
     }
 }
@@ -214,10 +295,9 @@ fn check_resource(resource: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_version(version: Option<String>) -> Result<String, String> {
+fn check_version(version: Option<String>) -> Result<Option<String>, String> {
     match version.as_deref() {
-        None => Ok(DEFAULT_VERSION.to_owned()),
-        Some("2012-10-17") | Some("2008-10-17") => Ok(version.unwrap_or_default()),
+        None | Some("2012-10-17") | Some("2008-10-17") => Ok(version),
         Some(other) => Err(format!(
             "`Version` must be \"2012-10-17\" or \"2008-10-17\", not `{other}`"
         )),
@@ -273,7 +353,7 @@ pub fn parse_toml(path: &Path, source: &str) -> Result<Document, Diagnostic> {
             .try_into::<StatementDe>()
             .map_err(|e| Diagnostic::at(path, source, span.start, e.message().to_owned()))?
             .0;
-        st.line = crate::diag::line_col(source, span.start).0;
+        (st.line, st.column) = crate::diag::line_col(source, span.start);
         statements.push(st);
     }
     Ok(Document {
@@ -297,7 +377,7 @@ pub fn parse_json(path: &Path, source: &str) -> Result<Document, Diagnostic> {
         .enumerate()
         .map(|(i, s)| {
             let mut st = s.0;
-            st.line = lines.get(i).copied().unwrap_or(0);
+            (st.line, st.column) = lines.get(i).copied().unwrap_or((0, 0));
             st
         })
         .collect();
@@ -317,7 +397,7 @@ fn strip_position(message: &str) -> String {
 /// Lines of the objects directly inside the top-level `"Statement"` value (one object or an
 /// array of them). Runs only on JSON that serde_json has already accepted, so it needs to
 /// understand strings and nesting and nothing more.
-fn statement_lines(source: &str) -> Vec<usize> {
+fn statement_lines(source: &str) -> Vec<(usize, usize)> {
     let bytes = source.as_bytes();
     let mut lines = Vec::new();
     let mut depth = 0usize;
@@ -341,13 +421,13 @@ fn statement_lines(source: &str) -> Vec<usize> {
             open @ (b'{' | b'[') => {
                 if depth == 1 && last_string == Some("Statement") {
                     if open == b'{' {
-                        lines.push(crate::diag::line_col(source, i).0);
+                        lines.push(crate::diag::line_col(source, i));
                     } else {
                         array_depth = Some(depth + 1);
                     }
                     last_string = None;
                 } else if open == b'{' && array_depth == Some(depth) {
-                    lines.push(crate::diag::line_col(source, i).0);
+                    lines.push(crate::diag::line_col(source, i));
                 }
                 depth += 1;
             }
@@ -389,7 +469,7 @@ NotResource = ["arn:aws:swf:*:123456789012:/domain/tenant-a"]
     #[test]
     fn parses_toml_with_lines() {
         let d = parse_toml(p(), TOML).unwrap();
-        assert_eq!(d.version, "2012-10-17");
+        assert_eq!(d.version(), "2012-10-17");
         assert_eq!(d.statements.len(), 2);
         let (a, b) = (&d.statements[0], &d.statements[1]);
         assert_eq!(a.sid.as_deref(), Some("Work"));
@@ -420,7 +500,8 @@ NotResource = ["arn:aws:swf:*:123456789012:/domain/tenant-a"]
         assert_eq!(d.statements[1].line, 10);
         let single = r#"{"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}"#;
         let d = parse_json(Path::new("p.json"), single).unwrap();
-        assert_eq!(d.version, DEFAULT_VERSION);
+        assert_eq!(d.version(), DEFAULT_VERSION);
+        assert_eq!(d.version, None);
         assert_eq!(d.statements[0].line, 1);
     }
 
@@ -431,14 +512,38 @@ NotResource = ["arn:aws:swf:*:123456789012:/domain/tenant-a"]
         assert!(err.message.contains("`Effect` must be"), "{}", err.message);
         assert_eq!(err.line, 9, "{err}");
 
-        let json = "{\n\"Statement\": [\n{\"Effect\": \"Allow\", \"Action\": \"*\", \"Resource\": \"*\",\n \"Condition\": {\"Bool\": {\"aws:SecureTransport\": \"true\"}}}]}";
+        let json = "{\n\"Statement\": [\n{\"Effect\": \"Allow\", \"Action\": \"*\", \"Resource\": \"*\",\n \"Condition\": {\"Bool\": {\"aws:SecureTransport\": [\"true\", {}]}}}]}";
         let err = parse_json(Path::new("p.json"), json).unwrap_err();
         assert!(
-            err.message.contains("`Condition` is not supported"),
+            err.message.contains("a string, number or boolean"),
             "{}",
             err.message
         );
         assert_eq!(err.line, 4);
+    }
+
+    #[test]
+    fn conditions_are_read_in_both_formats() {
+        let json = r#"{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*",
+            "Condition": {"StringLike": {"swf:taskList.name": ["a-*", "b-*"]}, "Bool": {"aws:SecureTransport": true},
+                          "NumericLessThan": {"aws:EpochTime": 5}}}}"#;
+        let d = parse_json(Path::new("p.json"), json).unwrap();
+        let c = &d.statements[0].conditions;
+        assert_eq!(c.len(), 3);
+        assert!(c
+            .iter()
+            .any(|e| e.operator == "Bool" && e.values == ["true"]));
+        assert!(c
+            .iter()
+            .any(|e| e.operator == "NumericLessThan" && e.values == ["5"]));
+        assert!(c
+            .iter()
+            .any(|e| e.key == "swf:taskList.name" && e.values == ["a-*", "b-*"]));
+        let toml = "[[Statement]]\nEffect = \"Allow\"\nAction = \"*\"\nResource = \"*\"\n[Statement.Condition.StringEquals]\n\"aws:username\" = \"alice\"\n";
+        let d = parse_toml(p(), toml).unwrap();
+        assert_eq!(d.statements[0].conditions[0].values, ["alice"]);
+        let empty = r#"{"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"Bool": {}}}}"#;
+        assert!(parse_json(Path::new("p.json"), empty).is_err());
     }
 
     #[test]

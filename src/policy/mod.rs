@@ -1,11 +1,18 @@
 //! Step 3 of the request path: IAM-style authorization.
 //!
-//! Parse (`document`), compile (`compile`: actions become a bit set over SWF's operations,
-//! resources are split into ARN segments once), evaluate (`PolicySet::evaluate`: pure, no
-//! allocation unless statements match). `authorize` is the only way to obtain a [`Permit`],
-//! and forwarding takes a `Permit`: an unauthorized call cannot reach the upstream.
+//! Parse (`document`), compile (`compile`: actions become a bit set, resources ARN segments,
+//! conditions and variables parsed), evaluate (`PolicySet::evaluate`: pure, reads the request
+//! only through a [`Context`]). `authorize` is the only way to obtain a [`Permit`], and
+//! forwarding takes a `Permit`: an unauthorized call cannot reach the upstream.
 
+pub mod actions;
+pub mod analysis;
+mod compile;
+pub mod condition;
+pub mod context;
 pub mod document;
+pub mod explain;
+pub mod variables;
 pub mod wildcard;
 
 use std::collections::BTreeMap;
@@ -13,8 +20,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::diag::Diagnostic;
-use crate::swf::Operation;
-use document::{Document, Effect, Patterns};
+pub use actions::Action;
+use compile::CompiledStatement;
+pub use context::{Caller, Context};
+use document::{Document, Effect};
 
 /// A loaded policy file.
 #[derive(Debug)]
@@ -22,7 +31,7 @@ pub struct Policy {
     pub name: Arc<str>,
     pub path: PathBuf,
     pub document: Document,
-    compiled: Arc<[CompiledStatement]>,
+    compiled: Vec<CompiledStatement>,
 }
 
 /// Where a statement came from: what decisions and audit records name.
@@ -34,143 +43,17 @@ pub struct StatementRef {
     pub line: usize,
 }
 
-#[derive(Debug)]
-struct CompiledStatement {
-    effect: Effect,
-    /// Bit `op.index()` is set when the statement applies to that operation (negation folded in).
-    actions: u64,
-    resources: ResourceMatcher,
-    origin: StatementRef,
-}
-
-#[derive(Debug)]
-struct ResourceMatcher {
-    negated: bool,
-    patterns: Vec<ResourcePattern>,
-}
-
-#[derive(Debug)]
-enum ResourcePattern {
-    /// `*`
-    Any,
-    /// Six ARN segments; the last keeps its colons.
-    Arn(Box<[Segment; 6]>),
-}
-
-#[derive(Debug)]
-enum Segment {
-    Any,
-    Literal(String),
-    Wildcard(String),
-}
-
-impl Segment {
-    fn new(pattern: &str) -> Segment {
-        if pattern == "*" {
-            Segment::Any
-        } else if wildcard::is_literal(pattern) {
-            Segment::Literal(pattern.to_owned())
-        } else {
-            Segment::Wildcard(pattern.to_owned())
-        }
-    }
-
-    fn matches(&self, text: &str) -> bool {
-        match self {
-            Segment::Any => true,
-            Segment::Literal(l) => l == text,
-            Segment::Wildcard(p) => wildcard::matches(p, text),
-        }
-    }
-}
-
-impl ResourcePattern {
-    fn new(pattern: &str) -> ResourcePattern {
-        if pattern == "*" {
-            return ResourcePattern::Any;
-        }
-        // The document validator guarantees six segments.
-        let mut it = pattern.splitn(6, ':').map(Segment::new);
-        let mut next = || it.next().unwrap_or(Segment::Any);
-        ResourcePattern::Arn(Box::new([next(), next(), next(), next(), next(), next()]))
-    }
-
-    fn matches(&self, resource: &str) -> bool {
-        match self {
-            ResourcePattern::Any => true,
-            ResourcePattern::Arn(segments) => {
-                let mut parts = resource.splitn(6, ':');
-                segments
-                    .iter()
-                    .all(|s| parts.next().is_some_and(|p| s.matches(p)))
-            }
-        }
-    }
-}
-
-impl ResourceMatcher {
-    fn applies(&self, resource: &str) -> bool {
-        self.patterns.iter().any(|p| p.matches(resource)) != self.negated
-    }
-}
-
-/// The operations an action list names, as a bit set. Action names are case-insensitive.
-fn action_bits(actions: &Patterns) -> u64 {
-    let mut bits = 0u64;
-    for op in Operation::ALL {
-        let action = op.iam_action().to_ascii_lowercase();
-        if actions
-            .patterns
-            .iter()
-            .any(|p| wildcard::matches(&p.to_ascii_lowercase(), &action))
-        {
-            bits |= 1 << op.index();
-        }
-    }
-    if actions.negated {
-        bits = !bits & all_operations();
-    }
-    bits
-}
-
-fn all_operations() -> u64 {
-    (1u64 << Operation::ALL.len()) - 1
-}
-
 impl Policy {
-    /// Compiles a validated document.
-    pub fn new(name: &str, path: &Path, document: Document) -> Policy {
+    /// Compiles a validated document; each statement that cannot compile is reported.
+    pub fn compile(name: &str, path: &Path, document: Document) -> Result<Policy, Vec<Diagnostic>> {
         let name: Arc<str> = Arc::from(name);
-        let file: Arc<Path> = Arc::from(path);
-        let compiled = document
-            .statements
-            .iter()
-            .map(|s| CompiledStatement {
-                effect: s.effect,
-                actions: action_bits(&s.action),
-                resources: ResourceMatcher {
-                    negated: s.resource.negated,
-                    patterns: s
-                        .resource
-                        .patterns
-                        .iter()
-                        .map(|p| ResourcePattern::new(p))
-                        .collect(),
-                },
-                origin: StatementRef {
-                    policy: name.clone(),
-                    sid: s.sid.as_deref().map(Arc::from),
-                    file: file.clone(),
-                    line: s.line,
-                },
-            })
-            .collect();
-        Policy {
+        let compiled = compile::compile(&name, path, &document)?;
+        Ok(Policy {
             name,
             path: path.to_owned(),
             document,
             compiled,
-        }
+        })
     }
 }
 
@@ -202,18 +85,21 @@ pub fn load_dir(dir: &Path) -> (BTreeMap<String, Arc<Policy>>, Vec<Diagnostic>) 
             ));
             continue;
         };
-        match load_file(&path) {
-            Ok(doc) => {
-                if policies.contains_key(&name) {
-                    errors.push(Diagnostic::file(
-                        &path,
-                        format!("a policy named `{name}` is already defined by another file"),
-                    ));
-                } else {
-                    policies.insert(name.clone(), Arc::new(Policy::new(&name, &path, doc)));
-                }
+        if policies.contains_key(&name) {
+            errors.push(Diagnostic::file(
+                &path,
+                format!("a policy named `{name}` is already defined by another file"),
+            ));
+            continue;
+        }
+        match load_file(&path)
+            .map_err(|d| vec![d])
+            .and_then(|doc| Policy::compile(&name, &path, doc))
+        {
+            Ok(policy) => {
+                policies.insert(name.clone(), Arc::new(policy));
             }
-            Err(d) => errors.push(d),
+            Err(d) => errors.extend(d),
         }
     }
     (policies, errors)
@@ -277,13 +163,21 @@ impl PolicySet {
         self.policies.iter().map(|p| &*p.name)
     }
 
+    fn statements(&self) -> impl Iterator<Item = &CompiledStatement> {
+        self.policies.iter().flat_map(|p| p.compiled.iter())
+    }
+
     /// IAM's evaluation: an explicit `Deny` wins, else any `Allow` allows, else implicit deny.
-    pub fn evaluate(&self, op: Operation, resource: &str) -> Decision {
-        let bit = 1u64 << op.index();
+    /// A statement applies when its action, its resource and all its conditions match.
+    pub fn evaluate(&self, resource: &str, ctx: &Context<'_>) -> Decision {
+        let bit = 1u64 << ctx.action.index();
         let mut allows = Vec::new();
         let mut denies = Vec::new();
-        for statement in self.policies.iter().flat_map(|p| p.compiled.iter()) {
-            if statement.actions & bit == 0 || !statement.resources.applies(resource) {
+        for statement in self.statements() {
+            if statement.actions & bit == 0
+                || !statement.resources.applies(resource, ctx)
+                || !statement.conditions.iter().all(|c| c.evaluate(ctx))
+            {
                 continue;
             }
             match statement.effect {
@@ -334,11 +228,11 @@ impl Permit {
 pub fn authorize(
     policies: &PolicySet,
     principal_arn: &str,
-    op: Operation,
     resource: &str,
+    ctx: &Context<'_>,
     enforce: bool,
 ) -> Result<Permit, (Decision, String)> {
-    let decision = policies.evaluate(op, resource);
+    let decision = policies.evaluate(resource, ctx);
     if decision.kind == DecisionKind::Allowed {
         return Ok(Permit {
             decision,
@@ -351,7 +245,7 @@ pub fn authorize(
             shadowed: true,
         });
     }
-    let action = op.iam_action();
+    let action = ctx.action.iam_action();
     let reason = match decision.kind {
         DecisionKind::ExplicitDeny => {
             "with an explicit deny in an identity-based policy".to_owned()

@@ -1,6 +1,32 @@
 //! Evaluation tests: IAM's precedence, wildcards per ARN segment, negations, groups.
 
 use super::*;
+use crate::swf::Operation;
+use std::collections::BTreeMap;
+
+/// Evaluates with a plain context: no conditions in these tests read it.
+fn eval(s: &PolicySet, op: Operation, resource: &str) -> Decision {
+    with_ctx(op, |ctx| s.evaluate(resource, ctx))
+}
+
+fn with_ctx<R>(op: Operation, f: impl FnOnce(&Context<'_>) -> R) -> R {
+    let tags = BTreeMap::new();
+    let ctx = Context {
+        caller: Caller {
+            name: "w",
+            arn: "arn:aws:iam::123456789012:user/w",
+            tags: &tags,
+        },
+        action: Action::Operation(op),
+        input: None,
+        source_ip: None,
+        now: std::time::SystemTime::now(),
+        secure_transport: false,
+        region: "us-east-1",
+        overrides: None,
+    };
+    f(&ctx)
+}
 
 const A: &str = "arn:aws:swf:us-east-1:123456789012:/domain/tenant-a";
 const B: &str = "arn:aws:swf:us-east-1:123456789012:/domain/tenant-b";
@@ -8,7 +34,7 @@ const B: &str = "arn:aws:swf:us-east-1:123456789012:/domain/tenant-b";
 fn policy(name: &str, toml: &str) -> Arc<Policy> {
     let path = PathBuf::from(format!("{name}.toml"));
     let doc = document::parse_toml(&path, toml).unwrap();
-    Arc::new(Policy::new(name, &path, doc))
+    Arc::new(Policy::compile(name, &path, doc).unwrap())
 }
 
 fn set(policies: &[Arc<Policy>]) -> PolicySet {
@@ -24,7 +50,7 @@ fn statement(effect: &str, action: &str, resource: &str) -> String {
 }
 
 fn kind(s: &PolicySet, op: Operation, resource: &str) -> DecisionKind {
-    s.evaluate(op, resource).kind
+    eval(s, op, resource).kind
 }
 
 #[test]
@@ -68,7 +94,7 @@ fn explicit_deny_beats_allow_in_any_order() {
         vec![deny.clone(), allow.clone()],
     ] {
         let s = set(&order);
-        let d = s.evaluate(Operation::TerminateWorkflowExecution, A);
+        let d = eval(&s, Operation::TerminateWorkflowExecution, A);
         assert_eq!(d.kind, DecisionKind::ExplicitDeny);
         assert_eq!(d.statements.len(), 1);
         assert_eq!(&*d.statements[0].policy, "deny");
@@ -234,7 +260,7 @@ fn not_action_and_not_resource() {
 fn a_policy_shared_by_principal_and_group_counts_once() {
     let p = policy("p", &statement("Allow", "\"swf:*\"", "\"*\""));
     let s = set(&[p.clone(), p]);
-    assert_eq!(s.evaluate(Operation::ListDomains, A).statements.len(), 1);
+    assert_eq!(eval(&s, Operation::ListDomains, A).statements.len(), 1);
     assert_eq!(s.policy_names().count(), 1);
 }
 
@@ -245,16 +271,25 @@ fn authorize_builds_aws_denial_messages() {
         &statement("Deny", "\"swf:*\"", &format!("\"{B}\"")),
     )]);
     let arn = "arn:aws:iam::123456789012:user/w";
-    let (d, msg) = authorize(&s, arn, Operation::PollForActivityTask, A, true).unwrap_err();
+    let (d, msg) = with_ctx(Operation::PollForActivityTask, |ctx| {
+        authorize(&s, arn, A, ctx, true)
+    })
+    .unwrap_err();
     assert_eq!(d.kind, DecisionKind::ImplicitDeny);
     assert_eq!(msg, format!("User: {arn} is not authorized to perform: swf:PollForActivityTask on resource: {A} because no identity-based policy allows the swf:PollForActivityTask action"));
-    let (d, msg) = authorize(&s, arn, Operation::PollForActivityTask, B, true).unwrap_err();
+    let (d, msg) = with_ctx(Operation::PollForActivityTask, |ctx| {
+        authorize(&s, arn, B, ctx, true)
+    })
+    .unwrap_err();
     assert_eq!(d.kind, DecisionKind::ExplicitDeny);
     assert!(
         msg.ends_with("with an explicit deny in an identity-based policy"),
         "{msg}"
     );
-    let permit = authorize(&s, arn, Operation::PollForActivityTask, B, false).unwrap();
+    let permit = with_ctx(Operation::PollForActivityTask, |ctx| {
+        authorize(&s, arn, B, ctx, false)
+    })
+    .unwrap();
     assert!(permit.shadowed());
     assert_eq!(permit.decision().kind, DecisionKind::ExplicitDeny);
 }
@@ -262,7 +297,7 @@ fn authorize_builds_aws_denial_messages() {
 #[test]
 fn decisions_carry_file_and_line() {
     let p = policy("p", &statement("Allow", "\"swf:*\"", "\"*\""));
-    let d = set(&[p]).evaluate(Operation::ListDomains, A);
+    let d = eval(&set(&[p]), Operation::ListDomains, A);
     assert_eq!(d.statements[0].sid.as_deref(), Some("S"));
     assert_eq!(d.statements[0].line, 1);
     assert_eq!(&*d.statements[0].file, Path::new("p.toml"));

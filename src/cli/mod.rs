@@ -1,0 +1,120 @@
+//! The policy tools of the command line: `check`, `explain` and `test` (SPEC, "Command line").
+//! Each returns its exit code: 0 success, 64 invalid usage or configuration, 1 a failed test.
+
+pub mod check;
+pub mod explain;
+pub mod test;
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use crate::config::{self, Config, Principal};
+use crate::policy::{Action, Caller, Context, Decision, PolicySet};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 64;
+
+/// Loads the configuration, printing its diagnostics to stderr; `None` when it has errors.
+pub fn load(path: &std::path::Path) -> Option<Config> {
+    match config::load(path) {
+        Ok(config) => {
+            for w in &config.warnings {
+                eprintln!("{w}");
+            }
+            Some(config)
+        }
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            None
+        }
+    }
+}
+
+/// What to evaluate, as the tools are asked it.
+pub struct Query<'a> {
+    pub principal: &'a Principal,
+    pub action: Action,
+    pub resource: String,
+    /// Lowercase key → values.
+    pub context: BTreeMap<String, Vec<String>>,
+}
+
+impl Query<'_> {
+    /// The evaluation context: the principal's own keys, the given ones on top.
+    pub fn evaluate<R>(
+        &self,
+        f: impl FnOnce(&PolicySet, &str, &Context<'_>) -> R,
+        region: &str,
+    ) -> R {
+        let ctx = Context {
+            caller: Caller {
+                name: &self.principal.name,
+                arn: &self.principal.arn,
+                tags: &self.principal.tags,
+            },
+            action: self.action,
+            input: None,
+            source_ip: None,
+            now: SystemTime::now(),
+            secure_transport: false,
+            region,
+            overrides: Some(&self.context),
+        };
+        f(&self.principal.policies, &self.resource, &ctx)
+    }
+
+    pub fn decide(&self, region: &str) -> Decision {
+        self.evaluate(|set, resource, ctx| set.evaluate(resource, ctx), region)
+    }
+}
+
+/// Resolves `swf:<Name>` (an operation or a decision), case-insensitively.
+pub fn action(name: &str) -> Result<Action, String> {
+    Action::all()
+        .find(|a| a.iam_action().eq_ignore_ascii_case(name))
+        .ok_or_else(|| {
+            format!("unknown action `{name}`: expected swf:<Operation> or swf:<DecisionType>")
+        })
+}
+
+/// The resource from `--domain` or `--resource`, exactly one.
+pub fn resource(
+    config: &Config,
+    domain: Option<&str>,
+    resource: Option<&str>,
+) -> Result<String, String> {
+    match (domain, resource) {
+        (Some(d), None) => {
+            crate::swf::check_domain_name("domain", d).map_err(|e| e.to_string())?;
+            Ok(config.service.domain_arn(d))
+        }
+        (None, Some(r)) => Ok(r.to_owned()),
+        _ => Err("give exactly one of a domain and a resource".to_owned()),
+    }
+}
+
+/// Parses `KEY=VALUE` pairs; a key given twice has several values.
+pub fn context(pairs: &[String]) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pair in pairs {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("context `{pair}` must be KEY=VALUE"))?;
+        if !crate::policy::context::is_known_key(k) {
+            return Err(format!("context key `{k}` is not one swf-warden supplies"));
+        }
+        out.entry(k.to_ascii_lowercase())
+            .or_default()
+            .push(v.to_owned());
+    }
+    Ok(out)
+}
+
+pub fn principal<'c>(config: &'c Config, name: &str) -> Result<&'c Principal, String> {
+    config
+        .principals
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| format!("unknown principal `{name}`"))
+}

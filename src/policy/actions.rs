@@ -1,0 +1,200 @@
+//! The IAM action space for SWF: the 39 operations, plus the 13 decision pseudo-actions that
+//! SWF authorizes inside `RespondDecisionTaskCompleted` (`swf:ScheduleActivityTask`, …).
+//! Each action has a dense index, for the per-statement bit sets, and the SWF condition keys
+//! it carries (SWF developer guide, "API summary" of IAM access control).
+
+use crate::swf::Operation;
+
+macro_rules! decisions {
+    ($($kind:ident),* $(,)?) => {
+        /// A decision type inside `RespondDecisionTaskCompleted` (the model's `DecisionType`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum DecisionKind { $($kind),* }
+
+        impl DecisionKind {
+            pub const ALL: &'static [DecisionKind] = &[$(DecisionKind::$kind),*];
+
+            pub fn name(self) -> &'static str {
+                match self { $(DecisionKind::$kind => stringify!($kind)),* }
+            }
+
+            pub fn iam_action(self) -> &'static str {
+                match self { $(DecisionKind::$kind => concat!("swf:", stringify!($kind))),* }
+            }
+
+            pub fn from_name(name: &str) -> Option<DecisionKind> {
+                match name { $(stringify!($kind) => Some(DecisionKind::$kind),)* _ => None }
+            }
+        }
+    };
+}
+
+decisions! {
+    ScheduleActivityTask,
+    ScheduleLambdaFunction,
+    RequestCancelActivityTask,
+    CompleteWorkflowExecution,
+    FailWorkflowExecution,
+    CancelWorkflowExecution,
+    ContinueAsNewWorkflowExecution,
+    RecordMarker,
+    StartTimer,
+    CancelTimer,
+    SignalExternalWorkflowExecution,
+    RequestCancelExternalWorkflowExecution,
+    StartChildWorkflowExecution,
+}
+
+impl DecisionKind {
+    /// The member holding this decision's attributes, e.g. `scheduleActivityTaskDecisionAttributes`.
+    pub fn attributes_member(self) -> String {
+        let name = self.name();
+        let mut out = String::with_capacity(name.len() + 18);
+        out.push_str(&name[..1].to_ascii_lowercase());
+        out.push_str(&name[1..]);
+        out.push_str("DecisionAttributes");
+        out
+    }
+}
+
+/// Something a policy can allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Operation(Operation),
+    Decision(DecisionKind),
+}
+
+impl Action {
+    /// Every action: operations first, then decisions.
+    pub fn all() -> impl Iterator<Item = Action> {
+        Operation::ALL
+            .iter()
+            .map(|o| Action::Operation(*o))
+            .chain(DecisionKind::ALL.iter().map(|d| Action::Decision(*d)))
+    }
+
+    /// Dense index: operations `0..39`, decisions after them.
+    pub fn index(self) -> usize {
+        match self {
+            Action::Operation(op) => op.index(),
+            Action::Decision(d) => Operation::ALL.len() + d as usize,
+        }
+    }
+
+    /// `swf:<Name>`.
+    pub fn iam_action(self) -> &'static str {
+        match self {
+            Action::Operation(op) => op.iam_action(),
+            Action::Decision(d) => d.iam_action(),
+        }
+    }
+
+    /// Resolves `swf:<Name>` (exact case, as SWF spells it).
+    pub fn from_iam(action: &str) -> Option<Action> {
+        let name = action.strip_prefix("swf:")?;
+        Operation::from_name(name)
+            .map(Action::Operation)
+            .or_else(|| DecisionKind::from_name(name).map(Action::Decision))
+    }
+
+    /// The SWF condition keys (lowercase, without `swf:`) this action carries.
+    pub fn swf_keys(self) -> &'static [&'static str] {
+        use DecisionKind as D;
+        use Operation as O;
+        const TASK_LIST: &[&str] = &["tasklist.name"];
+        const ACTIVITY_TYPE: &[&str] = &["activitytype.name", "activitytype.version"];
+        const WORKFLOW_TYPE: &[&str] = &["workflowtype.name", "workflowtype.version"];
+        const FILTERS: &[&str] = &["tagfilter.tag", "typefilter.name", "typefilter.version"];
+        const REGISTER: &[&str] = &["defaulttasklist.name", "name", "version"];
+        const START: &[&str] = &[
+            "taglist.member.0",
+            "taglist.member.1",
+            "taglist.member.2",
+            "taglist.member.3",
+            "taglist.member.4",
+            "tasklist.name",
+            "workflowtype.name",
+            "workflowtype.version",
+        ];
+        const CONTINUE_AS_NEW: &[&str] = &[
+            "taglist.member.0",
+            "taglist.member.1",
+            "taglist.member.2",
+            "taglist.member.3",
+            "taglist.member.4",
+            "tasklist.name",
+            "workflowtype.version",
+        ];
+        const SCHEDULE: &[&str] = &["activitytype.name", "activitytype.version", "tasklist.name"];
+        match self {
+            Action::Operation(op) => match op {
+                O::CountPendingActivityTasks
+                | O::CountPendingDecisionTasks
+                | O::PollForActivityTask
+                | O::PollForDecisionTask => TASK_LIST,
+                O::DeprecateActivityType
+                | O::DescribeActivityType
+                | O::UndeprecateActivityType
+                | O::DeleteActivityType => ACTIVITY_TYPE,
+                O::DeprecateWorkflowType
+                | O::DescribeWorkflowType
+                | O::UndeprecateWorkflowType
+                | O::DeleteWorkflowType => WORKFLOW_TYPE,
+                O::CountClosedWorkflowExecutions
+                | O::CountOpenWorkflowExecutions
+                | O::ListClosedWorkflowExecutions
+                | O::ListOpenWorkflowExecutions => FILTERS,
+                O::RegisterActivityType | O::RegisterWorkflowType => REGISTER,
+                O::StartWorkflowExecution => START,
+                _ => &[],
+            },
+            Action::Decision(d) => match d {
+                D::ScheduleActivityTask => SCHEDULE,
+                D::StartChildWorkflowExecution => START,
+                D::ContinueAsNewWorkflowExecution => CONTINUE_AS_NEW,
+                _ => &[],
+            },
+        }
+    }
+}
+
+/// How many actions there are (fits the 64-bit sets).
+pub const COUNT: usize = 39 + 13;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_are_dense_and_fit_a_u64() {
+        let all: Vec<Action> = Action::all().collect();
+        assert_eq!(all.len(), COUNT);
+        const { assert!(COUNT <= 64) };
+        for (i, a) in all.iter().enumerate() {
+            assert_eq!(a.index(), i);
+            assert_eq!(Action::from_iam(a.iam_action()), Some(*a));
+        }
+    }
+
+    #[test]
+    fn attribute_members_follow_the_model() {
+        assert_eq!(
+            DecisionKind::ScheduleActivityTask.attributes_member(),
+            "scheduleActivityTaskDecisionAttributes"
+        );
+    }
+
+    #[test]
+    fn keys_per_action() {
+        assert!(Action::Operation(Operation::RecordActivityTaskHeartbeat)
+            .swf_keys()
+            .is_empty());
+        assert_eq!(
+            Action::Operation(Operation::PollForActivityTask).swf_keys(),
+            ["tasklist.name"]
+        );
+        assert!(Action::Decision(DecisionKind::ScheduleActivityTask)
+            .swf_keys()
+            .contains(&"activitytype.name"));
+    }
+}

@@ -1,0 +1,232 @@
+//! The request context that conditions and policy variables read: IAM's global keys for the
+//! caller, and the SWF keys taken from the request (or the decision) they belong to.
+//!
+//! Building a `Context` costs nothing but a few references; values are looked up only when a
+//! condition or variable asks, so statements without either never pay for them.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+use super::actions::Action;
+
+/// The global keys swf-warden supplies (lowercase). `aws:principaltag/…` is a family.
+pub const GLOBAL_KEYS: &[&str] = &[
+    "aws:sourceip",
+    "aws:currenttime",
+    "aws:epochtime",
+    "aws:securetransport",
+    "aws:username",
+    "aws:userid",
+    "aws:principalarn",
+    "aws:requestedregion",
+];
+
+/// Who is calling.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub name: &'a str,
+    pub arn: &'a str,
+    pub tags: &'a BTreeMap<String, String>,
+}
+
+/// Everything a condition may ask about one authorization request.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub caller: Caller<'a>,
+    pub action: Action,
+    /// The input members the SWF keys come from: the request's, or the decision's attributes.
+    pub input: Option<&'a Map<String, Value>>,
+    pub source_ip: Option<IpAddr>,
+    pub now: SystemTime,
+    pub secure_transport: bool,
+    pub region: &'a str,
+    /// Values given by hand (`explain --context`, test cases), lowercase keys; they win.
+    pub overrides: Option<&'a BTreeMap<String, Vec<String>>>,
+}
+
+/// Whether `key` (any case) is one swf-warden can supply for some action.
+pub fn is_known_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    if GLOBAL_KEYS.contains(&key.as_str()) {
+        return true;
+    }
+    if let Some(tag) = key.strip_prefix("aws:principaltag/") {
+        return !tag.is_empty();
+    }
+    match key.strip_prefix("swf:") {
+        Some(swf) => Action::all().any(|a| a.swf_keys().contains(&swf)),
+        None => false,
+    }
+}
+
+/// Whether `action` ever carries `key` (global keys: always).
+pub fn action_carries(action: Action, key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    match key.strip_prefix("swf:") {
+        Some(swf) => action.swf_keys().contains(&swf),
+        None => is_known_key(&key),
+    }
+}
+
+impl Context<'_> {
+    /// The values of `key` (case-insensitive), or `None` when the request does not carry it.
+    pub fn get(&self, key: &str) -> Option<Vec<String>> {
+        let key = key.to_ascii_lowercase();
+        if let Some(values) = self.overrides.and_then(|o| o.get(&key)) {
+            return Some(values.clone());
+        }
+        let one = |v: String| Some(vec![v]);
+        match key.as_str() {
+            "aws:sourceip" => self.source_ip.and_then(|ip| one(ip.to_string())),
+            "aws:currenttime" => one(crate::audit::rfc3339(self.now)),
+            "aws:epochtime" => one(self
+                .now
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                .to_string()),
+            "aws:securetransport" => one(self.secure_transport.to_string()),
+            "aws:username" | "aws:userid" => one(self.caller.name.to_owned()),
+            "aws:principalarn" => one(self.caller.arn.to_owned()),
+            "aws:requestedregion" => one(self.region.to_owned()),
+            _ => {
+                if let Some(tag) = key.strip_prefix("aws:principaltag/") {
+                    // Tag keys are case-insensitive in IAM.
+                    return self
+                        .caller
+                        .tags
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(tag))
+                        .and_then(|(_, v)| one(v.clone()));
+                }
+                let swf = key.strip_prefix("swf:")?;
+                if !self.action.swf_keys().contains(&swf) {
+                    return None;
+                }
+                lookup(self.input?, swf).map(|v| vec![v])
+            }
+        }
+    }
+}
+
+/// Follows a key path such as `tasklist.name` or `taglist.member.2` through the input, matching
+/// member names case-insensitively. Strings and numbers are values; anything else is absent.
+fn lookup(input: &Map<String, Value>, path: &str) -> Option<String> {
+    let mut parts = path.split('.');
+    let first = parts.next()?;
+    let mut current = member(input, first)?;
+    while let Some(part) = parts.next() {
+        current = if part == "member" {
+            let index: usize = parts.next()?.parse().ok()?;
+            current.as_array()?.get(index)?
+        } else {
+            member(current.as_object()?, part)?
+        };
+    }
+    match current {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn member<'v>(map: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
+    map.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::swf::Operation;
+    use serde_json::json;
+
+    fn context<'a>(
+        action: Action,
+        input: Option<&'a Map<String, Value>>,
+        tags: &'a BTreeMap<String, String>,
+    ) -> Context<'a> {
+        Context {
+            caller: Caller {
+                name: "alice",
+                arn: "arn:aws:iam::123456789012:user/alice",
+                tags,
+            },
+            action,
+            input,
+            source_ip: Some("127.0.0.1".parse().unwrap()),
+            now: UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+            secure_transport: false,
+            region: "us-east-1",
+            overrides: None,
+        }
+    }
+
+    #[test]
+    fn global_keys() {
+        let tags = BTreeMap::from([("Team".to_owned(), "a".to_owned())]);
+        let c = context(Action::Operation(Operation::ListDomains), None, &tags);
+        assert_eq!(c.get("aws:username"), Some(vec!["alice".into()]));
+        assert_eq!(c.get("AWS:SourceIp"), Some(vec!["127.0.0.1".into()]));
+        assert_eq!(c.get("aws:EpochTime"), Some(vec!["1700000000".into()]));
+        assert_eq!(
+            c.get("aws:CurrentTime"),
+            Some(vec!["2023-11-14T22:13:20.000Z".into()])
+        );
+        assert_eq!(c.get("aws:SecureTransport"), Some(vec!["false".into()]));
+        assert_eq!(c.get("aws:PrincipalTag/team"), Some(vec!["a".into()]));
+        assert_eq!(c.get("aws:PrincipalTag/other"), None);
+        assert_eq!(c.get("aws:MultiFactorAuthPresent"), None);
+    }
+
+    #[test]
+    fn swf_keys_only_on_actions_that_carry_them() {
+        let input = json!({"domain": "d", "taskList": {"name": "work"}, "tagList": ["x", "y"],
+                           "workflowType": {"name": "flow", "version": "1"}});
+        let input = input.as_object().unwrap();
+        let tags = BTreeMap::new();
+        let start = context(
+            Action::Operation(Operation::StartWorkflowExecution),
+            Some(input),
+            &tags,
+        );
+        assert_eq!(start.get("swf:taskList.name"), Some(vec!["work".into()]));
+        assert_eq!(start.get("swf:tagList.member.1"), Some(vec!["y".into()]));
+        assert_eq!(start.get("swf:tagList.member.2"), None);
+        assert_eq!(
+            start.get("swf:workflowType.version"),
+            Some(vec!["1".into()])
+        );
+        let poll = context(
+            Action::Operation(Operation::RecordActivityTaskHeartbeat),
+            Some(input),
+            &tags,
+        );
+        assert_eq!(
+            poll.get("swf:taskList.name"),
+            None,
+            "heartbeats carry no task list key"
+        );
+    }
+
+    #[test]
+    fn known_keys() {
+        assert!(is_known_key("swf:taskList.name") && is_known_key("aws:PrincipalTag/x"));
+        assert!(
+            !is_known_key("swf:nothing")
+                && !is_known_key("aws:MultiFactorAuthPresent")
+                && !is_known_key("aws:PrincipalTag/")
+        );
+        assert!(action_carries(
+            Action::Operation(Operation::PollForActivityTask),
+            "swf:tasklist.name"
+        ));
+        assert!(!action_carries(
+            Action::Operation(Operation::RecordActivityTaskHeartbeat),
+            "swf:taskList.name"
+        ));
+    }
+}
