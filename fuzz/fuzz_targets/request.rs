@@ -53,4 +53,5 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(resolved) = resolve::resolve(&service, &sealer, &parsed, "arn:aws:iam::123456789012:user/u") {
         assert!(resolved.resource.starts_with("arn:") || op.resource_source() == swf::ResourceSource::ResourceArn);
     }
+    let _ = resolve::decisions(&parsed);
 });
