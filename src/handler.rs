@@ -41,6 +41,9 @@ struct Call {
     resource: Option<String>,
     matched: Vec<StatementRef>,
     token_fingerprint: Option<String>,
+    /// Shadow-mode `wouldDeny` records, written once the request id the client will see is
+    /// known (the upstream's, for a forwarded call).
+    pending: Vec<Record>,
 }
 
 impl Call {
@@ -92,7 +95,7 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
     };
     match process(app, request, peer, &mut call).await {
         Ok(response) => response,
-        Err(error) => refuse(app, &call, &error),
+        Err(error) => refuse(app, &mut call, &error),
     }
 }
 
@@ -184,6 +187,14 @@ async fn process(
     };
     let response = app.forwarder.forward(&permit, op, upstream_body).await?;
     let response = respond(app, op, &resolved, response, &call.request_id).await?;
+    if let Some(id) = response
+        .headers()
+        .get("x-amzn-requestid")
+        .and_then(|v| v.to_str().ok())
+    {
+        call.request_id = id.to_owned();
+    }
+    flush_pending(app, call);
     if app.audit.include_allowed() && !permit.shadowed() {
         write_audit(app, &call.record(Outcome::Allowed, None));
     }
@@ -211,7 +222,8 @@ fn authorize(
         Ok(permit) => {
             if permit.shadowed() {
                 call.matched = permit.decision().statements.clone();
-                write_audit(app, &call.record(Outcome::WouldDeny, None));
+                let record = call.record(Outcome::WouldDeny, None);
+                call.pending.push(record);
             }
             Ok(permit)
         }
@@ -329,7 +341,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The one place a refusal is audited and answered.
-fn refuse(app: &App, call: &Call, error: &ProxyError) -> Response<Body> {
+fn refuse(app: &App, call: &mut Call, error: &ProxyError) -> Response<Body> {
+    flush_pending(app, call);
     let outcome = error.outcome();
     // Upstream failures of allowed calls are not refusals; with `include_allowed` they are
     // recorded as allowed calls that failed.
@@ -337,6 +350,14 @@ fn refuse(app: &App, call: &Call, error: &ProxyError) -> Response<Body> {
         write_audit(app, &call.record(outcome, Some(error)));
     }
     error_response(error, &call.request_id)
+}
+
+/// Writes the shadow-mode records under the request id the client receives.
+fn flush_pending(app: &App, call: &mut Call) {
+    for mut record in std::mem::take(&mut call.pending) {
+        record.request_id.clone_from(&call.request_id);
+        write_audit(app, &record);
+    }
 }
 
 fn write_audit(app: &App, record: &Record) {

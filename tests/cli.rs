@@ -108,3 +108,177 @@ fn example_with_address(dir: &std::path::Path, address: &str) -> std::path::Path
     std::fs::write(&path, text).unwrap();
     path
 }
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_passes_the_example_with_warnings_only() {
+    let (code, out, _) = run(&["check", "--config", "config.example.toml"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("config.example.toml:16:21: warning: `secret_access_key` is given inline"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ok (3 policies, 2 principals, 4 warning(s))"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_reports_policy_errors_with_line_and_column_and_exits_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_with_address(dir.path(), "127.0.0.1:0");
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    for name in ["tenant-a.toml", "tenant-b.json", "guardrails.toml"] {
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("policies")
+                .join(name),
+            policies.join(name),
+        )
+        .unwrap();
+    }
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(
+        &format!(
+            "dir = \"{}\"",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("policies")
+                .display()
+        ),
+        "dir = \"policies\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    std::fs::write(
+        policies.join("tenant-b.json"),
+        "{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [\n    {\"Sid\": \"X\", \"Effect\": \"Allow\", \"Action\": \"swf:PollForActivityTasks\", \"Resource\": \"arn:aws:sqs:*:*:q\"}\n  ]\n}\n",
+    )
+    .unwrap();
+    let (code, out, _) = run(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, Some(64), "{out}");
+    let file = policies.join("tenant-b.json").display().to_string();
+    assert!(
+        out.contains(&format!(
+            "{file}:4:5: error: statement `X`: unknown action `swf:PollForActivityTasks`"
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{file}:4:5: error: statement `X`: resource `arn:aws:sqs:*:*:q` is for the service `sqs`")), "{out}");
+    // `serve` refuses the same configuration before binding.
+    let (code, _, err) = run(&["serve", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, Some(64), "{err}");
+}
+
+#[test]
+fn explain_shows_the_deciding_statement_with_file_and_line() {
+    let (code, out, _) = run(&[
+        "explain",
+        "--config",
+        "config.example.toml",
+        "--principal",
+        "tenant-a-worker",
+        "--action",
+        "swf:TerminateWorkflowExecution",
+        "--domain",
+        "tenant-a",
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("decision: explicitDeny"), "{out}");
+    assert!(
+        out.contains("decided by guardrails NeverTerminate at "),
+        "{out}"
+    );
+    assert!(out.contains("policies/guardrails.toml:11"), "{out}");
+    let (code, out, _) = run(&[
+        "explain",
+        "--config",
+        "config.example.toml",
+        "--principal",
+        "tenant-b-worker",
+        "--action",
+        "swf:PollForActivityTask",
+        "--domain",
+        "tenant-a",
+        "--context",
+        "swf:taskList.name=work",
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("decision: implicitDeny"), "{out}");
+    let (code, _, err) = run(&[
+        "explain",
+        "--config",
+        "config.example.toml",
+        "--principal",
+        "nobody",
+        "--action",
+        "swf:ListDomains",
+        "--domain",
+        "x",
+    ]);
+    assert_eq!(code, Some(64));
+    assert!(err.contains("unknown principal `nobody`"), "{err}");
+}
+
+#[test]
+fn test_command_passes_the_shipped_cases_and_fails_a_wrong_one() {
+    let (code, out, _) = run(&[
+        "test",
+        "--config",
+        "config.example.toml",
+        "policies/tests/example.toml",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("8 passed, 0 failed"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("wrong.toml");
+    std::fs::write(
+        &cases,
+        "[[case]]\nname = \"a wrong expectation\"\nprincipal = \"tenant-a-worker\"\naction = \"swf:PollForActivityTask\"\ndomain = \"tenant-b\"\nexpect = \"allowed\"\n",
+    )
+    .unwrap();
+    let (code, out, _) = run(&[
+        "test",
+        "--config",
+        "config.example.toml",
+        cases.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL")
+            && out.contains("expected allowed")
+            && out.contains("got implicitDeny"),
+        "{out}"
+    );
+    assert!(
+        out.contains("decision: implicitDeny"),
+        "the explanation is printed: {out}"
+    );
+    assert!(out.contains("0 passed, 1 failed"), "{out}");
+
+    std::fs::write(&cases, "[[case]]\nname = \"x\"\nprincipal = \"ghost\"\naction = \"swf:ListDomains\"\ndomain = \"d\"\nexpect = \"allowed\"\n").unwrap();
+    let (code, _, err) = run(&[
+        "test",
+        "--config",
+        "config.example.toml",
+        cases.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(64));
+    assert!(
+        err.contains("wrong.toml:1:1") && err.contains("unknown principal `ghost`"),
+        "{err}"
+    );
+}

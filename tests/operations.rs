@@ -67,6 +67,30 @@ fn table_matches_the_model() {
     }
 }
 
+#[test]
+fn decision_pseudo_actions_match_the_model() {
+    let model = model();
+    let kinds: BTreeSet<&str> = model["shapes"]["DecisionType"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let ours: BTreeSet<&str> = swf_warden::policy::actions::DecisionKind::ALL
+        .iter()
+        .map(|d| d.name())
+        .collect();
+    assert_eq!(kinds, ours);
+    let decision = model["shapes"]["Decision"]["members"].as_object().unwrap();
+    for kind in swf_warden::policy::actions::DecisionKind::ALL {
+        assert!(
+            decision.contains_key(&kind.attributes_member()),
+            "{}",
+            kind.attributes_member()
+        );
+    }
+}
+
 /// A minimal valid input for `op`: every required member, with a sealed token where needed.
 fn input(op: Operation, token: &str) -> Value {
     let mut body = serde_json::Map::new();

@@ -329,13 +329,34 @@ impl Proxy {
         extra_upstream: &str,
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> Proxy {
+        let text = config_text(upstream.addr, extra_upstream);
+        Proxy::launch(upstream, text, &[], tls).await
+    }
+
+    /// Starts with the standard configuration edited by `edit` (for example, principals
+    /// appended) and `policies` written beside the standard ones.
+    pub async fn start_configured(
+        edit: impl FnOnce(String) -> String,
+        policies: &[(&str, &str)],
+    ) -> Proxy {
+        let upstream = FakeSwf::start().await;
+        let text = edit(config_text(upstream.addr, ""));
+        Proxy::launch(upstream, text, policies, None).await
+    }
+
+    async fn launch(
+        upstream: FakeSwf,
+        config: String,
+        extra_policies: &[(&str, &str)],
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("policies")).unwrap();
-        for (name, text) in POLICIES {
+        for (name, text) in POLICIES.iter().chain(extra_policies) {
             std::fs::write(dir.path().join("policies").join(name), text).unwrap();
         }
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, config_text(upstream.addr, extra_upstream)).unwrap();
+        std::fs::write(&path, config).unwrap();
         let config = swf_warden::config::load(&path).unwrap_or_else(|d| panic!("{d}"));
         let app = Arc::new(App::new(config).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
