@@ -148,7 +148,7 @@ async fn process(
         region: &app.service.region,
         overrides: None,
     };
-    let permit = authorize(app, principal, &resolved.resource, &ctx, call, None)?;
+    let permit = authorize(principal, &resolved.resource, &ctx, call, None)?;
     for (i, decision) in decisions.iter().enumerate() {
         let ctx = Context {
             action: Action::Decision(decision.kind),
@@ -160,14 +160,7 @@ async fn process(
             i + 1,
             decisions.len()
         );
-        authorize(
-            app,
-            principal,
-            &resolved.resource,
-            &ctx,
-            call,
-            Some(&position),
-        )?;
+        authorize(principal, &resolved.resource, &ctx, call, Some(&position))?;
     }
     call.action = Some(op.iam_action());
     call.matched = permit.decision().statements.clone();
@@ -201,10 +194,9 @@ async fn process(
     Ok(response)
 }
 
-/// Authorizes one action, recording what decided it. In shadow mode a denial is audited as
-/// `wouldDeny` and the call goes on; `position` names a decision inside the call.
+/// Authorizes one action, recording what decided it. In shadow mode a denial is kept for the
+/// audit log as `wouldDeny` and the call goes on; `position` names a decision inside the call.
 fn authorize(
-    app: &App,
     principal: &Principal,
     resource: &str,
     ctx: &Context<'_>,
