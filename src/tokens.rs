@@ -274,6 +274,21 @@ mod tests {
     }
 
     #[test]
+    fn fuzz_finding_multibyte_text_round_trips() {
+        // From `fuzz/run.sh` (unseal target): text with a two-byte character in the middle.
+        // The crash was in the harness's split, not in the sealer; kept as a regression case.
+        let text = "s\u{0}1\u{483}A&s";
+        let s = sealer();
+        assert!(s.unseal(text).is_err());
+        let (domain, token) = text.split_at(3);
+        let opened = s.unseal(&s.seal(domain, token)).unwrap();
+        assert_eq!(
+            (opened.domain.as_str(), opened.upstream_token.as_str()),
+            (domain, token)
+        );
+    }
+
+    #[test]
     fn key_ids_are_restricted() {
         assert!(valid_key_id("k1") && valid_key_id("2026-11_a"));
         assert!(!valid_key_id("") && !valid_key_id("a.b") && !valid_key_id(&"k".repeat(33)));
