@@ -1,8 +1,10 @@
-//! The admin listener: `/healthz` (the process is serving) and `/readyz` (its configuration
-//! loaded and it accepts calls). Kept apart from the proxy port so probes need no credentials.
+//! The admin listener: `/healthz` (the process serves), `/readyz` (a valid configuration is
+//! loaded; the body tells the last reload's outcome) and `/metrics` (Prometheus text format).
+//! Kept apart from the proxy port so probes and scrapers need no credentials.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -12,19 +14,41 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-fn respond(request: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-    let (status, body) = match request.uri().path() {
-        "/healthz" => (StatusCode::OK, "ok\n"),
-        "/readyz" => (StatusCode::OK, "ready\n"),
-        _ => (StatusCode::NOT_FOUND, "not found\n"),
+use crate::runtime::Runtime;
+
+fn respond(request: &Request<hyper::body::Incoming>, runtime: &Runtime) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match request.uri().path() {
+        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        "/readyz" => {
+            let body = match runtime.last_reload_error() {
+                None => "ready\n".to_owned(),
+                Some(e) => format!(
+                    "ready; the last reload failed and the previous configuration serves:\n{e}\n"
+                ),
+            };
+            (StatusCode::OK, "text/plain", body)
+        }
+        "/metrics" => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            runtime.metrics.render(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_owned(),
+        ),
     };
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        response.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
     response
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown` completes.
-pub async fn run(listener: TcpListener, shutdown: impl Future<Output = ()>) {
+pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -34,9 +58,12 @@ pub async fn run(listener: TcpListener, shutdown: impl Future<Output = ()>) {
             },
             () = &mut shutdown => break,
         };
+        let runtime = runtime.clone();
         tokio::spawn(async move {
-            let service =
-                service_fn(|request| async move { Ok::<_, Infallible>(respond(&request)) });
+            let service = service_fn(move |request| {
+                let runtime = runtime.clone();
+                async move { Ok::<_, Infallible>(respond(&request, &runtime)) }
+            });
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;

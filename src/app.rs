@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::audit::{AuditLog, PrincipalRef};
 use crate::config::{Config, Service};
 use crate::forward::{Forwarder, ForwarderError};
+use crate::metrics::Metrics;
 use crate::policy::PolicySet;
 use crate::sigv4::{Credential, Verifier};
 use crate::tokens::{TokenKey, TokenSealer};
@@ -39,13 +40,15 @@ impl Principal {
     }
 }
 
-/// Everything a request needs.
+/// Everything a request needs: one generation of the configuration. A reload builds a new
+/// `App` and swaps it in (see `runtime`); calls in flight keep the one they started with.
 pub struct App {
     pub service: Service,
     pub verifier: Verifier,
     pub principals: HashMap<String, Arc<Principal>>,
     pub sealer: TokenSealer,
-    pub audit: AuditLog,
+    pub audit: Arc<AuditLog>,
+    pub metrics: Arc<Metrics>,
     pub forwarder: Forwarder,
     pub max_body_bytes: usize,
 }
@@ -62,17 +65,25 @@ pub enum StartupError {
     Upstream(#[from] ForwarderError),
 }
 
+impl StartupError {
+    pub fn audit(settings: &crate::audit::Settings, source: std::io::Error) -> StartupError {
+        StartupError::Audit {
+            path: settings
+                .path
+                .as_ref()
+                .map_or("-".into(), |p| p.display().to_string()),
+            source,
+        }
+    }
+}
+
 impl App {
-    pub fn new(config: Config) -> Result<App, StartupError> {
-        let audit = AuditLog::open(config.audit.path.as_deref(), config.audit.include_allowed)
-            .map_err(|source| StartupError::Audit {
-                path: config
-                    .audit
-                    .path
-                    .as_ref()
-                    .map_or("-".into(), |p| p.display().to_string()),
-                source,
-            })?;
+    /// Builds a generation from `config`, sharing the process's audit log and metrics.
+    pub fn new(
+        config: Config,
+        audit: Arc<AuditLog>,
+        metrics: Arc<Metrics>,
+    ) -> Result<App, StartupError> {
         let forwarder = Forwarder::new(&config.upstream)?;
         let sealer = TokenSealer::new(
             config
@@ -102,8 +113,16 @@ impl App {
             principals,
             sealer,
             audit,
+            metrics,
             forwarder,
-            max_body_bytes: config.max_body_bytes,
+            max_body_bytes: config.limits.max_body_bytes,
         })
+    }
+
+    /// A standalone generation with its own audit log and metrics (tests, tools).
+    pub fn standalone(config: Config) -> Result<App, StartupError> {
+        let audit = AuditLog::open(config.audit.clone())
+            .map_err(|e| StartupError::audit(&config.audit, e))?;
+        App::new(config, Arc::new(audit), Arc::new(Metrics::default()))
     }
 }

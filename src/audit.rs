@@ -7,7 +7,8 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -81,49 +82,145 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
     OffsetDateTime::from(t).format(&format).unwrap_or_default()
 }
 
+/// When records reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// After every record, before the answer is sent.
+    Always,
+    /// Once a second, by a background task.
+    Interval,
+    /// When the operating system decides.
+    Never,
+}
+
+/// Where and how records are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `None`: standard output.
+    pub path: Option<PathBuf>,
+    pub include_allowed: bool,
+    pub fsync: Fsync,
+}
+
 enum Sink {
     File(File),
     Stdout,
 }
 
-/// The audit log writer, shared by all requests.
+struct Inner {
+    sink: Sink,
+    settings: Settings,
+    dirty: bool,
+}
+
+/// The audit log writer, shared by all requests and kept across configuration reloads.
 pub struct AuditLog {
-    sink: Mutex<Sink>,
-    include_allowed: bool,
+    inner: Mutex<Inner>,
+    include_allowed: AtomicBool,
+    healthy: AtomicBool,
+}
+
+fn open_sink(path: Option<&Path>) -> io::Result<Sink> {
+    Ok(match path {
+        Some(p) => Sink::File(OpenOptions::new().create(true).append(true).open(p)?),
+        None => Sink::Stdout,
+    })
 }
 
 impl AuditLog {
-    /// Opens `path` for appending (creating it), or standard output when `path` is `None`.
-    pub fn open(path: Option<&Path>, include_allowed: bool) -> io::Result<AuditLog> {
-        let sink = match path {
-            Some(p) => Sink::File(OpenOptions::new().create(true).append(true).open(p)?),
-            None => Sink::Stdout,
-        };
+    /// Opens the log for appending (creating the file).
+    pub fn open(settings: Settings) -> io::Result<AuditLog> {
+        let sink = open_sink(settings.path.as_deref())?;
         Ok(AuditLog {
-            sink: Mutex::new(sink),
-            include_allowed,
+            include_allowed: AtomicBool::new(settings.include_allowed),
+            inner: Mutex::new(Inner {
+                sink,
+                settings,
+                dirty: false,
+            }),
+            healthy: AtomicBool::new(true),
         })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies new settings (on reload); reopens only when the path changed.
+    pub fn reconfigure(&self, settings: Settings) -> io::Result<()> {
+        let mut inner = self.lock();
+        if inner.settings.path != settings.path {
+            let _ = sync(&mut inner);
+            inner.sink = open_sink(settings.path.as_deref())?;
+        }
+        self.include_allowed
+            .store(settings.include_allowed, Relaxed);
+        inner.settings = settings;
+        Ok(())
+    }
+
+    /// Reopens the file at the same path (after logrotate moved it away: SIGUSR1).
+    pub fn reopen(&self) -> io::Result<()> {
+        let mut inner = self.lock();
+        let _ = sync(&mut inner);
+        inner.sink = open_sink(inner.settings.path.as_deref())?;
+        self.healthy.store(true, Relaxed);
+        Ok(())
     }
 
     /// Whether allowed calls are recorded too.
     pub fn include_allowed(&self) -> bool {
-        self.include_allowed
+        self.include_allowed.load(Relaxed)
     }
 
-    /// Writes one record as one line.
+    /// False after a write failed, until one succeeds again.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Relaxed)
+    }
+
+    /// Writes one record as one line, with a single write under the lock.
     pub fn write(&self, record: &Record) -> io::Result<()> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
-        let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
-        match &mut *sink {
+        let mut inner = self.lock();
+        let result = match &mut inner.sink {
             Sink::File(f) => f.write_all(&line),
             Sink::Stdout => {
                 let mut out = io::stdout().lock();
-                out.write_all(&line)?;
-                out.flush()
+                out.write_all(&line).and_then(|()| out.flush())
             }
-        }
+        };
+        let result = result.and_then(|()| {
+            inner.dirty = true;
+            if inner.settings.fsync == Fsync::Always {
+                sync(&mut inner)
+            } else {
+                Ok(())
+            }
+        });
+        self.healthy.store(result.is_ok(), Relaxed);
+        result
     }
+
+    /// Flushes written records to disk (the interval task, and shutdown).
+    pub fn sync(&self) -> io::Result<()> {
+        sync(&mut self.lock())
+    }
+
+    pub fn fsync_mode(&self) -> Fsync {
+        self.lock().settings.fsync
+    }
+}
+
+fn sync(inner: &mut Inner) -> io::Result<()> {
+    if !inner.dirty {
+        return Ok(());
+    }
+    if let Sink::File(f) = &inner.sink {
+        f.sync_data()?;
+    }
+    inner.dirty = false;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -148,6 +245,62 @@ mod tests {
         }
     }
 
+    fn settings(path: &Path, fsync: Fsync) -> Settings {
+        Settings {
+            path: Some(path.to_owned()),
+            include_allowed: false,
+            fsync,
+        }
+    }
+
+    #[test]
+    fn reopen_follows_logrotate_and_fsync_always_writes_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(settings(&path, Fsync::Always)).unwrap();
+        log.write(&record("1")).unwrap();
+        std::fs::rename(&path, dir.path().join("audit.log.1")).unwrap();
+        log.write(&record("2")).unwrap();
+        log.reopen().unwrap();
+        log.write(&record("3")).unwrap();
+        let rotated = std::fs::read_to_string(dir.path().join("audit.log.1")).unwrap();
+        let fresh = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            rotated.lines().count(),
+            2,
+            "records before the reopen go to the moved file"
+        );
+        assert_eq!(fresh.lines().count(), 1);
+        assert!(fresh.contains("\"requestId\":\"3\""));
+    }
+
+    #[test]
+    fn a_failing_log_is_reported_unhealthy() {
+        let log = AuditLog::open(settings(Path::new("/dev/full"), Fsync::Never)).unwrap();
+        assert!(log.healthy());
+        assert!(log.write(&record("x")).is_err());
+        assert!(!log.healthy());
+    }
+
+    #[test]
+    fn reconfigure_moves_to_a_new_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+        let log = AuditLog::open(settings(&a, Fsync::Interval)).unwrap();
+        log.write(&record("1")).unwrap();
+        log.reconfigure(Settings {
+            path: Some(b.clone()),
+            include_allowed: true,
+            fsync: Fsync::Interval,
+        })
+        .unwrap();
+        log.write(&record("2")).unwrap();
+        log.sync().unwrap();
+        assert!(log.include_allowed());
+        assert_eq!(std::fs::read_to_string(&a).unwrap().lines().count(), 1);
+        assert_eq!(std::fs::read_to_string(&b).unwrap().lines().count(), 1);
+    }
+
     #[test]
     fn event_time_has_milliseconds() {
         let t = now_rfc3339();
@@ -159,7 +312,7 @@ mod tests {
     fn concurrent_writers_produce_whole_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
-        let log = std::sync::Arc::new(AuditLog::open(Some(&path), false).unwrap());
+        let log = std::sync::Arc::new(AuditLog::open(settings(&path, Fsync::Never)).unwrap());
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let log = log.clone();

@@ -36,6 +36,7 @@ pub struct Forwarder {
     region: String,
     identity: Identity,
     timeout: std::time::Duration,
+    poll_timeout: std::time::Duration,
 }
 
 /// Why the forwarder could not be built.
@@ -125,6 +126,7 @@ impl Forwarder {
             region: upstream.region.clone(),
             identity,
             timeout: upstream.timeout,
+            poll_timeout: upstream.poll_timeout,
         })
     }
 
@@ -136,7 +138,13 @@ impl Forwarder {
         body: Bytes,
     ) -> Result<Response<Incoming>, ProxyError> {
         let request = self.signed_request(op, body)?;
-        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+        // Polls are held open by SWF for up to 60 s: they get their own, longer timeout.
+        let timeout = if op.issues_task_token() {
+            self.poll_timeout
+        } else {
+            self.timeout
+        };
+        match tokio::time::timeout(timeout, self.client.request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, operation = op.name(), "upstream request failed");
@@ -145,7 +153,7 @@ impl Forwarder {
             Err(_) => {
                 tracing::warn!(
                     operation = op.name(),
-                    timeout_s = self.timeout.as_secs(),
+                    timeout_s = timeout.as_secs(),
                     "upstream timed out"
                 );
                 Err(unavailable())

@@ -7,7 +7,9 @@
 //! `ProxyError` into its wire response.
 
 use std::net::SocketAddr;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::Instrument;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
@@ -31,7 +33,6 @@ pub type Body = Either<Full<Bytes>, Incoming>;
 const MAX_POLL_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// What is known about a call so far, for its audit record.
-#[derive(Default)]
 struct Call {
     request_id: String,
     source_ip: String,
@@ -44,6 +45,10 @@ struct Call {
     /// Shadow-mode `wouldDeny` records, written once the request id the client will see is
     /// known (the upstream's, for a forwarded call).
     pending: Vec<Record>,
+    operation: Option<Operation>,
+    /// The decision of a forwarded call, for the metrics.
+    outcome: Outcome,
+    upstream_time: Duration,
 }
 
 impl Call {
@@ -91,12 +96,35 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(crate::error::excerpt),
-        ..Call::default()
+        principal: None,
+        action: None,
+        resource: None,
+        matched: Vec::new(),
+        token_fingerprint: None,
+        pending: Vec::new(),
+        operation: None,
+        outcome: Outcome::Allowed,
+        upstream_time: Duration::ZERO,
     };
-    match process(app, request, peer, &mut call).await {
-        Ok(response) => response,
-        Err(error) => refuse(app, &mut call, &error),
-    }
+    let _in_flight = app.metrics.enter();
+    let started = Instant::now();
+    let span = tracing::info_span!("call", request_id = %call.request_id);
+    let result = process(app, request, peer, &mut call)
+        .instrument(span.clone())
+        .await;
+    let _entered = span.enter();
+    let (response, outcome) = match result {
+        Ok(response) => (response, call.outcome),
+        Err(error) => {
+            let outcome = error.outcome();
+            (refuse(app, &mut call, &error), outcome)
+        }
+    };
+    app.metrics.request(call.operation, outcome);
+    app.metrics
+        .proxy_time
+        .observe(started.elapsed().saturating_sub(call.upstream_time));
+    response
 }
 
 async fn process(
@@ -121,6 +149,7 @@ async fn process(
         .get("x-amz-target")
         .map_or(&b""[..], HeaderValue::as_bytes);
     let op = swf::operation(target)?;
+    call.operation = Some(op);
     call.action = Some(op.iam_action());
     let mut request = swf::parse(op, &body)?;
     if op.resource_source() == swf::ResourceSource::TaskToken {
@@ -129,7 +158,12 @@ async fn process(
             .ok()
             .map(crate::tokens::fingerprint);
     }
-    let resolved = resolve::resolve(&app.service, &app.sealer, &request, &principal.arn)?;
+    let resolved = resolve::resolve(&app.service, &app.sealer, &request, &principal.arn)
+        .inspect_err(|e| {
+            if matches!(e, ProxyError::NotPermitted { .. }) {
+                app.metrics.token_failure();
+            }
+        })?;
     call.resource = Some(resolved.resource.clone());
     let decisions = resolve::decisions(&request)?;
 
@@ -178,7 +212,21 @@ async fn process(
         }
         None => body,
     };
-    let response = app.forwarder.forward(&permit, op, upstream_body).await?;
+    call.outcome = if permit.shadowed() {
+        Outcome::WouldDeny
+    } else {
+        Outcome::Allowed
+    };
+    // A call that must be audited is not forwarded while the audit log cannot be written.
+    let must_audit = permit.shadowed() || app.audit.include_allowed();
+    if must_audit && !app.audit.healthy() {
+        return Err(audit_unavailable());
+    }
+    let sent = Instant::now();
+    let response = app.forwarder.forward(&permit, op, upstream_body).await;
+    call.upstream_time = sent.elapsed();
+    app.metrics.upstream_time.observe(call.upstream_time);
+    let response = response.inspect_err(|_| app.metrics.upstream_error())?;
     let response = respond(app, op, &resolved, response, &call.request_id).await?;
     if let Some(id) = response
         .headers()
@@ -187,9 +235,12 @@ async fn process(
     {
         call.request_id = id.to_owned();
     }
-    flush_pending(app, call);
+    let mut recorded = flush_pending(app, call);
     if app.audit.include_allowed() && !permit.shadowed() {
-        write_audit(app, &call.record(Outcome::Allowed, None));
+        recorded &= write_audit(app, &call.record(Outcome::Allowed, None));
+    }
+    if !recorded {
+        return Err(audit_unavailable());
     }
     Ok(response)
 }
@@ -334,28 +385,45 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// The one place a refusal is audited and answered.
 fn refuse(app: &App, call: &mut Call, error: &ProxyError) -> Response<Body> {
-    flush_pending(app, call);
+    let mut recorded = flush_pending(app, call);
     let outcome = error.outcome();
+    if outcome == Outcome::AuthFailed {
+        app.metrics.auth_failure(error.wire().short_name());
+    }
     // Upstream failures of allowed calls are not refusals; with `include_allowed` they are
     // recorded as allowed calls that failed.
     if outcome != Outcome::Allowed || app.audit.include_allowed() {
-        write_audit(app, &call.record(outcome, Some(error)));
+        recorded &= write_audit(app, &call.record(outcome, Some(error)));
+    }
+    if !recorded {
+        // Never answer a call that must be on record without the record.
+        return error_response(&audit_unavailable(), &call.request_id);
     }
     error_response(error, &call.request_id)
 }
 
-/// Writes the shadow-mode records under the request id the client receives.
-fn flush_pending(app: &App, call: &mut Call) {
-    for mut record in std::mem::take(&mut call.pending) {
-        record.request_id.clone_from(&call.request_id);
-        write_audit(app, &record);
-    }
+fn audit_unavailable() -> ProxyError {
+    ProxyError::Unavailable("Service Unavailable: the audit log cannot be written.".into())
 }
 
-fn write_audit(app: &App, record: &Record) {
-    if let Err(e) = app.audit.write(record) {
+/// Writes the shadow-mode records under the request id the client receives.
+fn flush_pending(app: &App, call: &mut Call) -> bool {
+    let mut ok = true;
+    for mut record in std::mem::take(&mut call.pending) {
+        record.request_id.clone_from(&call.request_id);
+        ok &= write_audit(app, &record);
+    }
+    ok
+}
+
+/// Writes one record; false if it could not be written.
+fn write_audit(app: &App, record: &Record) -> bool {
+    let result = app.audit.write(record);
+    app.metrics.audit_record(result.is_ok());
+    if let Err(e) = &result {
         tracing::error!(error = %e, request_id = %record.request_id, "could not write the audit record");
     }
+    result.is_ok()
 }
 
 /// The AWS JSON 1.0 error response for `error`.

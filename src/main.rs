@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use swf_warden::{admin, app::App, cli, config, server};
+use swf_warden::{admin, cli, config, lifecycle, runtime::Runtime, server};
 
 #[derive(Parser)]
 #[command(
@@ -115,17 +115,25 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    init_logging();
     serve(&config_path)
 }
 
-fn init_logging() {
+fn init_logging(log: &config::Log) {
+    // RUST_LOG, when set, overrides the configured level.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if log.json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.init();
+    }
 }
 
 fn serve(path: &std::path::Path) -> ExitCode {
@@ -133,18 +141,15 @@ fn serve(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(diagnostics) => {
             eprintln!("{diagnostics}");
-            eprintln!(
-                "{} error(s) in the configuration; nothing was started",
-                diagnostics.0.len()
-            );
+            let errors = diagnostics.0.iter().filter(|d| d.is_error()).count();
+            eprintln!("{errors} error(s) in the configuration; nothing was started");
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    init_logging(&config.log);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let address = config.listen.address;
-    let admin_address = config.admin;
     let tls = match &config.listen.tls {
         Some((cert, key)) => match swf_warden::tls::acceptor(cert, key) {
             Ok(acceptor) => Some(acceptor),
@@ -155,12 +160,11 @@ fn serve(path: &std::path::Path) -> ExitCode {
         },
         None => None,
     };
-    let app = match App::new(config) {
-        Ok(app) => Arc::new(app),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+    let address = config.listen.address;
+    let admin_address = config.admin;
+    let options = server::Options {
+        tls,
+        limits: config.limits.clone(),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -170,8 +174,15 @@ fn serve(path: &std::path::Path) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        // Signal handlers are in place before anything is bound or announced, so a SIGTERM
-        // at any moment after start shuts down cleanly.
+        let state = match Runtime::start(config) {
+            Ok(state) => Arc::new(state),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        // Signal handlers are in place before anything is bound or announced, so a signal at
+        // any moment after start is handled.
         let shutdown = match Shutdown::install() {
             Ok(s) => s,
             Err(e) => {
@@ -179,6 +190,10 @@ fn serve(path: &std::path::Path) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        if let Err(e) = lifecycle::spawn(state.clone(), shutdown.wait()) {
+            eprintln!("error: cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
         let listener = match tokio::net::TcpListener::bind(address).await {
             Ok(l) => l,
             Err(e) => {
@@ -189,7 +204,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
         if let Some(admin_address) = admin_address {
             match tokio::net::TcpListener::bind(admin_address).await {
                 Ok(l) => {
-                    tokio::spawn(admin::run(l, shutdown.wait()));
+                    tokio::spawn(admin::run(l, state.clone(), shutdown.wait()));
                     tracing::info!(address = %admin_address, "admin endpoints listening");
                 }
                 Err(e) => {
@@ -198,9 +213,13 @@ fn serve(path: &std::path::Path) -> ExitCode {
                 }
             }
         }
-        let scheme = if tls.is_some() { "https" } else { "http" };
+        let scheme = if options.tls.is_some() { "https" } else { "http" };
         tracing::info!(address = %listener.local_addr().unwrap_or(address), scheme, "swf-warden listening");
-        server::run_with(listener, app, tls, shutdown.wait()).await;
+        server::run(listener, state.clone(), options, shutdown.wait()).await;
+        if let Err(e) = state.audit.sync() {
+            tracing::error!(error = %e, "could not flush the audit log");
+            return ExitCode::from(1);
+        }
         tracing::info!("shut down");
         ExitCode::SUCCESS
     })

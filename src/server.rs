@@ -1,6 +1,6 @@
-//! Accepting connections and serving HTTP/1.1 and HTTP/2 on them, in the clear or over TLS.
-//! `run` takes a bound listener, so tests bind `127.0.0.1:0` and start the real server
-//! in-process.
+//! Accepting connections and serving HTTP/1.1 and HTTP/2 on them, in the clear or over TLS,
+//! within the configured limits, and draining them on shutdown. `run` takes a bound listener,
+//! so tests bind `127.0.0.1:0` and start the real server in-process.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -8,29 +8,71 @@ use std::sync::Arc;
 
 use hyper::rt::{Read, Write};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::app::App;
+use crate::config::Limits;
 use crate::handler::{self, Peer};
+use crate::runtime::Runtime;
 
-/// Serves the proxy in the clear on `listener` until `shutdown` completes.
-pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    run_with(listener, app, None, shutdown).await;
+/// How the listener serves.
+#[derive(Clone)]
+pub struct Options {
+    pub tls: Option<TlsAcceptor>,
+    pub limits: Limits,
 }
 
-/// Serves the proxy on `listener`, over TLS when `tls` is given, until `shutdown` completes.
-pub async fn run_with(
+impl Options {
+    /// Plain HTTP with the default limits.
+    pub fn plain() -> Options {
+        Options {
+            tls: None,
+            limits: Limits {
+                max_body_bytes: 4 * 1024 * 1024,
+                max_header_bytes: 16 * 1024,
+                header_read_timeout: std::time::Duration::from_secs(10),
+                max_connections: 16384,
+                drain_timeout: std::time::Duration::from_secs(75),
+            },
+        }
+    }
+}
+
+/// Serves until `shutdown` completes, then stops accepting and lets calls in flight finish
+/// (long polls included) for up to the drain timeout.
+pub async fn run(
     listener: TcpListener,
-    app: Arc<App>,
-    tls: Option<TlsAcceptor>,
+    runtime: Arc<Runtime>,
+    options: Options,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(options.limits.max_connections));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.limits.header_read_timeout)
+        .max_buf_size(options.limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(options.limits.max_header_bytes).unwrap_or(u32::MAX));
+    let builder = Arc::new(builder);
     loop {
-        let (stream, peer) = tokio::select! {
+        // A connection slot first: past `max_connections`, new connections wait in the backlog.
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -43,16 +85,22 @@ pub async fn run_with(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let tls = tls.clone();
+        let runtime = runtime.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = options.tls.clone();
         tokio::spawn(async move {
+            let _permit = permit;
+            runtime.metrics.connection(1);
             match tls {
                 None => {
                     serve(
+                        &builder,
+                        watcher,
                         TokioIo::new(stream),
-                        app,
+                        runtime.clone(),
                         Peer {
-                            addr: peer,
+                            addr,
                             secure: false,
                         },
                     )
@@ -61,34 +109,49 @@ pub async fn run_with(
                 Some(acceptor) => match acceptor.accept(stream).await {
                     Ok(stream) => {
                         serve(
+                            &builder,
+                            watcher,
                             TokioIo::new(stream),
-                            app,
-                            Peer {
-                                addr: peer,
-                                secure: true,
-                            },
+                            runtime.clone(),
+                            Peer { addr, secure: true },
                         )
                         .await
                     }
-                    Err(e) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                    Err(e) => tracing::debug!(error = %e, %addr, "TLS handshake failed"),
                 },
             }
+            runtime.metrics.connection(-1);
         });
+    }
+    drop(listener);
+    tracing::info!(in_flight = runtime.metrics.in_flight(), "draining");
+    if tokio::time::timeout(options.limits.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout_s = options.limits.drain_timeout.as_secs(),
+            "drain timeout reached; closing the remaining connections"
+        );
     }
 }
 
-async fn serve<I>(io: I, app: Arc<App>, peer: Peer)
-where
+async fn serve<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: I,
+    runtime: Arc<Runtime>,
+    peer: Peer,
+) where
     I: Read + Write + Unpin + Send + 'static,
 {
     let service = service_fn(move |request| {
-        let app = app.clone();
+        // Each call runs under the configuration current when it arrived.
+        let app = runtime.app();
         async move { Ok::<_, Infallible>(handler::handle(&app, request, peer).await) }
     });
-    if let Err(e) = auto::Builder::new(TokioExecutor::new())
-        .serve_connection(io, service)
-        .await
-    {
+    let connection = builder.serve_connection(io, service);
+    if let Err(e) = watcher.watch(connection.into_owned()).await {
         tracing::debug!(error = %e, peer = %peer.addr, "connection ended with an error");
     }
 }

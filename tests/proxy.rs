@@ -421,15 +421,25 @@ async fn unreachable_upstream_is_service_unavailable() {
 }
 
 #[tokio::test]
-async fn upstream_slower_than_the_timeout_is_service_unavailable() {
+async fn upstream_slower_than_the_timeout_is_service_unavailable_but_polls_are_not_cut() {
+    // The fake upstream answers "slow" task lists after 3 s; calls time out after 1 s, polls
+    // after the poll timeout (70 s), so the poll is answered.
     let proxy = Proxy::start_with("timeout_seconds = 1").await;
-    let err = proxy
-        .client(TENANT_A)
-        .poll_for_activity_task()
+    let a = proxy.client(TENANT_A);
+    let err = a
+        .count_pending_activity_tasks()
         .domain("tenant-a")
         .task_list(TaskList::builder().name("slow").build().unwrap())
         .send()
         .await
         .unwrap_err();
     assert_eq!(sdk_code(&err), "ServiceUnavailableException");
+    let task = a
+        .poll_for_activity_task()
+        .domain("tenant-a")
+        .task_list(TaskList::builder().name("slow").build().unwrap())
+        .send()
+        .await
+        .expect("a long poll outlives the ordinary timeout");
+    assert!(task.task_token().starts_with("sw1."));
 }

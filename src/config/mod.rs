@@ -30,10 +30,11 @@ pub struct Config {
     pub upstream: Upstream,
     /// `(id, secret)`; the first seals.
     pub token_keys: Vec<(String, Secret)>,
-    pub audit: Audit,
+    pub audit: crate::audit::Settings,
     pub admin: Option<SocketAddr>,
     pub enforce: bool,
-    pub max_body_bytes: usize,
+    pub limits: Limits,
+    pub log: Log,
     pub policies: BTreeMap<String, Arc<Policy>>,
     pub principals: Vec<Principal>,
     /// Warnings found while loading (`check` prints them, `serve` logs them).
@@ -74,14 +75,28 @@ pub struct Upstream {
     pub session_token: Option<Secret>,
     pub ca_file: Option<PathBuf>,
     pub connect_timeout: Duration,
+    /// Every call but the polls.
     pub timeout: Duration,
+    /// `PollForActivityTask` and `PollForDecisionTask`, which SWF holds open up to 60 s.
+    pub poll_timeout: Duration,
 }
 
-#[derive(Debug)]
-pub struct Audit {
-    /// `None`: standard output.
-    pub path: Option<PathBuf>,
-    pub include_allowed: bool,
+/// Connection and request limits (`[limits]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+    /// Also how long an HTTP/1.1 keep-alive connection may sit idle.
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+    pub drain_timeout: Duration,
+}
+
+/// Process logs (`[log]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    pub json: bool,
+    pub level: String,
 }
 
 #[derive(Debug)]
@@ -248,6 +263,7 @@ struct Sections {
     admin: Option<raw::Admin>,
     policies: Option<raw::Policies>,
     limits: Option<raw::Limits>,
+    log: Option<raw::Log>,
     groups: Vec<raw::Group>,
     principals: Vec<raw::Principal>,
     /// Which required sections were present (even if they failed to deserialize).
@@ -303,6 +319,7 @@ fn read_sections(ctx: &mut Ctx<'_>) -> Sections {
             "admin" => s.admin = ctx.section(value),
             "policies" => s.policies = ctx.section(value),
             "limits" => s.limits = ctx.section(value),
+            "log" => s.log = ctx.section(value),
             "group" | "principal" => {
                 let span = value.span();
                 let DeValue::Array(items) = value.into_inner() else {
@@ -340,20 +357,31 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
     let upstream = s.upstream.and_then(|u| upstream(ctx, u, service.as_ref()));
     let token_keys = s.task_tokens.and_then(|t| task_tokens(ctx, t));
     let audit_raw = s.audit.unwrap_or_default();
-    let audit = Audit {
+    let fsync = match audit_raw
+        .fsync
+        .as_ref()
+        .map(|f| (f.get_ref().as_str(), f.span()))
+    {
+        None | Some(("interval", _)) => crate::audit::Fsync::Interval,
+        Some(("always", _)) => crate::audit::Fsync::Always,
+        Some(("never", _)) => crate::audit::Fsync::Never,
+        Some((other, span)) => {
+            ctx.error(
+                span,
+                format!("`fsync` must be \"always\", \"interval\" or \"never\", not `{other}`"),
+            );
+            crate::audit::Fsync::Interval
+        }
+    };
+    let audit = crate::audit::Settings {
         path: (audit_raw.path.get_ref() != "-").then(|| ctx.relative(audit_raw.path.get_ref())),
         include_allowed: audit_raw.include_allowed,
+        fsync,
     };
     let admin = s.admin.and_then(|a| ctx.socket_addr(&a.address));
     let policies_raw = s.policies.unwrap_or_default();
-    let limits = s.limits.unwrap_or_default();
-    let max_body_bytes = usize::try_from(*limits.max_body_bytes.get_ref()).unwrap_or(usize::MAX);
-    if max_body_bytes == 0 {
-        ctx.error(
-            limits.max_body_bytes.span(),
-            "`max_body_bytes` must be greater than 0",
-        );
-    }
+    let limits = limits(ctx, s.limits.unwrap_or_default());
+    let log = log(ctx, s.log.unwrap_or_default());
 
     let policy_dir = ctx.relative(policies_raw.dir.get_ref());
     let policies = if policy_dir.is_dir() {
@@ -389,11 +417,113 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
         audit,
         admin,
         enforce: policies_raw.enforce,
-        max_body_bytes,
+        limits,
+        log,
         policies,
         principals,
         warnings: Vec::new(),
     })
+}
+
+/// A bounded setting with its default.
+fn bounded(
+    ctx: &mut Ctx<'_>,
+    value: &Option<Spanned<u64>>,
+    name: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> u64 {
+    match value {
+        None => default,
+        Some(v) if range.contains(v.get_ref()) => *v.get_ref(),
+        Some(v) => {
+            ctx.error(
+                v.span(),
+                format!(
+                    "`{name}` must be between {} and {}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            default
+        }
+    }
+}
+
+fn limits(ctx: &mut Ctx<'_>, l: raw::Limits) -> Limits {
+    const GIB: u64 = 1024 * 1024 * 1024;
+    Limits {
+        max_body_bytes: bounded(
+            ctx,
+            &l.max_body_bytes,
+            "max_body_bytes",
+            4 * 1024 * 1024,
+            1..=GIB,
+        ) as usize,
+        max_header_bytes: bounded(
+            ctx,
+            &l.max_header_bytes,
+            "max_header_bytes",
+            16 * 1024,
+            8192..=1024 * 1024,
+        ) as usize,
+        header_read_timeout: Duration::from_secs(bounded(
+            ctx,
+            &l.header_read_timeout_seconds,
+            "header_read_timeout_seconds",
+            10,
+            1..=3600,
+        )),
+        max_connections: bounded(
+            ctx,
+            &l.max_connections,
+            "max_connections",
+            16384,
+            1..=1_000_000,
+        ) as usize,
+        drain_timeout: Duration::from_secs(bounded(
+            ctx,
+            &l.drain_timeout_seconds,
+            "drain_timeout_seconds",
+            75,
+            0..=3600,
+        )),
+    }
+}
+
+fn log(ctx: &mut Ctx<'_>, l: raw::Log) -> Log {
+    let json = match &l.format {
+        None => false,
+        Some(f) if f.get_ref() == "text" => false,
+        Some(f) if f.get_ref() == "json" => true,
+        Some(f) => {
+            ctx.error(
+                f.span(),
+                format!(
+                    "`format` must be \"text\" or \"json\", not `{}`",
+                    f.get_ref()
+                ),
+            );
+            false
+        }
+    };
+    let level = match &l.level {
+        None => "info".to_owned(),
+        Some(v) if tracing_subscriber::EnvFilter::try_new(v.get_ref()).is_ok() => {
+            v.get_ref().clone()
+        }
+        Some(v) => {
+            ctx.error(
+                v.span(),
+                format!(
+                    "`level` `{}` is not a log level or filter such as `info`",
+                    v.get_ref()
+                ),
+            );
+            "info".to_owned()
+        }
+    };
+    Log { json, level }
 }
 
 fn listen(ctx: &mut Ctx<'_>, l: raw::Listen) -> Option<Listen> {
@@ -517,6 +647,12 @@ fn upstream(ctx: &mut Ctx<'_>, u: raw::Upstream, service: Option<&Service>) -> O
         }
         None => service?.region.clone(),
     };
+    if *u.poll_timeout_seconds.get_ref() < 61 {
+        ctx.error(
+            u.poll_timeout_seconds.span(),
+            "`poll_timeout_seconds` must be above 60: SWF holds a long poll open for 60 s",
+        );
+    }
     for t in [&u.connect_timeout_seconds, &u.timeout_seconds] {
         if *t.get_ref() == 0 {
             ctx.error(t.span(), "timeouts must be at least 1 second");
@@ -531,6 +667,7 @@ fn upstream(ctx: &mut Ctx<'_>, u: raw::Upstream, service: Option<&Service>) -> O
         ca_file,
         connect_timeout: Duration::from_secs(*u.connect_timeout_seconds.get_ref()),
         timeout: Duration::from_secs(*u.timeout_seconds.get_ref()),
+        poll_timeout: Duration::from_secs(*u.poll_timeout_seconds.get_ref()),
     })
 }
 

@@ -50,15 +50,22 @@ pub struct Upstream {
     pub connect_timeout_seconds: Spanned<u64>,
     #[serde(default = "default_timeout")]
     pub timeout_seconds: Spanned<u64>,
+    #[serde(default = "default_poll_timeout")]
+    pub poll_timeout_seconds: Spanned<u64>,
 }
 
 fn default_connect_timeout() -> Spanned<u64> {
     Spanned::new(0..0, 5)
 }
 
-/// SWF holds a long poll open for up to 60 s; the default leaves room for the answer.
+/// Every call but the long polls.
 fn default_timeout() -> Spanned<u64> {
-    Spanned::new(0..0, 75)
+    Spanned::new(0..0, 30)
+}
+
+/// SWF holds a long poll open for up to 60 s; the default leaves room for the answer.
+fn default_poll_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 70)
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +96,7 @@ pub struct Audit {
     pub path: Spanned<String>,
     #[serde(default)]
     pub include_allowed: bool,
+    pub fsync: Option<Spanned<String>>,
 }
 
 fn default_audit_path() -> Spanned<String> {
@@ -100,6 +108,7 @@ impl Default for Audit {
         Audit {
             path: default_audit_path(),
             include_allowed: false,
+            fsync: None,
         }
     }
 }
@@ -136,24 +145,21 @@ impl Default for Policies {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    #[serde(default = "default_max_body")]
-    pub max_body_bytes: Spanned<u64>,
+    pub max_body_bytes: Option<Spanned<u64>>,
+    pub max_header_bytes: Option<Spanned<u64>>,
+    pub header_read_timeout_seconds: Option<Spanned<u64>>,
+    pub max_connections: Option<Spanned<u64>>,
+    pub drain_timeout_seconds: Option<Spanned<u64>>,
 }
 
-/// SWF's largest inputs (a decision task's answer with many decisions) stay well below this.
-fn default_max_body() -> Spanned<u64> {
-    Spanned::new(0..0, 4 * 1024 * 1024)
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_body_bytes: default_max_body(),
-        }
-    }
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub format: Option<Spanned<String>>,
+    pub level: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

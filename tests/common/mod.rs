@@ -19,7 +19,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
-use swf_warden::app::App;
+use swf_warden::runtime::Runtime;
 use swf_warden::secret::Secret;
 use swf_warden::sigv4::{Credential, Verifier};
 use tokio::net::TcpListener;
@@ -77,7 +77,8 @@ pub struct Received {
     pub headers: http::HeaderMap,
 }
 
-/// A fake SWF endpoint on loopback.
+/// A fake SWF endpoint on loopback (clones share it).
+#[derive(Clone)]
 pub struct FakeSwf {
     pub addr: SocketAddr,
     pub received: Arc<Mutex<Vec<Received>>>,
@@ -202,6 +203,9 @@ pub struct Proxy {
     pub addr: SocketAddr,
     pub upstream: FakeSwf,
     pub dir: tempfile::TempDir,
+    pub runtime: Arc<Runtime>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub const TOKEN_KEY: &str = "test-token-key-0123456789abcdefghij";
@@ -358,20 +362,44 @@ impl Proxy {
         let path = dir.path().join("config.toml");
         std::fs::write(&path, config).unwrap();
         let config = swf_warden::config::load(&path).unwrap_or_else(|d| panic!("{d}"));
-        let app = Arc::new(App::new(config).unwrap());
+        let options = swf_warden::server::Options {
+            tls,
+            limits: config.limits.clone(),
+        };
+        let runtime = Arc::new(Runtime::start(config).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(swf_warden::server::run_with(
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(swf_warden::server::run(
             listener,
-            app,
-            tls,
-            std::future::pending(),
+            runtime.clone(),
+            options,
+            async {
+                let _ = stopped.await;
+            },
         ));
         Proxy {
             addr,
             upstream,
             dir,
+            runtime,
+            stop: Some(stop),
+            server: Some(server),
         }
+    }
+
+    /// Asks the server to shut down and waits until it has drained.
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
     }
 
     pub fn endpoint(&self) -> String {

@@ -1,0 +1,103 @@
+//! Background work of a running proxy: reload on SIGHUP and when the configuration or a policy
+//! file changes, reopen the audit log on SIGUSR1 (logrotate), and flush the audit log once a
+//! second in `fsync = "interval"` mode. Every task ends at shutdown.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::audit::Fsync;
+use crate::runtime::Runtime;
+
+/// How often the configuration files are checked for changes.
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Starts the background tasks. Signal handlers are registered before this returns.
+pub fn spawn(
+    runtime: Arc<Runtime>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut user1 = signal(SignalKind::user_defined1())?;
+    tokio::spawn(async move {
+        tokio::pin!(shutdown);
+        let mut watch = tokio::time::interval(WATCH_INTERVAL);
+        let mut flush = tokio::time::interval(Duration::from_secs(1));
+        let mut seen = fingerprint(runtime.config_path());
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = hangup.recv() => {
+                    tracing::info!("SIGHUP: reloading");
+                    reload(&runtime).await;
+                    seen = fingerprint(runtime.config_path());
+                }
+                _ = user1.recv() => match runtime.audit.reopen() {
+                    Ok(()) => tracing::info!("SIGUSR1: audit log reopened"),
+                    Err(e) => tracing::error!(error = %e, "SIGUSR1: could not reopen the audit log"),
+                },
+                _ = watch.tick() => {
+                    let now = fingerprint(runtime.config_path());
+                    if now != seen {
+                        seen = now;
+                        tracing::info!("configuration files changed: reloading");
+                        reload(&runtime).await;
+                    }
+                }
+                _ = flush.tick() => {
+                    if runtime.audit.fsync_mode() == Fsync::Interval {
+                        if let Err(e) = runtime.audit.sync() {
+                            tracing::error!(error = %e, "could not flush the audit log");
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn reload(runtime: &Arc<Runtime>) {
+    let runtime = runtime.clone();
+    // Loading reads files and derives keys: off the request threads.
+    let _ = tokio::task::spawn_blocking(move || runtime.reload()).await;
+}
+
+/// Modification times and sizes of the configuration file and every file in the folders
+/// beside it that hold policies (any change there may matter).
+fn fingerprint(config: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    let mut out = vec![stat(config)];
+    let dir = config.parent().unwrap_or(Path::new("."));
+    if let Ok(text) = std::fs::read_to_string(config) {
+        // The policy folder is whatever `[policies] dir` names; re-reading the config for it
+        // keeps this independent of the loaded generation.
+        let policy_dir = text
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("dir")
+                    .and_then(|r| r.trim().strip_prefix('='))
+                    .map(|v| v.trim().trim_matches('"').to_owned())
+            })
+            .unwrap_or_else(|| "policies".to_owned());
+        if let Ok(entries) = std::fs::read_dir(dir.join(policy_dir)) {
+            let mut files: Vec<PathBuf> =
+                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            files.sort();
+            out.extend(files.iter().map(|p| stat(p)));
+        }
+    }
+    out
+}
+
+fn stat(path: &Path) -> (PathBuf, Option<SystemTime>, u64) {
+    let meta = std::fs::metadata(path).ok();
+    (
+        path.to_owned(),
+        meta.as_ref().and_then(|m| m.modified().ok()),
+        meta.map_or(0, |m| m.len()),
+    )
+}

@@ -1,0 +1,328 @@
+//! Prometheus metrics, kept in atomics (no locks on the request path) and rendered in the
+//! text exposition format by the admin listener's `/metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::audit::Outcome;
+use crate::swf::Operation;
+
+const OUTCOMES: [Outcome; 6] = [
+    Outcome::Allowed,
+    Outcome::ExplicitDeny,
+    Outcome::ImplicitDeny,
+    Outcome::WouldDeny,
+    Outcome::AuthFailed,
+    Outcome::InvalidRequest,
+];
+
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Allowed => "allowed",
+        Outcome::ExplicitDeny => "explicitDeny",
+        Outcome::ImplicitDeny => "implicitDeny",
+        Outcome::WouldDeny => "wouldDeny",
+        Outcome::AuthFailed => "authFailed",
+        Outcome::InvalidRequest => "invalidRequest",
+    }
+}
+
+fn outcome_index(o: Outcome) -> usize {
+    OUTCOMES.iter().position(|x| *x == o).unwrap_or(0)
+}
+
+/// Authentication failures by error name.
+pub const AUTH_ERRORS: [&str; 4] = [
+    "MissingAuthenticationTokenException",
+    "IncompleteSignatureException",
+    "InvalidSignatureException",
+    "UnrecognizedClientException",
+];
+
+/// Histogram bucket bounds, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 10.0, 70.0,
+];
+
+/// A latency histogram.
+#[derive(Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_nanos
+            .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_nanos.load(Relaxed) as f64 / 1e9
+        );
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+/// Every metric the proxy exports.
+pub struct Metrics {
+    /// `[operation or "unknown"][outcome]`.
+    requests: Vec<[AtomicU64; 6]>,
+    auth_failures: [AtomicU64; 4],
+    pub proxy_time: Histogram,
+    pub upstream_time: Histogram,
+    upstream_errors: AtomicU64,
+    in_flight: AtomicI64,
+    audit_records: AtomicU64,
+    audit_failures: AtomicU64,
+    token_failures: AtomicU64,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+    last_reload_ok: AtomicU64,
+    last_reload_time: AtomicU64,
+    connections: AtomicI64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests: (0..=Operation::ALL.len())
+                .map(|_| Default::default())
+                .collect(),
+            auth_failures: Default::default(),
+            proxy_time: Histogram::default(),
+            upstream_time: Histogram::default(),
+            upstream_errors: AtomicU64::new(0),
+            in_flight: AtomicI64::new(0),
+            audit_records: AtomicU64::new(0),
+            audit_failures: AtomicU64::new(0),
+            token_failures: AtomicU64::new(0),
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+            last_reload_ok: AtomicU64::new(1),
+            last_reload_time: AtomicU64::new(0),
+            connections: AtomicI64::new(0),
+        }
+    }
+}
+
+/// Decrements the in-flight gauge when dropped.
+pub struct InFlight<'a>(&'a Metrics);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+impl Metrics {
+    pub fn request(&self, op: Option<Operation>, outcome: Outcome) {
+        let row = op.map_or(Operation::ALL.len(), Operation::index);
+        self.requests[row][outcome_index(outcome)].fetch_add(1, Relaxed);
+    }
+
+    pub fn auth_failure(&self, error: &str) {
+        if let Some(i) = AUTH_ERRORS.iter().position(|e| *e == error) {
+            self.auth_failures[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn upstream_error(&self) {
+        self.upstream_errors.fetch_add(1, Relaxed);
+    }
+
+    pub fn token_failure(&self) {
+        self.token_failures.fetch_add(1, Relaxed);
+    }
+
+    pub fn audit_record(&self, ok: bool) {
+        if ok {
+            self.audit_records.fetch_add(1, Relaxed);
+        } else {
+            self.audit_failures.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn reload(&self, ok: bool, at_unix: u64) {
+        if ok {
+            self.reloads_ok.fetch_add(1, Relaxed);
+        } else {
+            self.reloads_failed.fetch_add(1, Relaxed);
+        }
+        self.last_reload_ok.store(u64::from(ok), Relaxed);
+        self.last_reload_time.store(at_unix, Relaxed);
+    }
+
+    pub fn last_reload_ok(&self) -> bool {
+        self.last_reload_ok.load(Relaxed) == 1
+    }
+
+    pub fn enter(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Relaxed);
+        InFlight(self)
+    }
+
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Relaxed)
+    }
+
+    pub fn connection(&self, delta: i64) {
+        self.connections.fetch_add(delta, Relaxed);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        out.push_str("# HELP swf_warden_requests_total Calls by operation and decision.\n# TYPE swf_warden_requests_total counter\n");
+        for (row, counters) in self.requests.iter().enumerate() {
+            let op = Operation::ALL.get(row).map_or("unknown", |o| o.name());
+            for (outcome, counter) in OUTCOMES.iter().zip(counters) {
+                let n = counter.load(Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "swf_warden_requests_total{{operation=\"{op}\",decision=\"{}\"}} {n}",
+                        outcome_name(*outcome)
+                    );
+                }
+            }
+        }
+        out.push_str("# HELP swf_warden_auth_failures_total Authentication failures by error.\n# TYPE swf_warden_auth_failures_total counter\n");
+        for (name, counter) in AUTH_ERRORS.iter().zip(&self.auth_failures) {
+            let _ = writeln!(
+                out,
+                "swf_warden_auth_failures_total{{error=\"{name}\"}} {}",
+                counter.load(Relaxed)
+            );
+        }
+        self.proxy_time.render(
+            &mut out,
+            "swf_warden_proxy_duration_seconds",
+            "Time spent in the proxy itself, upstream excluded.",
+        );
+        self.upstream_time.render(
+            &mut out,
+            "swf_warden_upstream_duration_seconds",
+            "Time waiting for the upstream.",
+        );
+        let counters = [
+            (
+                "swf_warden_upstream_errors_total",
+                "Upstream calls that failed or timed out.",
+                self.upstream_errors.load(Relaxed),
+            ),
+            (
+                "swf_warden_audit_records_total",
+                "Audit records written.",
+                self.audit_records.load(Relaxed),
+            ),
+            (
+                "swf_warden_audit_write_failures_total",
+                "Audit records that could not be written.",
+                self.audit_failures.load(Relaxed),
+            ),
+            (
+                "swf_warden_token_verification_failures_total",
+                "Task tokens refused.",
+                self.token_failures.load(Relaxed),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP swf_warden_reloads_total Configuration reloads by outcome.\n# TYPE swf_warden_reloads_total counter\nswf_warden_reloads_total{{outcome=\"success\"}} {}\nswf_warden_reloads_total{{outcome=\"failure\"}} {}",
+            self.reloads_ok.load(Relaxed),
+            self.reloads_failed.load(Relaxed)
+        );
+        let gauges = [
+            (
+                "swf_warden_last_reload_success",
+                "1 if the last reload succeeded (or none was tried).",
+                self.last_reload_ok.load(Relaxed) as i64,
+            ),
+            (
+                "swf_warden_last_reload_timestamp_seconds",
+                "When the last reload was tried.",
+                self.last_reload_time.load(Relaxed) as i64,
+            ),
+            (
+                "swf_warden_in_flight_requests",
+                "Calls being handled.",
+                self.in_flight.load(Relaxed),
+            ),
+            (
+                "swf_warden_open_connections",
+                "Client connections open.",
+                self.connections.load(Relaxed),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let m = Metrics::default();
+        m.request(
+            Some(Operation::RecordActivityTaskHeartbeat),
+            Outcome::Allowed,
+        );
+        m.request(
+            Some(Operation::RecordActivityTaskHeartbeat),
+            Outcome::Allowed,
+        );
+        m.request(None, Outcome::AuthFailed);
+        m.auth_failure("InvalidSignatureException");
+        m.proxy_time.observe(Duration::from_micros(300));
+        m.reload(false, 42);
+        let _guard = m.enter();
+        let text = m.render();
+        assert!(text.contains("swf_warden_requests_total{operation=\"RecordActivityTaskHeartbeat\",decision=\"allowed\"} 2"), "{text}");
+        assert!(text.contains(
+            "swf_warden_requests_total{operation=\"unknown\",decision=\"authFailed\"} 1"
+        ));
+        assert!(
+            text.contains("swf_warden_auth_failures_total{error=\"InvalidSignatureException\"} 1")
+        );
+        assert!(text.contains("swf_warden_proxy_duration_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("swf_warden_proxy_duration_seconds_bucket{le=\"0.00025\"} 0"));
+        assert!(text.contains("swf_warden_proxy_duration_seconds_count 1"));
+        assert!(text.contains("swf_warden_reloads_total{outcome=\"failure\"} 1"));
+        assert!(text.contains("swf_warden_last_reload_success 0"));
+        assert!(text.contains("swf_warden_in_flight_requests 1"));
+        assert!(!m.last_reload_ok());
+    }
+}
