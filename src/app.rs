@@ -51,6 +51,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub forwarder: Forwarder,
     pub max_body_bytes: usize,
+    /// The policy folder this generation was read from.
+    pub policy_dir: std::path::PathBuf,
 }
 
 /// Why the state could not be built from a valid configuration.
@@ -116,6 +118,7 @@ impl App {
             metrics,
             forwarder,
             max_body_bytes: config.limits.max_body_bytes,
+            policy_dir: config.policy_dir,
         })
     }
 

@@ -117,6 +117,7 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
         Ok(response) => (response, call.outcome),
         Err(error) => {
             let outcome = error.outcome();
+            tracing::debug!(error = error.wire().short_name(), decision = ?outcome, "refused");
             (refuse(app, &mut call, &error), outcome)
         }
     };

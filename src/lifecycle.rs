@@ -26,21 +26,21 @@ pub fn spawn(
         tokio::pin!(shutdown);
         let mut watch = tokio::time::interval(WATCH_INTERVAL);
         let mut flush = tokio::time::interval(Duration::from_secs(1));
-        let mut seen = fingerprint(runtime.config_path());
+        let mut seen = fingerprint(&runtime);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 _ = hangup.recv() => {
                     tracing::info!("SIGHUP: reloading");
                     reload(&runtime).await;
-                    seen = fingerprint(runtime.config_path());
+                    seen = fingerprint(&runtime);
                 }
                 _ = user1.recv() => match runtime.audit.reopen() {
                     Ok(()) => tracing::info!("SIGUSR1: audit log reopened"),
                     Err(e) => tracing::error!(error = %e, "SIGUSR1: could not reopen the audit log"),
                 },
                 _ = watch.tick() => {
-                    let now = fingerprint(runtime.config_path());
+                    let now = fingerprint(&runtime);
                     if now != seen {
                         seen = now;
                         tracing::info!("configuration files changed: reloading");
@@ -66,29 +66,14 @@ async fn reload(runtime: &Arc<Runtime>) {
     let _ = tokio::task::spawn_blocking(move || runtime.reload()).await;
 }
 
-/// Modification times and sizes of the configuration file and every file in the folders
-/// beside it that hold policies (any change there may matter).
-fn fingerprint(config: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
-    let mut out = vec![stat(config)];
-    let dir = config.parent().unwrap_or(Path::new("."));
-    if let Ok(text) = std::fs::read_to_string(config) {
-        // The policy folder is whatever `[policies] dir` names; re-reading the config for it
-        // keeps this independent of the loaded generation.
-        let policy_dir = text
-            .lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix("dir")
-                    .and_then(|r| r.trim().strip_prefix('='))
-                    .map(|v| v.trim().trim_matches('"').to_owned())
-            })
-            .unwrap_or_else(|| "policies".to_owned());
-        if let Ok(entries) = std::fs::read_dir(dir.join(policy_dir)) {
-            let mut files: Vec<PathBuf> =
-                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            files.sort();
-            out.extend(files.iter().map(|p| stat(p)));
-        }
+/// Modification times and sizes of the configuration file and of every file in the policy
+/// folder of the current generation.
+fn fingerprint(runtime: &Runtime) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    let mut out = vec![stat(runtime.config_path())];
+    if let Ok(entries) = std::fs::read_dir(&runtime.app().policy_dir) {
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        out.extend(files.iter().map(|p| stat(p)));
     }
     out
 }

@@ -36,6 +36,8 @@ pub struct Config {
     pub limits: Limits,
     pub log: Log,
     pub policies: BTreeMap<String, Arc<Policy>>,
+    /// Where the policies were read from (watched for changes).
+    pub policy_dir: PathBuf,
     pub principals: Vec<Principal>,
     /// Warnings found while loading (`check` prints them, `serve` logs them).
     pub warnings: Vec<Diagnostic>,
@@ -420,6 +422,7 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
         limits,
         log,
         policies,
+        policy_dir,
         principals,
         warnings: Vec::new(),
     })

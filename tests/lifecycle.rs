@@ -1,0 +1,214 @@
+//! The binary's lifecycle: reload on SIGHUP and on a file change (seen on `/readyz` and
+//! `/metrics`), audit log reopened on SIGUSR1, JSON logs carrying the request id.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_swf-warden");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Running {
+    child: Child,
+    dir: tempfile::TempDir,
+    proxy: u16,
+    admin: u16,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(extra: &str) -> Running {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    for name in ["tenant-a.toml", "tenant-b.json", "guardrails.toml"] {
+        std::fs::copy(root.join("policies").join(name), policies.join(name)).unwrap();
+    }
+    let (proxy, admin) = (free_port(), free_port());
+    let text = std::fs::read_to_string(root.join("config.example.toml"))
+        .unwrap()
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{proxy}"))
+        .replace("127.0.0.1:9090", &format!("127.0.0.1:{admin}"))
+        + extra;
+    std::fs::write(dir.path().join("config.toml"), text).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(dir.path().join("config.toml"))
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, log) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let running = Running {
+        child,
+        dir,
+        proxy,
+        admin,
+        log,
+    };
+    wait_until(|| get(running.admin, "/healthz").is_some_and(|(s, _)| s == 200));
+    running
+}
+
+/// Polls `check` until it holds; the deadline only guards against a hung test.
+fn wait_until(mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "condition not reached");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some((status, text.split_once("\r\n\r\n")?.1.to_owned()))
+}
+
+fn signal(child: &Child, name: &str) {
+    assert!(Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+fn policy(dir: &Path) -> PathBuf {
+    dir.join("policies").join("tenant-a.toml")
+}
+
+#[test]
+fn reload_on_sighup_and_on_file_change() {
+    let r = start("");
+    let broken = "Version = \"2012-10-17\"\n[[Statement]]\nEffect = \"Sometimes\"\n";
+    let good = std::fs::read_to_string(policy(r.dir.path())).unwrap();
+
+    std::fs::write(policy(r.dir.path()), broken).unwrap();
+    signal(&r.child, "HUP");
+    wait_until(|| {
+        get(r.admin, "/readyz").is_some_and(|(_, b)| b.contains("the last reload failed"))
+    });
+    let (status, body) = get(r.admin, "/readyz").unwrap();
+    assert_eq!(
+        status, 200,
+        "still ready: the previous configuration serves"
+    );
+    assert!(
+        body.contains("tenant-a.toml") && body.contains("`Effect` must be"),
+        "{body}"
+    );
+    assert!(get(r.admin, "/metrics")
+        .unwrap()
+        .1
+        .contains("swf_warden_last_reload_success 0"));
+
+    // Put the good policy back without a signal: the file watcher reloads it.
+    std::fs::write(policy(r.dir.path()), good).unwrap();
+    wait_until(|| get(r.admin, "/readyz").is_some_and(|(_, b)| b == "ready\n"));
+    let metrics = get(r.admin, "/metrics").unwrap().1;
+    assert!(
+        metrics.contains("swf_warden_last_reload_success 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("swf_warden_reloads_total{outcome=\"success\"} 1"),
+        "{metrics}"
+    );
+    let _ = r.proxy;
+}
+
+#[test]
+fn sigusr1_reopens_the_audit_log() {
+    let r = start("");
+    let audit = r.dir.path().join("audit.log");
+    let deny = || {
+        // An unauthenticated call is refused and audited.
+        let mut s = TcpStream::connect(("127.0.0.1", r.proxy)).unwrap();
+        s.write_all(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.contains("MissingAuthenticationTokenException"));
+    };
+    deny();
+    std::fs::rename(&audit, r.dir.path().join("audit.log.1")).unwrap();
+    signal(&r.child, "USR1");
+    wait_until(|| audit.exists());
+    deny();
+    let lines = |p: &Path| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert_eq!(lines(&r.dir.path().join("audit.log.1")), 1);
+    assert_eq!(lines(&audit), 1);
+}
+
+#[test]
+fn json_logs_carry_the_request_id() {
+    let r = start("\n[log]\nformat = \"json\"\nlevel = \"debug\"\n");
+    let mut s = TcpStream::connect(("127.0.0.1", r.proxy)).unwrap();
+    // A valid shape that fails the upstream: the forwarder logs a warning inside the call.
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("x-amzn-requestid: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    signal(&r.child, "TERM");
+    let mut lines = Vec::new();
+    while let Ok(line) = r.log.recv_timeout(Duration::from_secs(20)) {
+        lines.push(line);
+    }
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains(&id)),
+        "some line names the request id {id}: {lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("tenant-a-secret-for-local-trials")),
+        "no secret in the logs"
+    );
+}
