@@ -282,3 +282,51 @@ fn test_command_passes_the_shipped_cases_and_fails_a_wrong_one() {
         "{err}"
     );
 }
+
+#[test]
+fn the_kubernetes_example_configuration_checks() {
+    // Pull the ConfigMap's files out of deploy/kubernetes.yaml and point its absolute paths
+    // at a scratch folder with the secrets it names.
+    let yaml = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes.yaml"),
+    )
+    .unwrap();
+    let block = |key: &str| -> String {
+        let start = yaml.find(&format!("  {key}: |\n")).unwrap() + key.len() + 6;
+        yaml[start..]
+            .lines()
+            .take_while(|l| l.starts_with("    ") || l.is_empty())
+            .map(|l| l.get(4..).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
+    for sub in ["policies", "secrets"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("policies/orders.toml"),
+        block("orders.toml"),
+    )
+    .unwrap();
+    for secret in ["upstream-secret", "token-key-k1", "orders-worker"] {
+        std::fs::write(
+            dir.path().join("secrets").join(secret),
+            "0123456789abcdef0123456789abcdef-secret",
+        )
+        .unwrap();
+    }
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        block("config.toml").replace("/etc/swf-warden", &root),
+    )
+    .unwrap();
+    let (code, out, err) = run(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("ok (1 policies, 1 principals, 0 warning(s))"),
+        "{out}"
+    );
+}

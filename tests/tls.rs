@@ -112,3 +112,90 @@ fn unusable_tls_material_is_refused() {
     ));
     assert!(swf_warden::tls::acceptor(&dir.path().join("missing"), &empty).is_err());
 }
+
+#[tokio::test]
+async fn https_upstream_verified_with_ca_file() {
+    // Proxy A serves TLS with a certificate its CA signed; proxy B forwards to A over https,
+    // trusting that CA through `ca_file`, signing as a principal A knows.
+    let m = material();
+    let chained = "\n[[principal]]\nname = \"chained\"\naccess_key_id = \"AKIACHAINED000000001\"\nsecret_access_key = \"chained-secret\"\npolicies = [\"everything\"]\n";
+    let a = Proxy::start_tls_configured(|c| c + chained, m.acceptor.clone()).await;
+    let ca = a.dir.path().join("ca.pem");
+    std::fs::write(&ca, &m.cert_pem).unwrap();
+    let endpoint = format!("https://127.0.0.1:{}", a.addr.port());
+    let ca_line = format!("ca_file = \"{}\"", ca.display());
+    let b = Proxy::start_configured(
+        |c| {
+            let upstream_line = c
+                .lines()
+                .find(|l| l.starts_with("endpoint = "))
+                .unwrap()
+                .to_owned();
+            c.replace(
+                &upstream_line,
+                &format!("endpoint = \"{endpoint}\"\n{ca_line}"),
+            )
+            .replace(
+                "access_key_id = \"AKIDUPSTREAM\"",
+                "access_key_id = \"AKIACHAINED000000001\"",
+            )
+            .replace(
+                "secret_access_key = \"upstream-secret\"",
+                "secret_access_key = \"chained-secret\"",
+            )
+        },
+        &[],
+    )
+    .await;
+    let client = b.client(TENANT_A);
+    let task = client
+        .poll_for_activity_task()
+        .domain("tenant-a")
+        .task_list(TaskList::builder().name("work").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    client
+        .record_activity_task_heartbeat()
+        .task_token(task.task_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(b.upstream.count(), 0, "B's own fake upstream is not used");
+    let ops: Vec<String> = a
+        .upstream
+        .calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .collect();
+    assert_eq!(
+        ops,
+        ["PollForActivityTask", "RecordActivityTaskHeartbeat"],
+        "through A, over https"
+    );
+
+    // Without the CA, B cannot reach A: the certificate is not trusted.
+    let c = Proxy::start_configured(
+        |c| {
+            let upstream_line = c
+                .lines()
+                .find(|l| l.starts_with("endpoint = "))
+                .unwrap()
+                .to_owned();
+            c.replace(
+                &upstream_line,
+                &format!("endpoint = \"{endpoint}\"\nconnect_timeout_seconds = 2"),
+            )
+        },
+        &[],
+    )
+    .await;
+    let err = c
+        .client(TENANT_A)
+        .describe_domain()
+        .name("tenant-a")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_code(&err), "ServiceUnavailableException");
+}

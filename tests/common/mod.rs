@@ -348,6 +348,16 @@ impl Proxy {
         Proxy::launch(upstream, text, policies, None).await
     }
 
+    /// Like `start_configured`, serving TLS with `acceptor`.
+    pub async fn start_tls_configured(
+        edit: impl FnOnce(String) -> String,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> Proxy {
+        let upstream = FakeSwf::start().await;
+        let text = edit(config_text(upstream.addr, ""));
+        Proxy::launch(upstream, text, &[], Some(acceptor)).await
+    }
+
     async fn launch(
         upstream: FakeSwf,
         config: String,

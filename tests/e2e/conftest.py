@@ -151,6 +151,26 @@ def swf_b(proxy):
     return client(proxy, "b")
 
 
+@pytest.fixture(scope="session")
+def domains(proxy):
+    """Each tenant registers its domain and types through the proxy."""
+    for tenant in ("a", "b"):
+        domain = TENANTS[tenant]["domain"]
+        swf = client(proxy, tenant)
+        swf.register_domain(name=domain, workflowExecutionRetentionPeriodInDays="1")
+        swf.register_workflow_type(
+            domain=domain, name="flow", version="1",
+            defaultTaskList={"name": "deciders"}, defaultChildPolicy="TERMINATE",
+            defaultExecutionStartToCloseTimeout="600", defaultTaskStartToCloseTimeout="60",
+        )
+        swf.register_activity_type(
+            domain=domain, name="work", version="1", defaultTaskList={"name": "workers"},
+            defaultTaskStartToCloseTimeout="600", defaultTaskHeartbeatTimeout="120",
+            defaultTaskScheduleToStartTimeout="600", defaultTaskScheduleToCloseTimeout="900",
+        )
+    return {"a": TENANTS["a"]["domain"], "b": TENANTS["b"]["domain"]}
+
+
 def audit_records(proxy):
     path = proxy["audit"]
     if not path.exists():

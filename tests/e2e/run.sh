@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+# The TLS tests make certificates with openssl and call curl.
+if ! command -v openssl >/dev/null || ! command -v curl >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq openssl curl >/dev/null
+fi
+
 venv=target/e2e-venv
 if [ ! -x "$venv/bin/pytest" ] || ! cmp -s tests/e2e/requirements.txt "$venv/requirements.txt"; then
   python3 -m venv "$venv"

@@ -16,25 +16,6 @@ def arn(domain):
     return f"arn:aws:swf:us-east-1:{ACCOUNT}:/domain/{domain}"
 
 
-@pytest.fixture(scope="module")
-def domains(proxy):
-    """Each tenant registers its domain and types through the proxy."""
-    for tenant, domain in (("a", A), ("b", B)):
-        swf = client(proxy, tenant)
-        swf.register_domain(name=domain, workflowExecutionRetentionPeriodInDays="1")
-        swf.register_workflow_type(
-            domain=domain, name="flow", version="1",
-            defaultTaskList={"name": "deciders"}, defaultChildPolicy="TERMINATE",
-            defaultExecutionStartToCloseTimeout="600", defaultTaskStartToCloseTimeout="60",
-        )
-        swf.register_activity_type(
-            domain=domain, name="work", version="1", defaultTaskList={"name": "workers"},
-            defaultTaskStartToCloseTimeout="600", defaultTaskHeartbeatTimeout="120",
-            defaultTaskScheduleToStartTimeout="600", defaultTaskScheduleToCloseTimeout="900",
-        )
-    return {"a": A, "b": B}
-
-
 def refused(proxy, call, code="OperationNotPermittedFault"):
     """Runs `call`, expects `code`, returns the matching audit record."""
     with pytest.raises(ClientError) as caught:
