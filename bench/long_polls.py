@@ -2,10 +2,12 @@
 """Memory of N concurrent long polls held open through swf-warden (default 10,000).
 
 Starts a stub SWF upstream that holds every PollForActivityTask until told to answer, starts
-swf-warden in front of it, opens N client connections each sending a signed poll, waits until
-the upstream holds all N, and reads the proxy's resident memory (VmRSS) from /proc. Then the
-upstream answers them all and the script checks every client got a sealed task token.
-Loopback only. Usage: python3 bench/long_polls.py [N] (needs botocore; the e2e venv has it).
+swf-warden (release build) in front of it, and runs examples/long_poll_client, which sends N
+signed polls at once over HTTP/2 (100 streams per connection, so the client side needs few
+sockets and the proxy's file descriptors go to the N upstream connections). When the upstream
+holds all N, the proxy's resident memory (VmRSS) is read from /proc; then the upstream answers
+and the client counts the answers carrying a sealed token. Loopback only.
+Usage: cargo build --release --example long_poll_client && python3 bench/long_polls.py [N]
 """
 
 import asyncio
@@ -19,9 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 ROOT = Path(__file__).resolve().parents[1]
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
@@ -65,43 +64,15 @@ class Upstream:
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: "
                              + str(len(body)).encode() + b"\r\n\r\n" + body)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
 
 
-def signed_poll(port):
-    body = json.dumps({"domain": "bench", "taskList": {"name": "work"}})
-    req = AWSRequest(method="POST", url=f"http://127.0.0.1:{port}/", data=body, headers={
-        "Content-Type": "application/x-amz-json-1.0",
-        "X-Amz-Target": "SimpleWorkflowService.PollForActivityTask",
-    })
-    SigV4Auth(Credentials(KEY, SECRET), "swf", "us-east-1").add_auth(req)
-    head = f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-    for k, v in req.headers.items():
-        if k.lower() != "host":
-            head += f"{k}: {v}\r\n"
-    head += f"Content-Length: {len(body)}\r\n\r\n"
-    return head.encode() + body.encode()
-
-
-async def client(port, payload, results):
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(payload)
-        await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:"))
-        body = json.loads(await reader.readexactly(length))
-        results.append(head.startswith(b"HTTP/1.1 200") and body.get("taskToken", "").startswith("sw1."))
-        writer.close()
-    except Exception as e:  # counted as a failure
-        results.append(False)
-
-
 async def main():
-    resource.setrlimit(resource.RLIMIT_NOFILE, (200_000, 200_000))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     upstream = Upstream()
     up_port, port = free_port(), free_port()
     server = await asyncio.start_server(upstream.handle, "127.0.0.1", up_port, backlog=N)
@@ -137,7 +108,7 @@ policies = ["bench"]
     binary = os.environ.get("SWF_WARDEN_BIN", str(ROOT / "target" / "release" / "swf-warden"))
     env = dict(os.environ, BENCH_UPSTREAM="x", BENCH_TOKEN="bench-token-key-0123456789abcdefghij", BENCH_SECRET=SECRET)
     proxy = subprocess.Popen([binary, "serve", "--config", str(d / "config.toml")], env=env,
-                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (200_000, 200_000)))
+                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard)))
     try:
         for _ in range(100):
             try:
@@ -146,20 +117,21 @@ policies = ["bench"]
             except OSError:
                 time.sleep(0.1)
         baseline = rss_kib(proxy.pid)
-        payloads = [signed_poll(port) for _ in range(N)]
-        results = []
-        tasks = [asyncio.create_task(client(port, p, results)) for p in payloads]
+        client_bin = str(ROOT / "target" / "release" / "examples" / "long_poll_client")
+        client = await asyncio.create_subprocess_exec(client_bin, f"127.0.0.1:{port}", str(N), KEY, SECRET,
+                                                      stdout=asyncio.subprocess.PIPE)
         started = time.monotonic()
-        while upstream.held < N and time.monotonic() - started < 120:
+        while upstream.held < N and time.monotonic() - started < 120 and client.returncode is None:
             await asyncio.sleep(0.2)
         held = upstream.held
+        await asyncio.sleep(1)
         at_peak = rss_kib(proxy.pid)
         upstream.release.set()
-        await asyncio.gather(*tasks)
-        ok = sum(results)
+        out, _ = await client.communicate()
+        ok = int(out.decode().strip() or 0)
         print(f"long polls held open through swf-warden: {held} of {N}")
         print(f"proxy RSS: idle {baseline / 1024:.1f} MiB, with {held} polls in flight {at_peak / 1024:.1f} MiB "
-              f"({(at_peak - baseline) / max(held, 1):.1f} KiB per poll, client and upstream connections included)")
+              f"({(at_peak - baseline) / max(held, 1):.1f} KiB per poll, its client stream and upstream connection included)")
         print(f"answers with a sealed task token: {ok} of {N}")
         return 0 if held == N and ok == N else 1
     finally:

@@ -1,0 +1,97 @@
+//! Load client for `bench/long_polls.py`: opens HTTP/2 (prior knowledge) connections to the
+//! proxy and sends N signed `PollForActivityTask` calls at once, 100 streams per connection,
+//! then waits for every answer and prints how many carried a sealed task token.
+//!
+//! HTTP/2 keeps the client side to a few sockets, so the proxy's file descriptors go to the
+//! upstream side, where each held poll needs a connection.
+//! Usage: long_poll_client ADDR N ACCESS_KEY SECRET
+
+use std::time::SystemTime;
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+const STREAMS_PER_CONNECTION: usize = 100;
+
+fn signed(addr: &str, key: &str, secret: &str) -> http::Request<Full<Bytes>> {
+    let body = br#"{"domain":"bench","taskList":{"name":"work"}}"#;
+    let headers = [
+        ("content-type", "application/x-amz-json-1.0"),
+        ("host", addr),
+        ("x-amz-target", "SimpleWorkflowService.PollForActivityTask"),
+    ];
+    let identity = Credentials::new(key, secret, None, None, "bench").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("swf")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing parameters")
+        .into();
+    let uri = format!("http://{addr}/");
+    let signable = SignableRequest::new(
+        "POST",
+        &uri,
+        headers.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+    let mut builder = http::Request::builder().method("POST").uri(&uri);
+    for (k, v) in headers.iter().filter(|(k, _)| *k != "host") {
+        builder = builder.header(*k, *v);
+    }
+    let mut request = builder
+        .body(Full::new(Bytes::from_static(body)))
+        .expect("request");
+    instructions.apply_to_request_http1x(&mut request);
+    request.headers_mut().remove("host");
+    request
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, addr, n, key, secret] = &args[..] else {
+        eprintln!("usage: long_poll_client ADDR N ACCESS_KEY SECRET");
+        std::process::exit(64);
+    };
+    let n: usize = n.parse().expect("N");
+    let mut calls = Vec::with_capacity(n);
+    let mut remaining = n;
+    while remaining > 0 {
+        let stream = tokio::net::TcpStream::connect(addr.as_str())
+            .await
+            .expect("connect");
+        let (sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .expect("h2 handshake");
+        tokio::spawn(connection);
+        for _ in 0..remaining.min(STREAMS_PER_CONNECTION) {
+            let mut sender = sender.clone();
+            let request = signed(addr, key, secret);
+            calls.push(tokio::spawn(async move {
+                sender.ready().await.ok()?;
+                let response = sender.send_request(request).await.ok()?;
+                let ok = response.status() == 200;
+                let body = response.into_body().collect().await.ok()?.to_bytes();
+                Some(ok && body.windows(4).any(|w| w == b"sw1."))
+            }));
+        }
+        remaining -= remaining.min(STREAMS_PER_CONNECTION);
+    }
+    let mut sealed = 0;
+    for call in calls {
+        if call.await.ok().flatten() == Some(true) {
+            sealed += 1;
+        }
+    }
+    println!("{sealed}");
+}
