@@ -212,3 +212,39 @@ fn json_logs_carry_the_request_id() {
         "no secret in the logs"
     );
 }
+
+#[test]
+fn audit_lines_survive_kill_9_whole() {
+    let mut r = start("");
+    let port = r.proxy;
+    // Eight threads refuse calls as fast as they can; the process is killed mid-stream.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { break };
+                    let _ = s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+                    let mut out = Vec::new();
+                    let _ = s.read_to_end(&mut out);
+                }
+            })
+        })
+        .collect();
+    let audit = r.dir.path().join("audit.log");
+    wait_until(|| std::fs::read_to_string(&audit).is_ok_and(|t| t.lines().count() >= 200));
+    signal(&r.child, "KILL");
+    let _ = r.child.wait();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(text.ends_with('\n'), "the file ends with a whole line");
+    for line in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("torn record {line:?}: {e}"));
+        assert_eq!(v["decision"], "authFailed");
+    }
+}

@@ -438,3 +438,46 @@ async fn two_replicas_with_the_same_keys_serve_one_tenant() {
         ]
     );
 }
+
+#[tokio::test]
+async fn beyond_max_connections_new_connections_wait_their_turn() {
+    // One connection slot: while a slow poll holds it, a second client's call is not served;
+    // it is answered after the poll completes. Asserted by order of completion, not by time.
+    let proxy = Proxy::start_configured(
+        |c| {
+            c.replace(
+                "max_body_bytes = 65536",
+                "max_body_bytes = 65536\nmax_connections = 1",
+            )
+        },
+        &[],
+    )
+    .await;
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let slow = {
+        let (client, order) = (proxy.client(TENANT_A), order.clone());
+        tokio::spawn(async move {
+            client
+                .poll_for_activity_task()
+                .domain("tenant-a")
+                .task_list(TaskList::builder().name("slow").build().unwrap())
+                .send()
+                .await
+                .unwrap();
+            order.lock().unwrap().push("poll");
+        })
+    };
+    while proxy.runtime.metrics.in_flight() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let other = proxy.client(TENANT_A);
+    other
+        .describe_domain()
+        .name("tenant-a")
+        .send()
+        .await
+        .unwrap();
+    order.lock().unwrap().push("describe");
+    slow.await.unwrap();
+    assert_eq!(*order.lock().unwrap(), ["poll", "describe"]);
+}
