@@ -12,6 +12,7 @@ pub mod condition;
 pub mod context;
 pub mod document;
 pub mod explain;
+mod index;
 pub mod variables;
 pub mod wildcard;
 
@@ -115,10 +116,12 @@ pub fn load_file(path: &Path) -> Result<Document, Diagnostic> {
     }
 }
 
-/// A principal's effective policies: its own plus its groups', each once.
+/// A principal's effective policies: its own plus its groups', each once, with an index
+/// (built on first use) that keeps evaluation flat however many statements there are.
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     policies: Vec<Arc<Policy>>,
+    index: std::sync::OnceLock<Arc<index::Index>>,
 }
 
 /// The outcome of evaluation.
@@ -152,6 +155,7 @@ impl PolicySet {
     pub fn add(&mut self, policy: Arc<Policy>) {
         if !self.policies.iter().any(|p| Arc::ptr_eq(p, &policy)) {
             self.policies.push(policy);
+            self.index = std::sync::OnceLock::new();
         }
     }
 
@@ -163,28 +167,28 @@ impl PolicySet {
         self.policies.iter().map(|p| &*p.name)
     }
 
-    fn statements(&self) -> impl Iterator<Item = &CompiledStatement> {
-        self.policies.iter().flat_map(|p| p.compiled.iter())
-    }
-
     /// IAM's evaluation: an explicit `Deny` wins, else any `Allow` allows, else implicit deny.
     /// A statement applies when its action, its resource and all its conditions match.
     pub fn evaluate(&self, resource: &str, ctx: &Context<'_>) -> Decision {
         let bit = 1u64 << ctx.action.index();
         let mut allows = Vec::new();
         let mut denies = Vec::new();
-        for statement in self.statements() {
+        let index = self
+            .index
+            .get_or_init(|| Arc::new(index::Index::build(&self.policies)));
+        index.candidates(resource, |p, s| {
+            let statement = &self.policies[p].compiled[s];
             if statement.actions & bit == 0
                 || !statement.resources.applies(resource, ctx)
                 || !statement.conditions.iter().all(|c| c.evaluate(ctx))
             {
-                continue;
+                return;
             }
             match statement.effect {
                 Effect::Deny => denies.push(statement.origin.clone()),
                 Effect::Allow => allows.push(statement.origin.clone()),
             }
-        }
+        });
         if !denies.is_empty() {
             Decision {
                 kind: DecisionKind::ExplicitDeny,

@@ -302,3 +302,52 @@ fn decisions_carry_file_and_line() {
     assert_eq!(d.statements[0].line, 1);
     assert_eq!(&*d.statements[0].file, Path::new("p.toml"));
 }
+
+#[test]
+fn the_index_finds_what_a_scan_finds() {
+    // Many tenants with literal domain resources, plus shared statements of every other shape.
+    let mut toml = String::from("Version = \"2012-10-17\"\n");
+    for t in 0..300 {
+        toml.push_str(&format!(
+            "[[Statement]]\nSid = \"T{t}\"\nEffect = \"Allow\"\nAction = [\"swf:Poll*\", \"swf:RecordActivityTaskHeartbeat\"]\nResource = [\"arn:aws:swf:*:123456789012:/domain/tenant-{t}\", \"arn:aws:swf:*:123456789012:/domain/shared-{t}\"]\n"
+        ));
+    }
+    toml.push_str("[[Statement]]\nSid = \"Wild\"\nEffect = \"Allow\"\nAction = \"swf:Describe*\"\nResource = \"arn:aws:swf:*:123456789012:/domain/tenant-1*\"\n");
+    toml.push_str("[[Statement]]\nSid = \"Not\"\nEffect = \"Deny\"\nAction = \"swf:PollForDecisionTask\"\nNotResource = \"arn:aws:swf:*:123456789012:/domain/tenant-7\"\n");
+    let s = set(&[policy("big", &toml)]);
+    let arn = |d: &str| format!("arn:aws:swf:us-east-1:123456789012:/domain/{d}");
+    let sids = |d: Decision| {
+        d.statements
+            .iter()
+            .map(|r| r.sid.as_deref().unwrap_or("").to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        sids(eval(&s, Operation::PollForActivityTask, &arn("tenant-42"))),
+        ["T42"]
+    );
+    assert_eq!(
+        sids(eval(&s, Operation::PollForActivityTask, &arn("shared-299"))),
+        ["T299"]
+    );
+    assert_eq!(
+        eval(&s, Operation::PollForActivityTask, &arn("tenant-300")).kind,
+        DecisionKind::ImplicitDeny
+    );
+    assert_eq!(
+        sids(eval(&s, Operation::DescribeDomain, &arn("tenant-123"))),
+        ["Wild"]
+    );
+    assert_eq!(
+        sids(eval(&s, Operation::PollForDecisionTask, &arn("tenant-8"))),
+        ["Not"]
+    );
+    assert_eq!(
+        sids(eval(&s, Operation::PollForDecisionTask, &arn("tenant-7"))),
+        ["T7"]
+    );
+    assert_eq!(
+        eval(&s, Operation::PollForActivityTask, "not-an-arn").kind,
+        DecisionKind::ImplicitDeny
+    );
+}

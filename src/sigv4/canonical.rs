@@ -46,25 +46,79 @@ pub fn canonical_request_hash(
     signed_headers: &str,
     payload_hash: &str,
 ) -> String {
-    let mut h = Sha256::new();
-    for part in [method, "\n", path, "\n", query, "\n"] {
-        h.update(part.as_bytes());
-    }
+    let mut h = CanonicalHasher::new(method, path, query);
     for header in headers {
-        h.update(header.name.as_bytes());
+        h.header(header.name, header.values.iter().copied());
+    }
+    let hex = h.finish(signed_headers, payload_hash.as_bytes());
+    String::from_utf8_lossy(&hex).into_owned()
+}
+
+/// The canonical request, hashed as it is written: no buffer, no allocation.
+pub struct CanonicalHasher(Sha256);
+
+impl CanonicalHasher {
+    pub fn new(method: &str, path: &str, query: &str) -> CanonicalHasher {
+        let mut h = Sha256::new();
+        for part in [method, "\n", path, "\n", query, "\n"] {
+            h.update(part.as_bytes());
+        }
+        CanonicalHasher(h)
+    }
+
+    /// One signed header with every value it carried, joined by commas; false if it had none.
+    pub fn header<'v>(&mut self, name: &str, values: impl Iterator<Item = &'v [u8]>) -> bool {
+        let h = &mut self.0;
+        h.update(name.as_bytes());
         h.update(b":");
-        for (i, value) in header.values.iter().enumerate() {
-            if i > 0 {
+        let mut any = false;
+        for value in values {
+            if any {
                 h.update(b",");
             }
-            update_trimmed(&mut h, value);
+            update_trimmed(h, value);
+            any = true;
         }
         h.update(b"\n");
+        any
     }
-    for part in ["\n", signed_headers, "\n", payload_hash] {
-        h.update(part.as_bytes());
+
+    /// The hex hash, given the signed header list and the payload's hex hash.
+    pub fn finish(mut self, signed_headers: &str, payload_hash: &[u8]) -> [u8; 64] {
+        for part in [&b"\n"[..], signed_headers.as_bytes(), b"\n", payload_hash] {
+            self.0.update(part);
+        }
+        hex64(&self.0.finalize().into())
     }
-    hex::encode(h.finalize())
+}
+
+/// Lowercase hex of 32 bytes, on the stack.
+pub fn hex64(bytes: &[u8; 32]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    // 32 bytes always fit 64 hex digits.
+    let _ = hex::encode_to_slice(bytes, &mut out);
+    out
+}
+
+/// The signature bytes of the string to sign, fed to HMAC piece by piece.
+pub fn signature_bytes(
+    signing_key: &[u8; 32],
+    amz_date: &str,
+    scope: &str,
+    canonical_request_hash: &[u8],
+) -> [u8; 32] {
+    let mut mac = HmacSha256::new_from_slice(signing_key).expect("hmac accepts any key length");
+    for part in [
+        &b"AWS4-HMAC-SHA256\n"[..],
+        amz_date.as_bytes(),
+        b"\n",
+        scope.as_bytes(),
+        b"\n",
+        canonical_request_hash,
+    ] {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 /// Feeds a header value with leading/trailing whitespace removed and inner runs of

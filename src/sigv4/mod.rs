@@ -19,7 +19,11 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 use crate::error::{excerpt, ProxyError};
 use crate::secret::Secret;
 use authorization::Authorization;
-use canonical::CanonicalHeader;
+use sha2::{Digest, Sha256};
+
+static AUTHORIZATION: HeaderName = http::header::AUTHORIZATION;
+static X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
+static X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
 
 /// The service name clients sign for.
 pub const SERVICE: &str = "swf";
@@ -93,9 +97,9 @@ fn invalid(message: impl Into<String>) -> ProxyError {
 }
 
 /// The single value of `name`, refusing repeats.
-fn single<'h>(
+fn single<'h, K: http::header::AsHeaderName>(
     headers: &'h HeaderMap,
-    name: &str,
+    name: K,
     repeated: impl FnOnce() -> ProxyError,
 ) -> Result<Option<&'h [u8]>, ProxyError> {
     let mut values = headers.get_all(name).iter();
@@ -118,13 +122,13 @@ impl Verifier {
         check_shape(parts)?;
         let headers = &parts.headers;
 
-        let auth_value = single(headers, "authorization", || {
+        let auth_value = single(headers, &AUTHORIZATION, || {
             ProxyError::IncompleteSignature("Only one Authorization header is allowed.".into())
         })?
         .ok_or(ProxyError::MissingAuthentication)?;
         let auth = authorization::parse(auth_value)?;
 
-        let amz_date = single(headers, "x-amz-date", || {
+        let amz_date = single(headers, &X_AMZ_DATE, || {
             ProxyError::IncompleteSignature("Only one X-Amz-Date header is allowed.".into())
         })?
         .ok_or_else(|| {
@@ -142,45 +146,36 @@ impl Verifier {
         let host = host_value(parts)?;
         check_signed_headers(headers, &auth, self.required_signed)?;
 
-        let payload_hash = canonical::sha256_hex(body);
-        if let Some(declared) = headers.get("x-amz-content-sha256") {
-            if declared.as_bytes() != payload_hash.as_bytes() {
+        let payload_hash = canonical::hex64(&Sha256::digest(body).into());
+        if let Some(declared) = headers.get(&X_AMZ_CONTENT_SHA256) {
+            if declared.as_bytes() != payload_hash {
                 return Err(invalid(
                     "The provided 'x-amz-content-sha256' header does not match what was computed.",
                 ));
             }
         }
 
-        let mut canonical_headers = Vec::with_capacity(8);
+        let mut creq = canonical::CanonicalHasher::new("POST", "/", "");
         for name in auth.signed_header_names() {
-            let values: Vec<&[u8]> = if name == "host" {
-                vec![host]
+            let present = if name == "host" {
+                creq.header(name, std::iter::once(host))
             } else {
-                headers.get_all(name).iter().map(|v| v.as_bytes()).collect()
+                creq.header(name, headers.get_all(name).iter().map(|v| v.as_bytes()))
             };
-            if values.is_empty() {
+            if !present {
                 return Err(invalid(format!(
                     "Signed header '{}' is not present in the request.",
                     excerpt(name)
                 )));
             }
-            canonical_headers.push(CanonicalHeader { name, values });
         }
-
-        let creq = canonical::canonical_request_hash(
-            "POST",
-            "/",
-            "",
-            &canonical_headers,
-            auth.signed_headers,
-            &payload_hash,
-        );
-        let sts = canonical::string_to_sign(amz_date, auth.scope_text, &creq);
+        let creq = creq.finish(auth.signed_headers, &payload_hash);
         let key = principal.as_ref().signing_key(&auth.scope, auth.scope_text);
-        let expected = canonical::signature(&key, &sts);
-        let provided = auth.signature.as_bytes();
-        let matches =
-            provided.len() == expected.len() && bool::from(provided.ct_eq(expected.as_bytes()));
+        let expected = canonical::signature_bytes(&key, amz_date, auth.scope_text, &creq);
+        let mut provided = [0u8; 32];
+        let matches = hex::decode_to_slice(auth.signature, &mut provided).is_ok()
+            && auth.signature.bytes().all(|b| !b.is_ascii_uppercase())
+            && bool::from(provided.ct_eq(&expected));
         if !matches {
             return Err(invalid(
                 "The request signature we calculated does not match the signature you provided. \
@@ -275,7 +270,7 @@ fn check_shape(parts: &Parts) -> Result<(), ProxyError> {
 
 /// The value signed as `host`: the `Host` header (HTTP/1.1) or the `:authority` (HTTP/2).
 fn host_value(parts: &Parts) -> Result<&[u8], ProxyError> {
-    let header = single(&parts.headers, "host", || {
+    let header = single(&parts.headers, &http::header::HOST, || {
         invalid("Only one Host header is allowed.")
     })?;
     match (header, parts.uri.authority()) {
@@ -291,9 +286,9 @@ fn check_signed_headers(
     auth: &Authorization<'_>,
     required: &[&str],
 ) -> Result<(), ProxyError> {
-    for name in required {
+    for &name in required {
         // `host` may come from the HTTP/2 authority instead; `host_value` checked it.
-        if *name != "host" {
+        if name != "host" {
             let present = single(headers, name, || {
                 invalid(format!("Only one '{name}' header is allowed."))
             })?;

@@ -5,6 +5,7 @@ use super::*;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
+use canonical::CanonicalHeader;
 use std::time::UNIX_EPOCH;
 
 const AKID: &str = "AKIDTENANTA";

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Load benchmark (issue 6): the same signed RecordActivityTaskHeartbeat load through HAProxy
+# doing plain HTTP pass-through (no authentication, no policy) and through swf-warden
+# (verifying, authorizing, unsealing and re-signing every call), both in front of the same
+# nginx stub upstream, on this machine, in one run, alternating. Then the denial path with the
+# audit log on, counting records against answered requests. Loopback only.
+# Usage: bench/load.sh [SECONDS_PER_RUN] [ROUNDS] [CONNECTIONS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}; rounds=${2:-2}; conns=${3:-64}
+
+for tool in nginx haproxy wrk; do
+  command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy wrk >/dev/null; break; }
+done
+cargo build --release --locked --quiet
+cargo build --release --locked --quiet --example bench_request
+
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; rm -rf "$work"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+stub=$(free_port); ha=$(free_port); warden=$(free_port)
+token_key=bench-token-key-0123456789abcdefghij
+
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$stub;
+    location / { default_type application/x-amz-json-1.0; return 200 '{"cancelRequested":false}'; }
+  }
+}
+NGINX
+nginx -c "$work/nginx.conf" -g 'daemon off;' & 
+
+cat > "$work/haproxy.cfg" <<HAPROXY
+global
+  maxconn 10000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 75s
+  timeout server 75s
+  option http-keep-alive
+frontend in
+  bind 127.0.0.1:$ha
+  default_backend stub
+backend stub
+  http-reuse always
+  server s1 127.0.0.1:$stub
+HAPROXY
+haproxy -f "$work/haproxy.cfg" -q &
+
+mkdir -p "$work/policies"
+cat > "$work/policies/bench.toml" <<'POLICY'
+Version = "2012-10-17"
+[[Statement]]
+Sid = "Work"
+Effect = "Allow"
+Action = ["swf:PollForActivityTask", "swf:RecordActivityTaskHeartbeat", "swf:RespondActivityTask*"]
+Resource = "arn:aws:swf:*:123456789012:/domain/bench"
+POLICY
+cat > "$work/config.toml" <<CONFIG
+[listen]
+address = "127.0.0.1:$warden"
+[service]
+region = "us-east-1"
+account_id = "123456789012"
+[upstream]
+endpoint = "http://127.0.0.1:$stub"
+access_key_id = "AKIDUPSTREAM"
+secret_access_key_env = "BENCH_UPSTREAM"
+[task_tokens]
+keys = [{ id = "bench", secret_env = "BENCH_TOKEN" }]
+[audit]
+path = "audit.log"
+[log]
+level = "error"
+[[principal]]
+name = "bench"
+access_key_id = "AKIABENCH00000000001"
+secret_access_key_env = "BENCH_SECRET"
+policies = ["bench"]
+[[principal]]
+name = "denied"
+access_key_id = "AKIADENIED0000000001"
+secret_access_key_env = "BENCH_SECRET"
+CONFIG
+BENCH_UPSTREAM=x BENCH_TOKEN=$token_key BENCH_SECRET=bench-secret \
+  target/release/swf-warden serve --config "$work/config.toml" &
+for p in $stub $ha $warden; do
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
+done
+
+target/release/examples/bench_request "127.0.0.1:$warden" AKIABENCH00000000001 bench-secret $token_key bench "$work/allowed.lua"
+target/release/examples/bench_request "127.0.0.1:$warden" AKIADENIED0000000001 bench-secret $token_key bench "$work/denied.lua"
+
+# One run: prints "rps p50_ms p99_ms requests non2xx".
+run() {
+  local url=$1 script=$2
+  wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$script" "$url" > "$work/wrk.out"
+  python3 - "$work/wrk.out" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def ms(label):
+    m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+total = int(re.search(r"(\d+) requests in", text).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+print(f"{rps:.0f} {ms(50):.3f} {ms(99):.3f} {total} {non2xx.group(1) if non2xx else 0}")
+PY
+}
+
+echo "warming up"; run "http://127.0.0.1:$ha/" "$work/allowed.lua" >/dev/null; run "http://127.0.0.1:$warden/" "$work/allowed.lua" >/dev/null
+declare -a H W
+for r in $(seq "$rounds"); do
+  H+=("$(run "http://127.0.0.1:$ha/" "$work/allowed.lua")")
+  W+=("$(run "http://127.0.0.1:$warden/" "$work/allowed.lua")")
+done
+before=$(wc -l < "$work/audit.log" 2>/dev/null || echo 0)
+D=$(run "http://127.0.0.1:$warden/" "$work/denied.lua")
+sleep 1
+after=$(wc -l < "$work/audit.log")
+
+python3 - "$secs" "$conns" "$D" "$((after - before))" "${H[@]}" -- "${W[@]}" <<'PY'
+import statistics, sys
+secs, conns, denied, records = sys.argv[1], sys.argv[2], sys.argv[3].split(), int(sys.argv[4])
+rest = sys.argv[5:]
+cut = rest.index("--")
+ha = [list(map(float, r.split())) for r in rest[:cut]]
+wa = [list(map(float, r.split())) for r in rest[cut + 1:]]
+med = lambda rows, i: statistics.median(r[i] for r in rows)
+print(f"\nRecordActivityTaskHeartbeat, {conns} connections, {len(ha)} alternating runs of {secs}s each (medians)")
+print(f"{'':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+print(f"{'HAProxy pass-through':34} {med(ha,0):9.0f} {med(ha,1):8.3f} {med(ha,2):8.3f} {med(ha,4):8.0f}")
+print(f"{'swf-warden (verify+authorize)':34} {med(wa,0):9.0f} {med(wa,1):8.3f} {med(wa,2):8.3f} {med(wa,4):8.0f}")
+print(f"{'ratio swf-warden / HAProxy':34} {med(wa,0)/med(ha,0):9.2f} {med(wa,1)/med(ha,1):8.2f} {med(wa,2)/med(ha,2):8.2f}")
+rps, p50, p99, total, non2xx = float(denied[0]), float(denied[1]), float(denied[2]), int(denied[3]), int(denied[4])
+print(f"\ndenial path, audit log on: {rps:.0f} req/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms; "
+      f"{total} answered (all refused: {non2xx == total}), {records} audit records "
+      f"({'none lost' if records >= total else f'{total - records} MISSING'})")
+PY

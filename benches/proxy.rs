@@ -1,0 +1,242 @@
+//! Micro-benchmarks of the request path (issue 6): SigV4 verification of a heartbeat, policy
+//! decisions at 10, 1,000 and 100,000 statements (with Cedar deciding an equivalent policy set
+//! as the reference), token seal and unseal, and the whole handler without the network.
+//! Run: `cargo bench --bench proxy`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use swf_warden::handler::Peer;
+use swf_warden::policy::{document, Action, Caller, Context, Policy, PolicySet};
+use swf_warden::secret::Secret;
+use swf_warden::sigv4::{Credential, Verifier};
+use swf_warden::swf::Operation;
+use swf_warden::tokens::{TokenKey, TokenSealer};
+
+const KEY: &str = "AKIABENCHTENANT00001";
+const SECRET: &str = "bench-tenant-secret";
+const TOKEN_KEY: &str = "bench-token-key-0123456789abcdefghij";
+
+fn at() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
+/// A heartbeat signed by aws-sigv4, as an SDK would send it.
+fn heartbeat(token: &str) -> (http::request::Parts, Bytes) {
+    let body = Bytes::from(format!(r#"{{"taskToken":"{token}","details":"42%"}}"#));
+    let headers = [
+        ("content-type", "application/x-amz-json-1.0"),
+        ("host", "127.0.0.1:8080"),
+        (
+            "x-amz-target",
+            "SimpleWorkflowService.RecordActivityTaskHeartbeat",
+        ),
+        ("x-amz-user-agent", "aws-sdk-rust/1.0 api/swf/1.0"),
+    ];
+    let identity = Credentials::new(KEY, SECRET, None, None, "bench").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("swf")
+        .time(at())
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let signable = SignableRequest::new(
+        "POST",
+        "http://127.0.0.1:8080/",
+        headers.iter().copied(),
+        SignableBody::Bytes(&body),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut builder = http::Request::builder().method("POST").uri("/");
+    for (k, v) in headers {
+        builder = builder.header(k, v);
+    }
+    let mut request = builder.body(()).unwrap();
+    instructions.apply_to_request_http1x(&mut request);
+    (request.into_parts().0, body)
+}
+
+struct Holder(Credential);
+impl AsRef<Credential> for Holder {
+    fn as_ref(&self) -> &Credential {
+        &self.0
+    }
+}
+
+fn sigv4(c: &mut Criterion) {
+    let sealer = TokenSealer::new(vec![TokenKey::new("k1", &Secret::new(TOKEN_KEY))]);
+    let (parts, body) = heartbeat(&sealer.seal("tenant-1", &"t".repeat(600)));
+    let verifier = Verifier::swf("us-east-1", Duration::from_secs(900));
+    let holder = Holder(Credential::new(KEY, Secret::new(SECRET)));
+    c.bench_function("sigv4/verify_heartbeat", |b| {
+        b.iter(|| {
+            verifier
+                .verify(&parts, &body, at(), |k| (k == KEY).then_some(&holder))
+                .unwrap()
+        })
+    });
+}
+
+/// `n` statements of realistic shape: tenants with three statements each on their own
+/// domain, wildcards in actions and region.
+fn warden_policies(n: usize) -> PolicySet {
+    let mut toml = String::from("Version = \"2012-10-17\"\n");
+    for i in 0..n {
+        let tenant = i / 3;
+        let actions = match i % 3 {
+            0 => {
+                r#"["swf:PollForActivityTask", "swf:RecordActivityTaskHeartbeat", "swf:RespondActivityTask*"]"#
+            }
+            1 => {
+                r#"["swf:PollForDecisionTask", "swf:RespondDecisionTaskCompleted", "swf:Schedule*"]"#
+            }
+            _ => r#"["swf:Describe*", "swf:List*", "swf:Count*"]"#,
+        };
+        toml.push_str(&format!(
+            "[[Statement]]\nSid = \"S{i}\"\nEffect = \"Allow\"\nAction = {actions}\nResource = \"arn:aws:swf:*:123456789012:/domain/tenant-{tenant}\"\n"
+        ));
+    }
+    let doc = document::parse_toml(Path::new("bench.toml"), &toml).unwrap();
+    let mut set = PolicySet::default();
+    set.add(Arc::new(
+        Policy::compile("bench", Path::new("bench.toml"), doc).unwrap(),
+    ));
+    set
+}
+
+/// The same permissions in Cedar: one `permit` per statement.
+fn cedar_policies(n: usize) -> cedar_policy::PolicySet {
+    let mut text = String::new();
+    for i in 0..n {
+        let tenant = i / 3;
+        let actions = match i % 3 {
+            0 => {
+                r#"Action::"PollForActivityTask", Action::"RecordActivityTaskHeartbeat", Action::"RespondActivityTaskCompleted", Action::"RespondActivityTaskFailed", Action::"RespondActivityTaskCanceled""#
+            }
+            1 => {
+                r#"Action::"PollForDecisionTask", Action::"RespondDecisionTaskCompleted", Action::"ScheduleActivityTask", Action::"ScheduleLambdaFunction""#
+            }
+            _ => {
+                r#"Action::"DescribeDomain", Action::"ListDomains", Action::"CountPendingActivityTasks""#
+            }
+        };
+        text.push_str(&format!(
+            "@id(\"S{i}\") permit(principal == User::\"tenant-{tenant}\", action in [{actions}], resource == Domain::\"tenant-{tenant}\");\n"
+        ));
+    }
+    cedar_policy::PolicySet::from_str(&text).unwrap()
+}
+
+fn decisions(c: &mut Criterion) {
+    let tags = BTreeMap::new();
+    let mut group = c.benchmark_group("policy/decision");
+    for n in [10usize, 1_000, 100_000] {
+        let set = warden_policies(n);
+        let tenant = n / 6;
+        let resource = format!("arn:aws:swf:us-east-1:123456789012:/domain/tenant-{tenant}");
+        let name = format!("tenant-{tenant}");
+        let arn = format!("arn:aws:iam::123456789012:user/{name}");
+        let ctx = Context {
+            caller: Caller {
+                name: &name,
+                arn: &arn,
+                tags: &tags,
+            },
+            action: Action::Operation(Operation::RecordActivityTaskHeartbeat),
+            input: None,
+            source_ip: None,
+            now: at(),
+            secure_transport: false,
+            region: "us-east-1",
+            overrides: None,
+        };
+        assert_eq!(set.evaluate(&resource, &ctx).kind.as_str(), "allowed");
+        group.bench_with_input(BenchmarkId::new("swf-warden", n), &n, |b, _| {
+            b.iter(|| set.evaluate(&resource, &ctx))
+        });
+    }
+    for n in [10usize, 1_000] {
+        let policies = cedar_policies(n);
+        let tenant = n / 6;
+        let request = cedar_policy::Request::new(
+            cedar_policy::EntityUid::from_str(&format!("User::\"tenant-{tenant}\"")).unwrap(),
+            cedar_policy::EntityUid::from_str("Action::\"RecordActivityTaskHeartbeat\"").unwrap(),
+            cedar_policy::EntityUid::from_str(&format!("Domain::\"tenant-{tenant}\"")).unwrap(),
+            cedar_policy::Context::empty(),
+            None,
+        )
+        .unwrap();
+        let authorizer = cedar_policy::Authorizer::new();
+        let entities = cedar_policy::Entities::empty();
+        assert_eq!(
+            authorizer
+                .is_authorized(&request, &policies, &entities)
+                .decision(),
+            cedar_policy::Decision::Allow
+        );
+        group.bench_with_input(BenchmarkId::new("cedar", n), &n, |b, _| {
+            b.iter(|| authorizer.is_authorized(&request, &policies, &entities))
+        });
+    }
+    group.finish();
+}
+
+fn tokens(c: &mut Criterion) {
+    let sealer = TokenSealer::new(vec![TokenKey::new("k1", &Secret::new(TOKEN_KEY))]);
+    let upstream = "AAAAKgAAAAIAAAAAAAAAA".repeat(30);
+    let sealed = sealer.seal("tenant-1", &upstream);
+    c.bench_function("tokens/seal", |b| {
+        b.iter(|| sealer.seal("tenant-1", &upstream))
+    });
+    c.bench_function("tokens/unseal", |b| {
+        b.iter(|| sealer.unseal(&sealed).unwrap())
+    });
+}
+
+fn handler(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(
+        dir.path().join("policies/tenant.toml"),
+        "Version = \"2012-10-17\"\n[[Statement]]\nSid = \"Own\"\nEffect = \"Allow\"\nAction = [\"swf:RecordActivityTaskHeartbeat\", \"swf:Poll*\"]\nResource = \"arn:aws:swf:*:123456789012:/domain/tenant-1\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[listen]\naddress = \"127.0.0.1:0\"\n[service]\nregion = \"us-east-1\"\naccount_id = \"123456789012\"\n\
+             [upstream]\nendpoint = \"http://127.0.0.1:9\"\naccess_key_id = \"AKIDUPSTREAM\"\nsecret_access_key = \"u\"\n\
+             [task_tokens]\nkeys = [{{ id = \"k1\", secret = \"{TOKEN_KEY}\" }}]\n[audit]\npath = \"audit.log\"\n\
+             [[principal]]\nname = \"tenant-1\"\naccess_key_id = \"{KEY}\"\nsecret_access_key = \"{SECRET}\"\npolicies = [\"tenant\"]\n"
+        ),
+    )
+    .unwrap();
+    let config = swf_warden::config::load(&dir.path().join("config.toml")).unwrap();
+    let app = swf_warden::app::App::standalone(config).unwrap();
+    let (parts, body) = heartbeat(&app.sealer.seal("tenant-1", &"t".repeat(600)));
+    let peer = Peer {
+        addr: "127.0.0.1:50000".parse().unwrap(),
+        secure: false,
+    };
+    swf_warden::handler::prepare_only(&app, &parts, body.clone(), peer, at()).unwrap();
+    c.bench_function("handler/heartbeat_without_network", |b| {
+        b.iter(|| {
+            swf_warden::handler::prepare_only(&app, &parts, body.clone(), peer, at()).unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, sigv4, decisions, tokens, handler);
+criterion_main!(benches);
