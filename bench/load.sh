@@ -5,6 +5,7 @@
 # nginx stub upstream, on this machine, in one run, alternating. Then the denial path with the
 # audit log on, counting records against answered requests. Loopback only.
 # Usage: bench/load.sh [SECONDS_PER_RUN] [ROUNDS] [CONNECTIONS]
+#        PROFILE=perf.data bench/load.sh 10   (perf record swf-warden under the allowed load)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}; rounds=${2:-2}; conns=${3:-64}
@@ -39,7 +40,7 @@ nginx -c "$work/nginx.conf" -g 'daemon off;' &
 
 cat > "$work/haproxy.cfg" <<HAPROXY
 global
-  maxconn 10000
+  maxconn 4096
 defaults
   mode http
   timeout connect 5s
@@ -117,6 +118,14 @@ print(f"{rps:.0f} {ms(50):.3f} {ms(99):.3f} {total} {non2xx.group(1) if non2xx e
 PY
 }
 
+if [ -n "${PROFILE:-}" ]; then
+  # Profile swf-warden under the allowed load: perf record for the length of one run.
+  pid=$(pgrep -f "swf-warden serve --config $work/config.toml" | head -1)
+  perf record -F 999 -g -p "$pid" -o "$PROFILE" -- sleep "$secs" >/dev/null 2>&1 &
+  wrk -t2 -c"$conns" -d"${secs}s" -s "$work/allowed.lua" "http://127.0.0.1:$warden/" | grep Requests/sec
+  wait %%  2>/dev/null || sleep 2
+  exit 0
+fi
 echo "warming up"; run "http://127.0.0.1:$ha/" "$work/allowed.lua" >/dev/null; run "http://127.0.0.1:$warden/" "$work/allowed.lua" >/dev/null
 declare -a H W
 for r in $(seq "$rounds"); do

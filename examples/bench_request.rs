@@ -52,7 +52,13 @@ fn main() {
     let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
     let mut lua = String::from("wrk.method = \"POST\"\n");
     lua.push_str(&format!("wrk.body = [[{body}]]\n"));
-    for (name, value) in headers.iter().copied().chain(instructions.headers()) {
+    // wrk sends the Host header itself, from the URL (the signed one for swf-warden's URL).
+    for (name, value) in headers
+        .iter()
+        .copied()
+        .chain(instructions.headers())
+        .filter(|(n, _)| *n != "host")
+    {
         lua.push_str(&format!("wrk.headers[\"{name}\"] = \"{value}\"\n"));
     }
     std::fs::write(out, lua).expect("write the script");

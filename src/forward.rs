@@ -1,7 +1,7 @@
 //! Step 5 of the request path: forward an authorized call to the upstream.
 //!
 //! The upstream request is built fresh from the verified parts (operation and body), never
-//! from inbound headers, and signed by `aws-sigv4` with the proxy's own credentials. Connections
+//! from inbound headers, and signed with the proxy's own credentials (`sigv4::signer`). Connections
 //! are pooled and kept alive; the only timeout is the whole call's, which defaults above SWF's
 //! 60-second long poll so polls are never cut.
 
@@ -9,10 +9,6 @@ use std::io::BufReader;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -25,6 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use crate::config::Upstream;
 use crate::error::ProxyError;
 use crate::policy::Permit;
+use crate::sigv4::signer::Signer;
 use crate::swf::ops::TARGET_PREFIX;
 use crate::swf::Operation;
 
@@ -33,8 +30,9 @@ pub struct Forwarder {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     uri: http::Uri,
     host: String,
-    region: String,
-    identity: Identity,
+    signer: Signer,
+    /// `SimpleWorkflowService.<Op>` for every operation, built once.
+    targets: Vec<String>,
     timeout: std::time::Duration,
     poll_timeout: std::time::Duration,
 }
@@ -108,23 +106,22 @@ impl Forwarder {
             .path_and_query("/")
             .build()
             .unwrap_or_else(|_| upstream.endpoint.clone());
-        let identity = Credentials::new(
-            upstream.access_key_id.clone(),
-            upstream.secret_access_key.expose().to_owned(),
-            upstream
-                .session_token
-                .as_ref()
-                .map(|t| t.expose().to_owned()),
-            None,
-            "swf-warden-upstream",
-        )
-        .into();
+        let signer = Signer::new(
+            &upstream.access_key_id,
+            upstream.secret_access_key.clone(),
+            upstream.session_token.clone(),
+            &upstream.region,
+        );
+        let targets = Operation::ALL
+            .iter()
+            .map(|op| format!("{TARGET_PREFIX}{}", op.name()))
+            .collect();
         Ok(Forwarder {
             client,
             uri,
             host,
-            region: upstream.region.clone(),
-            identity,
+            signer,
+            targets,
             timeout: upstream.timeout,
             poll_timeout: upstream.poll_timeout,
         })
@@ -166,39 +163,22 @@ impl Forwarder {
         op: Operation,
         body: Bytes,
     ) -> Result<Request<Full<Bytes>>, ProxyError> {
-        let target = format!("{TARGET_PREFIX}{}", op.name());
-        let headers = [
-            ("content-type", "application/x-amz-json-1.0"),
-            ("host", self.host.as_str()),
-            ("x-amz-target", target.as_str()),
-        ];
-        let params = v4::SigningParams::builder()
-            .identity(&self.identity)
-            .region(&self.region)
-            .name(crate::sigv4::SERVICE)
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| internal(&e))?
-            .into();
-        let uri = self.uri.to_string();
-        let signable = SignableRequest::new(
-            "POST",
-            &uri,
-            headers.iter().copied(),
-            SignableBody::Bytes(&body),
-        )
-        .map_err(|e| internal(&e))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| internal(&e))?
-            .into_parts();
-        let mut builder = Request::builder().method("POST").uri(self.uri.clone());
-        for (name, value) in headers {
-            builder = builder.header(name, value);
+        let target = self.targets[op.index()].as_str();
+        let signature = self
+            .signer
+            .sign(&self.host, target, &body, SystemTime::now());
+        let mut builder = Request::builder()
+            .method("POST")
+            .uri(self.uri.clone())
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("host", self.host.as_str())
+            .header("x-amz-target", target)
+            .header("x-amz-date", signature.amz_date)
+            .header("authorization", signature.authorization);
+        if let Some(token) = self.signer.session_token() {
+            builder = builder.header("x-amz-security-token", token);
         }
-        let mut request = builder.body(Full::new(body)).map_err(|e| internal(&e))?;
-        instructions.apply_to_request_http1x(&mut request);
-        Ok(request)
+        builder.body(Full::new(body)).map_err(|e| internal(&e))
     }
 }
 

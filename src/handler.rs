@@ -95,6 +95,19 @@ impl Call {
     }
 }
 
+/// A unique request id, UUID-shaped: a random per-process prefix and a counter, so that no
+/// call pays for a system random-number call.
+fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    uuid::Uuid::from_u64_pair(prefix, COUNTER.fetch_add(1, Ordering::Relaxed))
+        .hyphenated()
+        .to_string()
+}
+
 /// Where a call came from.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer {
@@ -110,7 +123,7 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(crate::error::excerpt);
-    let mut call = Call::new(uuid::Uuid::new_v4().to_string(), peer, user_agent);
+    let mut call = Call::new(request_id(), peer, user_agent);
     let _in_flight = app.metrics.enter();
     let started = Instant::now();
     let span = tracing::info_span!("call", request_id = %call.request_id);

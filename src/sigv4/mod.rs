@@ -6,6 +6,7 @@
 
 pub mod authorization;
 pub mod canonical;
+pub mod signer;
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -47,7 +48,11 @@ impl Credential {
 
     /// The signing key for a credential scope (`date/region/service/aws4_request`), derived
     /// once per scope: in practice once a day.
-    fn signing_key(&self, scope: &authorization::Scope<'_>, scope_text: &str) -> [u8; 32] {
+    pub(crate) fn signing_key(
+        &self,
+        scope: &authorization::Scope<'_>,
+        scope_text: &str,
+    ) -> [u8; 32] {
         // A poisoned lock only means another thread panicked mid-update; the cache is
         // rebuilt from the secret either way.
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -97,11 +102,11 @@ fn invalid(message: impl Into<String>) -> ProxyError {
 }
 
 /// The single value of `name`, refusing repeats.
-fn single<'h, K: http::header::AsHeaderName>(
-    headers: &'h HeaderMap,
+fn single<K: http::header::AsHeaderName>(
+    headers: &HeaderMap,
     name: K,
     repeated: impl FnOnce() -> ProxyError,
-) -> Result<Option<&'h [u8]>, ProxyError> {
+) -> Result<Option<&[u8]>, ProxyError> {
     let mut values = headers.get_all(name).iter();
     let first = values.next();
     if values.next().is_some() {
