@@ -16,15 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn a_hundred_reloads_under_load_lose_no_request() {
     let proxy = Proxy::start().await;
     let client = proxy.client(TENANT_A);
-    let token = client
-        .poll_for_activity_task()
-        .domain("tenant-a")
-        .task_list(TaskList::builder().name("work").build().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .task_token()
-        .to_owned();
+    let token = poll_token(&client, "tenant-a", "work").await;
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ok = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
@@ -391,16 +383,7 @@ async fn admin_endpoints() {
 async fn two_replicas_with_the_same_keys_serve_one_tenant() {
     let first = Proxy::start().await;
     let second = Proxy::start_against(first.upstream.clone(), "").await;
-    let token = first
-        .client(TENANT_A)
-        .poll_for_activity_task()
-        .domain("tenant-a")
-        .task_list(TaskList::builder().name("work").build().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .task_token()
-        .to_owned();
+    let token = poll_token(&first.client(TENANT_A), "tenant-a", "work").await;
     second
         .client(TENANT_A)
         .record_activity_task_heartbeat()

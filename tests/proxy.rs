@@ -6,16 +6,7 @@ mod common;
 use aws_sdk_swf::types::TaskList;
 use common::*;
 
-async fn poll(client: &aws_sdk_swf::Client, domain: &str, task_list: &str) -> String {
-    let task = client
-        .poll_for_activity_task()
-        .domain(domain)
-        .task_list(TaskList::builder().name(task_list).build().unwrap())
-        .send()
-        .await
-        .expect("poll allowed");
-    task.task_token().to_owned()
-}
+use common::poll_token as poll;
 
 #[tokio::test]
 async fn tenant_polls_and_heartbeats_in_its_own_domain() {

@@ -584,6 +584,23 @@ impl<'a> Raw<'a> {
     }
 }
 
+/// Polls `task_list` in `domain` through the SDK and returns the (sealed) task token.
+pub async fn poll_token(client: &aws_sdk_swf::Client, domain: &str, task_list: &str) -> String {
+    let task = client
+        .poll_for_activity_task()
+        .domain(domain)
+        .task_list(
+            aws_sdk_swf::types::TaskList::builder()
+                .name(task_list)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("poll allowed");
+    task.task_token().to_owned()
+}
+
 /// The service error code an SDK call failed with.
 pub fn sdk_code<E, R>(err: &aws_sdk_swf::error::SdkError<E, R>) -> String
 where
