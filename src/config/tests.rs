@@ -23,7 +23,8 @@ fn shipped_example_loads() {
     let names: Vec<&str> = a.policies.policy_names().collect();
     assert_eq!(names, ["tenant-a", "guardrails"]);
     assert_eq!(config.token_keys[0].0, "k1");
-    assert_eq!(config.upstream.timeout, Duration::from_secs(75));
+    assert_eq!(config.upstream.timeout, Duration::from_secs(30));
+    assert_eq!(config.upstream.poll_timeout, Duration::from_secs(70));
 }
 
 const POLICY: &str = "Version = \"2012-10-17\"\n[[Statement]]\nEffect = \"Allow\"\nAction = \"swf:*\"\nResource = \"*\"\n";
