@@ -150,6 +150,23 @@ fn changed_signed_headers_are_refused() {
 }
 
 #[test]
+fn uppercase_hex_signature_is_refused() {
+    // Same bytes, other spelling: AWS signatures are lowercase hex, and so must be ours.
+    let mut req = signed();
+    let auth = req.parts.headers["authorization"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let (head, sig) = auth.split_at(auth.len() - 64);
+    set(
+        &mut req,
+        "authorization",
+        &format!("{head}{}", sig.to_ascii_uppercase()),
+    );
+    assert_eq!(check(&req).unwrap_err(), "InvalidSignatureException");
+}
+
+#[test]
 fn tampered_signature_is_refused() {
     let mut req = signed();
     let auth = req.parts.headers["authorization"]
