@@ -1,0 +1,434 @@
+//! Validating each section of the configuration: addresses, region and account, upstream,
+//! task token keys, limits, logs, groups and principals, with every error pointing at its line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::{raw, Ctx, Limits, Listen, Log, Principal, Service, Upstream};
+use crate::policy::{Policy, PolicySet};
+use crate::secret::Secret;
+use crate::tokens;
+
+pub(super) fn bounded(
+    ctx: &mut Ctx<'_>,
+    value: &Option<Spanned<u64>>,
+    name: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> u64 {
+    match value {
+        None => default,
+        Some(v) if range.contains(v.get_ref()) => *v.get_ref(),
+        Some(v) => {
+            ctx.error(
+                v.span(),
+                format!(
+                    "`{name}` must be between {} and {}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            default
+        }
+    }
+}
+
+pub(super) fn limits(ctx: &mut Ctx<'_>, l: raw::Limits) -> Limits {
+    const GIB: u64 = 1024 * 1024 * 1024;
+    Limits {
+        max_body_bytes: bounded(
+            ctx,
+            &l.max_body_bytes,
+            "max_body_bytes",
+            4 * 1024 * 1024,
+            1..=GIB,
+        ) as usize,
+        max_header_bytes: bounded(
+            ctx,
+            &l.max_header_bytes,
+            "max_header_bytes",
+            16 * 1024,
+            8192..=1024 * 1024,
+        ) as usize,
+        header_read_timeout: Duration::from_secs(bounded(
+            ctx,
+            &l.header_read_timeout_seconds,
+            "header_read_timeout_seconds",
+            10,
+            1..=3600,
+        )),
+        max_connections: bounded(
+            ctx,
+            &l.max_connections,
+            "max_connections",
+            16384,
+            1..=1_000_000,
+        ) as usize,
+        drain_timeout: Duration::from_secs(bounded(
+            ctx,
+            &l.drain_timeout_seconds,
+            "drain_timeout_seconds",
+            75,
+            0..=3600,
+        )),
+    }
+}
+
+pub(super) fn log(ctx: &mut Ctx<'_>, l: raw::Log) -> Log {
+    let json = match &l.format {
+        None => false,
+        Some(f) if f.get_ref() == "text" => false,
+        Some(f) if f.get_ref() == "json" => true,
+        Some(f) => {
+            ctx.error(
+                f.span(),
+                format!(
+                    "`format` must be \"text\" or \"json\", not `{}`",
+                    f.get_ref()
+                ),
+            );
+            false
+        }
+    };
+    let level = match &l.level {
+        None => "info".to_owned(),
+        Some(v) if tracing_subscriber::EnvFilter::try_new(v.get_ref()).is_ok() => {
+            v.get_ref().clone()
+        }
+        Some(v) => {
+            ctx.error(
+                v.span(),
+                format!(
+                    "`level` `{}` is not a log level or filter such as `info`",
+                    v.get_ref()
+                ),
+            );
+            "info".to_owned()
+        }
+    };
+    Log { json, level }
+}
+
+pub(super) fn listen(ctx: &mut Ctx<'_>, l: raw::Listen) -> Option<Listen> {
+    let address = ctx.socket_addr(&l.address);
+    let tls = match (&l.tls_cert, &l.tls_key) {
+        (Some(c), Some(k)) => Some((ctx.existing_file(c), ctx.existing_file(k))),
+        (None, None) => None,
+        (Some(v), None) | (None, Some(v)) => {
+            ctx.error(
+                v.span(),
+                "`tls_cert` and `tls_key` go together: give both or neither",
+            );
+            return None;
+        }
+    };
+    let tls = match tls {
+        Some((Some(c), Some(k))) => Some((c, k)),
+        Some(_) => return None,
+        None => None,
+    };
+    Some(Listen {
+        address: address?,
+        tls,
+    })
+}
+
+pub(super) fn service(ctx: &mut Ctx<'_>, v: raw::Service) -> Option<Service> {
+    let mut ok = true;
+    if !valid_region(v.region.get_ref()) {
+        ctx.error(
+            v.region.span(),
+            format!(
+                "`{}` is not a region name such as `us-east-1`",
+                v.region.get_ref()
+            ),
+        );
+        ok = false;
+    }
+    let account = v.account_id.get_ref();
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        ctx.error(v.account_id.span(), "`account_id` must be 12 digits");
+        ok = false;
+    }
+    if !valid_region(v.partition.get_ref()) {
+        ctx.error(
+            v.partition.span(),
+            "`partition` must be a partition name such as `aws`",
+        );
+        ok = false;
+    }
+    let skew = *v.max_clock_skew_seconds.get_ref();
+    if skew == 0 || skew > 3600 {
+        ctx.error(
+            v.max_clock_skew_seconds.span(),
+            "`max_clock_skew_seconds` must be between 1 and 3600",
+        );
+        ok = false;
+    }
+    ok.then(|| Service {
+        region: v.region.into_inner(),
+        account_id: v.account_id.into_inner(),
+        partition: v.partition.into_inner(),
+        max_clock_skew: Duration::from_secs(skew),
+    })
+}
+
+pub(super) fn valid_region(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 64
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+pub(super) fn upstream(
+    ctx: &mut Ctx<'_>,
+    u: raw::Upstream,
+    service: Option<&Service>,
+) -> Option<Upstream> {
+    let owner = u.access_key_id.span();
+    let endpoint = match u.endpoint.get_ref().parse::<http::Uri>() {
+        Ok(uri)
+            if matches!(uri.scheme_str(), Some("http") | Some("https"))
+                && uri.authority().is_some()
+                && matches!(uri.path(), "" | "/")
+                && uri.query().is_none() =>
+        {
+            Some(uri)
+        }
+        _ => {
+            ctx.error(
+                u.endpoint.span(),
+                format!(
+                    "`{}` is not an endpoint such as `https://swf.us-east-1.amazonaws.com`",
+                    u.endpoint.get_ref()
+                ),
+            );
+            None
+        }
+    };
+    let secret = ctx.secret(
+        owner.clone(),
+        "secret_access_key",
+        &u.secret_access_key,
+        &u.secret_access_key_env,
+        &u.secret_access_key_file,
+        true,
+    );
+    let session_token = ctx.secret(
+        owner,
+        "session_token",
+        &u.session_token,
+        &u.session_token_env,
+        &u.session_token_file,
+        false,
+    );
+    let ca_file = u.ca_file.as_ref().and_then(|c| ctx.existing_file(c));
+    if u.ca_file.is_some() && ca_file.is_none() {
+        return None;
+    }
+    let region = match &u.region {
+        Some(r) if valid_region(r.get_ref()) => r.get_ref().clone(),
+        Some(r) => {
+            ctx.error(r.span(), format!("`{}` is not a region name", r.get_ref()));
+            return None;
+        }
+        None => service?.region.clone(),
+    };
+    if *u.poll_timeout_seconds.get_ref() < 61 {
+        ctx.error(
+            u.poll_timeout_seconds.span(),
+            "`poll_timeout_seconds` must be above 60: SWF holds a long poll open for 60 s",
+        );
+    }
+    for t in [&u.connect_timeout_seconds, &u.timeout_seconds] {
+        if *t.get_ref() == 0 {
+            ctx.error(t.span(), "timeouts must be at least 1 second");
+        }
+    }
+    Some(Upstream {
+        endpoint: endpoint?,
+        region,
+        access_key_id: u.access_key_id.into_inner(),
+        secret_access_key: secret?,
+        session_token,
+        ca_file,
+        connect_timeout: Duration::from_secs(*u.connect_timeout_seconds.get_ref()),
+        timeout: Duration::from_secs(*u.timeout_seconds.get_ref()),
+        poll_timeout: Duration::from_secs(*u.poll_timeout_seconds.get_ref()),
+    })
+}
+
+pub(super) fn task_tokens(ctx: &mut Ctx<'_>, t: raw::TaskTokens) -> Option<Vec<(String, Secret)>> {
+    if t.unsealed.get_ref() != "deny" {
+        ctx.error(t.unsealed.span(), format!("`unsealed` must be \"deny\", not `{}`: a token the proxy did not seal names no domain to authorize", t.unsealed.get_ref()));
+    }
+    if t.keys.get_ref().is_empty() {
+        ctx.error(
+            t.keys.span(),
+            "`keys` needs at least one key: the first seals, all open",
+        );
+        return None;
+    }
+    let mut keys = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut ok = true;
+    for key in t.keys.get_ref() {
+        let k = key.get_ref();
+        let id = k.id.get_ref();
+        if !tokens::valid_key_id(id) {
+            ctx.error(
+                k.id.span(),
+                format!("key id `{id}` must be 1 to 32 of A-Z a-z 0-9 _ -"),
+            );
+            ok = false;
+        } else if !seen.insert(id.clone()) {
+            ctx.error(k.id.span(), format!("key id `{id}` is used twice"));
+            ok = false;
+        }
+        match ctx.secret(
+            key.span(),
+            "secret",
+            &k.secret,
+            &k.secret_env,
+            &k.secret_file,
+            true,
+        ) {
+            Some(s) if s.expose().len() >= tokens::MIN_SECRET_LEN => keys.push((id.clone(), s)),
+            Some(_) => {
+                ctx.error(
+                    key.span(),
+                    format!(
+                        "task token key `{id}` must be at least {} bytes",
+                        tokens::MIN_SECRET_LEN
+                    ),
+                );
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(keys)
+}
+
+pub(super) fn policy_refs(
+    ctx: &mut Ctx<'_>,
+    names: &[Spanned<String>],
+    policies: &BTreeMap<String, Arc<Policy>>,
+    set: &mut PolicySet,
+) {
+    for name in names {
+        match policies.get(name.get_ref()) {
+            Some(p) => set.add(p.clone()),
+            None => ctx.error(
+                name.span(),
+                format!(
+                    "unknown policy `{}`: no such file in the policy folder",
+                    name.get_ref()
+                ),
+            ),
+        }
+    }
+}
+
+pub(super) fn groups(
+    ctx: &mut Ctx<'_>,
+    raw: &[raw::Group],
+    policies: &BTreeMap<String, Arc<Policy>>,
+) -> BTreeMap<String, PolicySet> {
+    let mut out = BTreeMap::new();
+    for g in raw {
+        let mut set = PolicySet::default();
+        policy_refs(ctx, &g.policies, policies, &mut set);
+        if out.insert(g.name.get_ref().clone(), set).is_some() {
+            ctx.error(
+                g.name.span(),
+                format!("group `{}` is defined twice", g.name.get_ref()),
+            );
+        }
+    }
+    out
+}
+
+pub(super) fn principals(
+    ctx: &mut Ctx<'_>,
+    raw: &[raw::Principal],
+    groups: &BTreeMap<String, PolicySet>,
+    policies: &BTreeMap<String, Arc<Policy>>,
+    service: Option<&Service>,
+    enforce: bool,
+) -> Vec<Principal> {
+    let mut out = Vec::new();
+    let mut names = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    for p in raw {
+        let name = p.name.get_ref();
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+        {
+            ctx.error(
+                p.name.span(),
+                format!("principal name `{name}` must be 1 to 64 of A-Z a-z 0-9 + = , . @ _ -"),
+            );
+        } else if !names.insert(name.clone()) {
+            ctx.error(
+                p.name.span(),
+                format!("principal `{name}` is defined twice"),
+            );
+        }
+        let akid = p.access_key_id.get_ref();
+        if akid.len() < 16 || akid.len() > 128 || !akid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            ctx.error(
+                p.access_key_id.span(),
+                "`access_key_id` must be 16 to 128 letters and digits",
+            );
+        } else if !keys.insert(akid.clone()) {
+            ctx.error(
+                p.access_key_id.span(),
+                format!("access key `{akid}` is given to two principals"),
+            );
+        }
+        let secret = ctx.secret(
+            p.name.span(),
+            "secret_access_key",
+            &p.secret_access_key,
+            &p.secret_access_key_env,
+            &p.secret_access_key_file,
+            true,
+        );
+        let mut set = PolicySet::default();
+        policy_refs(ctx, &p.policies, policies, &mut set);
+        for g in &p.groups {
+            match groups.get(g.get_ref()) {
+                Some(group) => {
+                    for policy in group.policies() {
+                        set.add(policy.clone());
+                    }
+                }
+                None => ctx.error(g.span(), format!("unknown group `{}`", g.get_ref())),
+            }
+        }
+        let arn = match (&p.arn, service) {
+            (Some(a), _) => a.get_ref().clone(),
+            (None, Some(s)) => format!("arn:{}:iam::{}:user/{name}", s.partition, s.account_id),
+            (None, None) => String::new(),
+        };
+        if let Some(secret) = secret {
+            out.push(Principal {
+                name: name.clone(),
+                arn,
+                access_key_id: akid.clone(),
+                secret_access_key: secret,
+                policies: set,
+                tags: p.tags.clone(),
+                enforce: p.enforce.unwrap_or(enforce),
+            });
+        }
+    }
+    out
+}
