@@ -41,7 +41,8 @@ struct Call {
     action: Option<&'static str>,
     resource: Option<String>,
     matched: Vec<StatementRef>,
-    token_fingerprint: Option<String>,
+    /// The task token the caller presented, for the audit record's fingerprint.
+    sealed_token: Option<String>,
     /// Shadow-mode `wouldDeny` records, written once the request id the client will see is
     /// known (the upstream's, for a forwarded call).
     pending: Vec<Record>,
@@ -61,7 +62,7 @@ impl Call {
             action: None,
             resource: None,
             matched: Vec::new(),
-            token_fingerprint: None,
+            sealed_token: None,
             pending: Vec::new(),
             operation: None,
             outcome: Outcome::Allowed,
@@ -90,7 +91,7 @@ impl Call {
             source_ip: self.source_ip.clone(),
             user_agent: self.user_agent.clone(),
             message: error.map(ToString::to_string),
-            task_token_fingerprint: self.token_fingerprint.clone(),
+            task_token_fingerprint: self.sealed_token.as_deref().map(crate::tokens::fingerprint),
         }
     }
 }
@@ -178,19 +179,24 @@ fn prepare(
     call.operation = Some(op);
     call.action = Some(op.iam_action());
     let mut request = swf::parse(op, &body)?;
-    if op.resource_source() == swf::ResourceSource::TaskToken {
-        call.token_fingerprint = request
-            .string("taskToken")
-            .ok()
-            .map(crate::tokens::fingerprint);
-    }
-    let resolved = resolve::resolve(&app.service, &app.sealer, &request, &principal.arn)
+    let mut resolved = resolve::resolve(&app.service, &app.sealer, &request, &principal.arn)
         .inspect_err(|e| {
-            if matches!(e, ProxyError::NotPermitted { .. }) {
+            if let ProxyError::NotPermitted { .. } = e {
                 app.metrics.token_failure();
+                call.sealed_token = request.string("taskToken").ok().map(str::to_owned);
             }
         })?;
     call.resource = Some(resolved.resource.clone());
+    // The upstream's own token replaces the sealed one; the sealed one is kept (moved, not
+    // copied) for the audit record's fingerprint, computed only if a record is written.
+    if let Some(upstream) = resolved.upstream_token.take() {
+        if let Some(Value::String(sealed)) = request
+            .input
+            .insert("taskToken".into(), Value::String(upstream))
+        {
+            call.sealed_token = Some(sealed);
+        }
+    }
     let decisions = resolve::decisions(&request)?;
 
     // 3. Authorize the call, then each decision it carries; 4. a denial returns here.
@@ -225,18 +231,13 @@ fn prepare(
     call.action = Some(op.iam_action());
     call.matched = permit.decision().statements.clone();
 
-    // The upstream's own token replaces the sealed one.
-    let upstream_body = match &resolved.upstream_token {
-        Some(token) => {
-            request
-                .input
-                .insert("taskToken".into(), Value::String(token.clone()));
-            Bytes::from(
-                serde_json::to_vec(&request.input)
-                    .map_err(|e| ProxyError::Serialization(e.to_string()))?,
-            )
-        }
-        None => body,
+    let upstream_body = if call.sealed_token.is_some() {
+        Bytes::from(
+            serde_json::to_vec(&request.input)
+                .map_err(|e| ProxyError::Serialization(e.to_string()))?,
+        )
+    } else {
+        body
     };
     Ok(Prepared {
         op,

@@ -171,10 +171,6 @@ impl Metrics {
         self.last_reload_time.store(at_unix, Relaxed);
     }
 
-    pub fn last_reload_ok(&self) -> bool {
-        self.last_reload_ok.load(Relaxed) == 1
-    }
-
     pub fn enter(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Relaxed);
         InFlight(self)
@@ -323,6 +319,5 @@ mod tests {
         assert!(text.contains("swf_warden_reloads_total{outcome=\"failure\"} 1"));
         assert!(text.contains("swf_warden_last_reload_success 0"));
         assert!(text.contains("swf_warden_in_flight_requests 1"));
-        assert!(!m.last_reload_ok());
     }
 }

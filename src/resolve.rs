@@ -58,11 +58,11 @@ pub fn resolve(
         }
         ResourceSource::TaskToken => {
             let token = request.string("taskToken")?;
-            let fingerprint = tokens::fingerprint(token);
             let opened = sealer.unseal(token).map_err(|e| ProxyError::NotPermitted {
                 message: format!(
-                    "User: {principal_arn} is not authorized to perform: {} because {e} (token {fingerprint})",
-                    request.op.iam_action()
+                    "User: {principal_arn} is not authorized to perform: {} because {e} (token {})",
+                    request.op.iam_action(),
+                    tokens::fingerprint(token)
                 ),
                 outcome: crate::audit::Outcome::InvalidRequest,
             })?;

@@ -26,22 +26,6 @@ pub struct Options {
     pub limits: Limits,
 }
 
-impl Options {
-    /// Plain HTTP with the default limits.
-    pub fn plain() -> Options {
-        Options {
-            tls: None,
-            limits: Limits {
-                max_body_bytes: 4 * 1024 * 1024,
-                max_header_bytes: 16 * 1024,
-                header_read_timeout: std::time::Duration::from_secs(10),
-                max_connections: 16384,
-                drain_timeout: std::time::Duration::from_secs(75),
-            },
-        }
-    }
-}
-
 /// Serves until `shutdown` completes, then stops accepting and lets calls in flight finish
 /// (long polls included) for up to the drain timeout.
 pub async fn run(

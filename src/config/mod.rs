@@ -96,6 +96,18 @@ pub struct Limits {
     pub drain_timeout: Duration,
 }
 
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body_bytes: 4 * 1024 * 1024,
+            max_header_bytes: 16 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 16384,
+            drain_timeout: Duration::from_secs(75),
+        }
+    }
+}
+
 /// Process logs (`[log]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Log {

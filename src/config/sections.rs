@@ -38,40 +38,42 @@ pub(super) fn bounded(
 
 pub(super) fn limits(ctx: &mut Ctx<'_>, l: raw::Limits) -> Limits {
     const GIB: u64 = 1024 * 1024 * 1024;
+    let d = Limits::default();
+    let secs = |d: Duration| d.as_secs();
     Limits {
         max_body_bytes: bounded(
             ctx,
             &l.max_body_bytes,
             "max_body_bytes",
-            4 * 1024 * 1024,
+            d.max_body_bytes as u64,
             1..=GIB,
         ) as usize,
         max_header_bytes: bounded(
             ctx,
             &l.max_header_bytes,
             "max_header_bytes",
-            16 * 1024,
+            d.max_header_bytes as u64,
             8192..=1024 * 1024,
         ) as usize,
         header_read_timeout: Duration::from_secs(bounded(
             ctx,
             &l.header_read_timeout_seconds,
             "header_read_timeout_seconds",
-            10,
+            secs(d.header_read_timeout),
             1..=3600,
         )),
         max_connections: bounded(
             ctx,
             &l.max_connections,
             "max_connections",
-            16384,
+            d.max_connections as u64,
             1..=1_000_000,
         ) as usize,
         drain_timeout: Duration::from_secs(bounded(
             ctx,
             &l.drain_timeout_seconds,
             "drain_timeout_seconds",
-            75,
+            secs(d.drain_timeout),
             0..=3600,
         )),
     }

@@ -159,28 +159,6 @@ impl Condition {
         })
     }
 
-    /// Policy values that contain a wildcard, for a non-`Like` operator (`check` warns).
-    pub fn literal_wildcards(&self) -> bool {
-        !self.operator.is_like()
-            && matches!(
-                self.operator.kind,
-                Kind::StringEquals | Kind::StringEqualsIgnoreCase
-            )
-            && self.raw_values.iter().any(|v| v.contains(['*', '?']))
-    }
-
-    /// Variable keys used in the values.
-    pub fn variable_keys(&self) -> Vec<String> {
-        self.values
-            .iter()
-            .filter_map(|v| match v {
-                Expected::Text(t) => Some(t.variable_keys().map(str::to_owned).collect::<Vec<_>>()),
-                _ => None,
-            })
-            .flatten()
-            .collect()
-    }
-
     /// Evaluates the entry against the request.
     pub fn evaluate(&self, ctx: &Context<'_>) -> bool {
         let request = ctx.get(&self.key).filter(|v| !v.is_empty());

@@ -101,13 +101,6 @@ impl Template {
         })
     }
 
-    /// Whether the template holds a wildcard.
-    pub fn has_wildcards(&self) -> bool {
-        self.pieces
-            .iter()
-            .any(|p| matches!(p, Piece::Star | Piece::One))
-    }
-
     /// Resolves variables; `None` when one cannot be resolved and has no default.
     pub fn resolve(&self, ctx: &Context<'_>) -> Option<Vec<PatChar>> {
         let mut out = Vec::new();
