@@ -434,3 +434,23 @@ async fn upstream_slower_than_the_timeout_is_service_unavailable_but_polls_are_n
         .expect("a long poll outlives the ordinary timeout");
     assert!(task.task_token().starts_with("sw1."));
 }
+
+#[tokio::test]
+async fn a_poll_answer_that_is_not_json_is_never_passed_on() {
+    // It might hold an upstream token the proxy cannot seal: fail closed.
+    let proxy = Proxy::start().await;
+    let answer = proxy
+        .send(
+            Raw::new(
+                TENANT_A,
+                "PollForActivityTask",
+                &serde_json::json!({"domain": "tenant-a", "taskList": {"name": "garbage"}}),
+            )
+            .build(proxy.addr),
+        )
+        .await;
+    assert_eq!(answer.status, 503);
+    assert_eq!(answer.error_type(), "ServiceUnavailableException");
+    assert!(!answer.body.to_string().contains("UPSTREAM"));
+    assert_eq!(proxy.upstream.count(), 1);
+}

@@ -295,100 +295,77 @@ async fn request_body_errors() {
         "authenticated before the operation is read"
     );
 
-    let mut miscased = describe("tenant-a");
-    miscased.target = "SimpleWorkflowService.describeDomain";
-    refused(
-        &proxy,
-        miscased.build(proxy.addr),
-        400,
-        "UnknownOperationException",
-        "invalidRequest",
-    )
-    .await;
-
-    let mut not_json = describe("tenant-a");
-    not_json.body = b"{not json".to_vec();
-    refused(
-        &proxy,
-        not_json.build(proxy.addr),
-        400,
-        "SerializationException",
-        "invalidRequest",
-    )
-    .await;
-
-    let mut duplicate = describe("tenant-a");
-    duplicate.body = br#"{"name":"tenant-a","name":"tenant-b"}"#.to_vec();
-    refused(
-        &proxy,
-        duplicate.build(proxy.addr),
-        400,
-        "SerializationException",
-        "invalidRequest",
-    )
-    .await;
-
-    let mut nested_duplicate = Raw::new(TENANT_A, "PollForActivityTask", &json!({}));
-    nested_duplicate.body = br#"{"domain":"tenant-a","taskList":{"name":"a","name":"b"}}"#.to_vec();
-    refused(
-        &proxy,
-        nested_duplicate.build(proxy.addr),
-        400,
-        "SerializationException",
-        "invalidRequest",
-    )
-    .await;
-
-    let mut bad_utf8 = describe("tenant-a");
-    bad_utf8.body = b"{\"name\":\"tenant-\xff\"}".to_vec();
-    refused(
-        &proxy,
-        bad_utf8.build(proxy.addr),
-        400,
-        "SerializationException",
-        "invalidRequest",
-    )
-    .await;
-
-    let mut deep = describe("tenant-a");
-    deep.body = format!(
+    // Each a request the proxy authenticates and then refuses for its target or its body.
+    let with_target = |target: &'static str| {
+        let mut raw = describe("tenant-a");
+        raw.target = target;
+        raw
+    };
+    let with_body = |op: &str, body: Vec<u8>| {
+        let mut raw = Raw::new(TENANT_A, op, &json!({}));
+        raw.body = body;
+        raw
+    };
+    let deep = format!(
         "{{\"name\":\"tenant-a\",\"x\":{}{}}}",
         "[".repeat(5000),
         "]".repeat(5000)
-    )
-    .into_bytes();
-    refused(
-        &proxy,
-        deep.build(proxy.addr),
-        400,
-        "SerializationException",
-        "invalidRequest",
-    )
-    .await;
-
-    let wrong_type = Raw::new(TENANT_A, "DescribeDomain", &json!({"name": 42}));
-    refused(
-        &proxy,
-        wrong_type.build(proxy.addr),
-        400,
-        "SerializationException",
-        "invalidRequest",
-    )
-    .await;
-
-    let missing = Raw::new(
-        TENANT_A,
-        "RecordActivityTaskHeartbeat",
-        &json!({"details": "x"}),
     );
-    refused(
-        &proxy,
-        missing.build(proxy.addr),
-        400,
-        "ValidationException",
-        "invalidRequest",
-    )
-    .await;
+    let cases = [
+        (
+            "mis-cased target",
+            with_target("SimpleWorkflowService.describeDomain"),
+            "UnknownOperationException",
+        ),
+        (
+            "not JSON",
+            with_body("DescribeDomain", b"{not json".to_vec()),
+            "SerializationException",
+        ),
+        (
+            "duplicate key",
+            with_body(
+                "DescribeDomain",
+                br#"{"name":"tenant-a","name":"tenant-b"}"#.to_vec(),
+            ),
+            "SerializationException",
+        ),
+        (
+            "nested duplicate key",
+            with_body(
+                "PollForActivityTask",
+                br#"{"domain":"tenant-a","taskList":{"name":"a","name":"b"}}"#.to_vec(),
+            ),
+            "SerializationException",
+        ),
+        (
+            "invalid UTF-8",
+            with_body("DescribeDomain", b"{\"name\":\"tenant-\xff\"}".to_vec()),
+            "SerializationException",
+        ),
+        (
+            "deep nesting",
+            with_body("DescribeDomain", deep.into_bytes()),
+            "SerializationException",
+        ),
+        (
+            "wrong JSON type",
+            with_body("DescribeDomain", br#"{"name":42}"#.to_vec()),
+            "SerializationException",
+        ),
+        (
+            "missing required member",
+            with_body(
+                "RecordActivityTaskHeartbeat",
+                br#"{"details":"x"}"#.to_vec(),
+            ),
+            "ValidationException",
+        ),
+    ];
+    for (label, raw, error) in cases {
+        let record = refused(&proxy, raw.build(proxy.addr), 400, error, "invalidRequest").await;
+        assert_eq!(record["principal"]["name"], TENANT_A.name, "{label}");
+    }
 
     for bad in ["", "arn", "a:b", "a/b", "a|b", "a\u{1}b"] {
         let record = refused(

@@ -422,3 +422,46 @@ fn repeated_signed_header_values_are_joined() {
 fn amz_date_round_trips() {
     assert_eq!(amz_date(now()), "20231114T221320Z");
 }
+
+#[test]
+fn http2_authority_stands_for_host() {
+    // HTTP/2 carries the host as `:authority` (in the URI), not as a Host header.
+    let mut req = signed();
+    req.parts.headers.remove("host");
+    req.parts.uri = "http://127.0.0.1:8080/".parse().unwrap();
+    assert_eq!(check(&req), Ok(()));
+    req.parts.uri = "http://127.0.0.1:9999/".parse().unwrap();
+    assert_eq!(
+        check(&req).unwrap_err(),
+        "InvalidSignatureException",
+        "another authority"
+    );
+    req.parts.uri = "/".parse().unwrap();
+    assert_eq!(
+        check(&req).unwrap_err(),
+        "InvalidSignatureException",
+        "no host at all"
+    );
+}
+
+#[test]
+fn a_signed_header_missing_from_the_request_is_refused() {
+    let mut req = signed_with(
+        SECRET,
+        "us-east-1",
+        "swf",
+        now(),
+        &[("x-amz-meta", "a")],
+        BODY,
+    );
+    req.parts.headers.remove("x-amz-meta");
+    let holder = Holder(credential());
+    let err = verifier()
+        .verify(&req.parts, &req.body, now(), |_| Some(&holder))
+        .unwrap_err();
+    assert_eq!(err.wire().short_name(), "InvalidSignatureException");
+    assert!(
+        err.to_string().contains("'x-amz-meta' is not present"),
+        "{err}"
+    );
+}
