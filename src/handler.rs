@@ -21,12 +21,13 @@ use serde_json::Value;
 use crate::app::{App, Principal};
 use crate::audit::{self, MatchedStatement, Outcome, Record};
 use crate::error::ProxyError;
+use crate::forward::UpstreamBody;
 use crate::policy::{self, Action, Caller, Context, Permit, StatementRef};
 use crate::resolve::{self, Resolved};
 use crate::swf::{self, Operation};
 
 /// Response bodies: the proxy's own (buffered) or the upstream's (streamed).
-pub type Body = Either<Full<Bytes>, Incoming>;
+pub type Body = Either<Full<Bytes>, UpstreamBody>;
 
 /// Largest poll answer the proxy buffers to seal its task token (a decision task's page of
 /// history events is far smaller).
@@ -382,7 +383,7 @@ async fn respond(
     app: &App,
     op: Operation,
     resolved: &Resolved,
-    response: Response<Incoming>,
+    response: Response<UpstreamBody>,
     request_id: &str,
 ) -> Result<Response<Body>, ProxyError> {
     let (mut parts, body) = response.into_parts();

@@ -171,7 +171,12 @@ fn serve(path: &std::path::Path) -> ExitCode {
         tls,
         limits: config.limits.clone(),
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    // This runtime runs signals, reloads and the admin endpoints; calls are served by the
+    // worker threads of `server::run_workers`.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -199,7 +204,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
             eprintln!("error: cannot install signal handlers: {e}");
             return ExitCode::from(1);
         }
-        let listener = match tokio::net::TcpListener::bind(address).await {
+        let listener = match std::net::TcpListener::bind(address) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(%address, error = %e, "cannot bind the proxy address");
@@ -220,7 +225,13 @@ fn serve(path: &std::path::Path) -> ExitCode {
         }
         let scheme = if options.tls.is_some() { "https" } else { "http" };
         tracing::info!(address = %listener.local_addr().unwrap_or(address), scheme, "swf-warden listening");
-        server::run(listener, state.clone(), options, shutdown.wait()).await;
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if let Err(e) =
+            server::run_workers(listener, workers, state.clone(), options, || shutdown.wait()).await
+        {
+            tracing::error!(error = %e, "cannot start the workers");
+            return ExitCode::from(1);
+        }
         if let Err(e) = state.audit.sync() {
             tracing::error!(error = %e, "could not flush the audit log");
             return ExitCode::from(1);

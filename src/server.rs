@@ -26,6 +26,53 @@ pub struct Options {
     pub limits: Limits,
 }
 
+/// Serves on `workers` threads, each running its own single-threaded runtime that accepts from
+/// the same listening socket (thread-per-core). A call then stays on one thread from accept to
+/// answer, upstream connection included, with no cross-thread wake-ups; the kernel hands each
+/// new connection to whichever worker accepts first. `shutdown` makes one future per worker.
+/// Returns once every worker has drained.
+pub async fn run_workers<S, F>(
+    listener: std::net::TcpListener,
+    workers: usize,
+    runtime: Arc<Runtime>,
+    options: Options,
+    shutdown: S,
+) -> std::io::Result<()>
+where
+    S: Fn() -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    listener.set_nonblocking(true)?;
+    let slots = Arc::new(Semaphore::new(options.limits.max_connections));
+    let mut done = Vec::with_capacity(workers);
+    for index in 0..workers.max(1) {
+        let listener = listener.try_clone()?;
+        let (runtime, options, slots, shutdown) =
+            (runtime.clone(), options.clone(), slots.clone(), shutdown());
+        let (finished, wait) = tokio::sync::oneshot::channel::<()>();
+        let worker = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name(format!("swf-warden-worker-{index}"))
+            .spawn(move || {
+                worker.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => serve_on(listener, runtime, options, slots, shutdown).await,
+                        Err(e) => tracing::error!(error = %e, "worker cannot use the listener"),
+                    }
+                });
+                let _ = finished.send(());
+            })?;
+        done.push(wait);
+    }
+    drop(listener);
+    for wait in done {
+        let _ = wait.await;
+    }
+    Ok(())
+}
+
 /// Serves until `shutdown` completes, then stops accepting and lets calls in flight finish
 /// (long polls included) for up to the drain timeout.
 pub async fn run(
@@ -34,9 +81,20 @@ pub async fn run(
     options: Options,
     shutdown: impl Future<Output = ()>,
 ) {
+    let slots = Arc::new(Semaphore::new(options.limits.max_connections));
+    serve_on(listener, runtime, options, slots, shutdown).await;
+}
+
+/// One accept loop, sharing the connection cap `slots` with the loops of other workers.
+async fn serve_on(
+    listener: TcpListener,
+    runtime: Arc<Runtime>,
+    options: Options,
+    slots: Arc<Semaphore>,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(options.limits.max_connections));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -1,22 +1,24 @@
 //! Step 5 of the request path: forward an authorized call to the upstream.
 //!
 //! The upstream request is built fresh from the verified parts (operation and body), never
-//! from inbound headers, and signed with the proxy's own credentials (`sigv4::signer`). Connections
-//! are pooled and kept alive; the only timeout is the whole call's, which defaults above SWF's
-//! 60-second long poll so polls are never cut.
+//! from inbound headers, and signed with the proxy's own credentials (`sigv4::signer`). It goes
+//! over HTTP/1.1 on a kept-alive connection from the calling thread's pool (`pool`), opened by
+//! `connect`. The only timeout is the whole call's, which defaults above SWF's 60-second long
+//! poll so polls are never cut.
+
+mod connect;
+mod pool;
+
+pub use pool::UpstreamBody;
 
 use std::io::BufReader;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 use crate::config::Upstream;
 use crate::error::ProxyError;
@@ -27,8 +29,9 @@ use crate::swf::Operation;
 
 /// The upstream client and the identity it signs with.
 pub struct Forwarder {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    uri: http::Uri,
+    /// Tags this forwarder's pooled connections (see `pool`).
+    id: u64,
+    connector: connect::Connector,
     host: String,
     signer: Signer,
     /// `SimpleWorkflowService.<Op>` for every operation, built once.
@@ -49,6 +52,8 @@ pub enum ForwarderError {
     NoCertificate(String),
     #[error("TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("`{0}` is not a host name the upstream's certificate can be checked against")]
+    ServerName(String),
 }
 
 impl Forwarder {
@@ -74,38 +79,30 @@ impl Forwarder {
                 return Err(ForwarderError::NoCertificate(shown));
             }
         }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
 
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(upstream.connect_timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(50))
-            .build(connector);
-
-        let host = upstream
-            .endpoint
+        let endpoint = &upstream.endpoint;
+        let https = endpoint.scheme_str() != Some("http");
+        let host = endpoint
             .authority()
             .map(|a| a.as_str().to_owned())
             .unwrap_or_default();
-        let uri = http::Uri::builder()
-            .scheme(upstream.endpoint.scheme_str().unwrap_or("https"))
-            .authority(host.as_str())
-            .path_and_query("/")
-            .build()
-            .unwrap_or_else(|_| upstream.endpoint.clone());
+        let name = endpoint.host().unwrap_or_default();
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        let port = endpoint.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let connector = connect::Connector::new(
+            name,
+            port,
+            https.then(|| Arc::new(tls)),
+            upstream.connect_timeout,
+        )
+        .map_err(|_| ForwarderError::ServerName(name.to_owned()))?;
         let signer = Signer::new(
             &upstream.access_key_id,
             upstream.secret_access_key.clone(),
@@ -116,9 +113,10 @@ impl Forwarder {
             .iter()
             .map(|op| format!("{TARGET_PREFIX}{}", op.name()))
             .collect();
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(Forwarder {
-            client,
-            uri,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            connector,
             host,
             signer,
             targets,
@@ -133,7 +131,7 @@ impl Forwarder {
         _permit: &Permit,
         op: Operation,
         body: Bytes,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
         let request = self.signed_request(op, body)?;
         // Polls are held open by SWF for up to 60 s: they get their own, longer timeout.
         let timeout = if op.issues_task_token() {
@@ -141,7 +139,7 @@ impl Forwarder {
         } else {
             self.timeout
         };
-        match tokio::time::timeout(timeout, self.client.request(request)).await {
+        match tokio::time::timeout(timeout, pool::send(&self.connector, self.id, request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, operation = op.name(), "upstream request failed");
@@ -169,7 +167,7 @@ impl Forwarder {
             .sign(&self.host, target, &body, SystemTime::now());
         let mut builder = Request::builder()
             .method("POST")
-            .uri(self.uri.clone())
+            .uri("/")
             .header("content-type", "application/x-amz-json-1.0")
             .header("host", self.host.as_str())
             .header("x-amz-target", target)
