@@ -4,6 +4,8 @@
 # (verifying, authorizing, unsealing and re-signing every call), both in front of the same
 # nginx stub upstream, on this machine, in one run, alternating. Then the denial path with the
 # audit log on, counting records against answered requests. Loopback only.
+# Each round also drives both at the same fixed pace (every connection waits PACE_MS, default
+# 4, after each answer), to compare the latency each adds below saturation.
 # Usage: bench/load.sh [SECONDS_PER_RUN] [ROUNDS] [CONNECTIONS]
 #        PROFILE=perf.data bench/load.sh 10   (perf record swf-warden under the allowed load)
 set -euo pipefail
@@ -99,6 +101,7 @@ done
 
 target/release/examples/bench_request "127.0.0.1:$warden" AKIABENCH00000000001 bench-secret $token_key bench "$work/allowed.lua"
 target/release/examples/bench_request "127.0.0.1:$warden" AKIADENIED0000000001 bench-secret $token_key bench "$work/denied.lua"
+{ cat "$work/allowed.lua"; echo "function delay() return ${PACE_MS:-4} end"; } > "$work/paced.lua"
 
 # One run: prints "rps p50_ms p99_ms requests non2xx".
 run() {
@@ -127,29 +130,39 @@ if [ -n "${PROFILE:-}" ]; then
   exit 0
 fi
 echo "warming up"; run "http://127.0.0.1:$ha/" "$work/allowed.lua" >/dev/null; run "http://127.0.0.1:$warden/" "$work/allowed.lua" >/dev/null
-declare -a H W
+declare -a H W HP WP
 for r in $(seq "$rounds"); do
   H+=("$(run "http://127.0.0.1:$ha/" "$work/allowed.lua")")
   W+=("$(run "http://127.0.0.1:$warden/" "$work/allowed.lua")")
+  HP+=("$(run "http://127.0.0.1:$ha/" "$work/paced.lua")")
+  WP+=("$(run "http://127.0.0.1:$warden/" "$work/paced.lua")")
 done
 before=$(wc -l < "$work/audit.log" 2>/dev/null || echo 0)
 D=$(run "http://127.0.0.1:$warden/" "$work/denied.lua")
 sleep 1
 after=$(wc -l < "$work/audit.log")
 
-python3 - "$secs" "$conns" "$D" "$((after - before))" "${H[@]}" -- "${W[@]}" <<'PY'
+python3 - "$secs" "$conns" "$D" "$((after - before))" "${PACE_MS:-4}" "${H[@]}" -- "${W[@]}" -- "${HP[@]}" -- "${WP[@]}" <<'PY'
 import statistics, sys
-secs, conns, denied, records = sys.argv[1], sys.argv[2], sys.argv[3].split(), int(sys.argv[4])
-rest = sys.argv[5:]
-cut = rest.index("--")
-ha = [list(map(float, r.split())) for r in rest[:cut]]
-wa = [list(map(float, r.split())) for r in rest[cut + 1:]]
+secs, conns, denied, records, pace = sys.argv[1], sys.argv[2], sys.argv[3].split(), int(sys.argv[4]), sys.argv[5]
+groups, current = [], []
+for arg in sys.argv[6:] + ["--"]:
+    if arg == "--":
+        groups.append([list(map(float, r.split())) for r in current])
+        current = []
+    else:
+        current.append(arg)
+ha, wa, hp, wp = groups
 med = lambda rows, i: statistics.median(r[i] for r in rows)
 print(f"\nRecordActivityTaskHeartbeat, {conns} connections, {len(ha)} alternating runs of {secs}s each (medians)")
 print(f"{'':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
 print(f"{'HAProxy pass-through':34} {med(ha,0):9.0f} {med(ha,1):8.3f} {med(ha,2):8.3f} {med(ha,4):8.0f}")
 print(f"{'swf-warden (verify+authorize)':34} {med(wa,0):9.0f} {med(wa,1):8.3f} {med(wa,2):8.3f} {med(wa,4):8.0f}")
 print(f"{'ratio swf-warden / HAProxy':34} {med(wa,0)/med(ha,0):9.2f} {med(wa,1)/med(ha,1):8.2f} {med(wa,2)/med(ha,2):8.2f}")
+print(f"\nsame calls at a fixed pace ({conns} connections, each waiting {pace} ms after an answer)")
+print(f"{'HAProxy pass-through':34} {med(hp,0):9.0f} {med(hp,1):8.3f} {med(hp,2):8.3f} {med(hp,4):8.0f}")
+print(f"{'swf-warden (verify+authorize)':34} {med(wp,0):9.0f} {med(wp,1):8.3f} {med(wp,2):8.3f} {med(wp,4):8.0f}")
+print(f"{'ratio swf-warden / HAProxy':34} {med(wp,0)/med(hp,0):9.2f} {med(wp,1)/med(hp,1):8.2f} {med(wp,2)/med(hp,2):8.2f}")
 rps, p50, p99, total, non2xx = float(denied[0]), float(denied[1]), float(denied[2]), int(denied[3]), int(denied[4])
 print(f"\ndenial path, audit log on: {rps:.0f} req/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms; "
       f"{total} answered (all refused: {non2xx == total}), {records} audit records "

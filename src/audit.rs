@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -103,7 +103,8 @@ pub struct Settings {
 }
 
 enum Sink {
-    File(File),
+    /// Shared so that a flush can run outside the lock while writers go on appending.
+    File(Arc<File>),
     Stdout,
 }
 
@@ -122,7 +123,9 @@ pub struct AuditLog {
 
 fn open_sink(path: Option<&Path>) -> io::Result<Sink> {
     Ok(match path {
-        Some(p) => Sink::File(OpenOptions::new().create(true).append(true).open(p)?),
+        Some(p) => Sink::File(Arc::new(
+            OpenOptions::new().create(true).append(true).open(p)?,
+        )),
         None => Sink::Stdout,
     })
 }
@@ -150,7 +153,7 @@ impl AuditLog {
     pub fn reconfigure(&self, settings: Settings) -> io::Result<()> {
         let mut inner = self.lock();
         if inner.settings.path != settings.path {
-            let _ = sync(&mut inner);
+            let _ = inner.file().map(|f| f.sync_data());
             inner.sink = open_sink(settings.path.as_deref())?;
         }
         self.include_allowed
@@ -162,7 +165,7 @@ impl AuditLog {
     /// Reopens the file at the same path (after logrotate moved it away: SIGUSR1).
     pub fn reopen(&self) -> io::Result<()> {
         let mut inner = self.lock();
-        let _ = sync(&mut inner);
+        let _ = inner.file().map(|f| f.sync_data());
         inner.sink = open_sink(inner.settings.path.as_deref())?;
         self.healthy.store(true, Relaxed);
         Ok(())
@@ -178,33 +181,53 @@ impl AuditLog {
         self.healthy.load(Relaxed)
     }
 
-    /// Writes one record as one line, with a single write under the lock.
+    /// Writes one record as one line, with a single write under the lock. In `always` mode
+    /// the record is on disk when this returns; the flush runs outside the lock, so concurrent
+    /// writers are not queued behind one another's flushes.
     pub fn write(&self, record: &Record) -> io::Result<()> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
-        let mut inner = self.lock();
-        let result = match &mut inner.sink {
-            Sink::File(f) => f.write_all(&line),
-            Sink::Stdout => {
-                let mut out = io::stdout().lock();
-                out.write_all(&line).and_then(|()| out.flush())
-            }
-        };
-        let result = result.and_then(|()| {
-            inner.dirty = true;
-            if inner.settings.fsync == Fsync::Always {
-                sync(&mut inner)
-            } else {
-                Ok(())
-            }
+        let result = self.append(&line).and_then(|flush| match flush {
+            Some(file) => file.sync_data(),
+            None => Ok(()),
         });
         self.healthy.store(result.is_ok(), Relaxed);
         result
     }
 
-    /// Flushes written records to disk (the interval task, and shutdown).
+    /// Appends `line`; returns the file to flush now in `always` mode.
+    fn append(&self, line: &[u8]) -> io::Result<Option<Arc<File>>> {
+        let mut inner = self.lock();
+        match &inner.sink {
+            Sink::File(f) => (&**f).write_all(line)?,
+            Sink::Stdout => {
+                let mut out = io::stdout().lock();
+                out.write_all(line).and_then(|()| out.flush())?;
+            }
+        }
+        if inner.settings.fsync == Fsync::Always {
+            inner.dirty = false;
+            return Ok(inner.file());
+        }
+        inner.dirty = true;
+        Ok(None)
+    }
+
+    /// Flushes written records to disk (the interval task, and shutdown). The flush runs
+    /// outside the lock: writers are never held up by the disk.
     pub fn sync(&self) -> io::Result<()> {
-        sync(&mut self.lock())
+        let file = {
+            let mut inner = self.lock();
+            if !std::mem::take(&mut inner.dirty) {
+                return Ok(());
+            }
+            inner.file()
+        };
+        let result = file.map_or(Ok(()), |f| f.sync_data());
+        if result.is_err() {
+            self.lock().dirty = true;
+        }
+        result
     }
 
     pub fn fsync_mode(&self) -> Fsync {
@@ -212,15 +235,13 @@ impl AuditLog {
     }
 }
 
-fn sync(inner: &mut Inner) -> io::Result<()> {
-    if !inner.dirty {
-        return Ok(());
+impl Inner {
+    fn file(&self) -> Option<Arc<File>> {
+        match &self.sink {
+            Sink::File(f) => Some(f.clone()),
+            Sink::Stdout => None,
+        }
     }
-    if let Sink::File(f) = &inner.sink {
-        f.sync_data()?;
-    }
-    inner.dirty = false;
-    Ok(())
 }
 
 #[cfg(test)]

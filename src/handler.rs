@@ -6,7 +6,7 @@
 //! Every refusal flows through `?` to `refuse`, the one place that audits and turns a
 //! `ProxyError` into its wire response.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use tracing::Instrument;
@@ -36,8 +36,9 @@ const MAX_POLL_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// What is known about a call so far, for its audit record.
 struct Call {
     request_id: String,
-    source_ip: String,
-    user_agent: Option<String>,
+    source_ip: IpAddr,
+    /// Shortened into the record only when one is written.
+    user_agent: Option<HeaderValue>,
     principal: Option<audit::PrincipalRef>,
     action: Option<&'static str>,
     resource: Option<String>,
@@ -54,10 +55,10 @@ struct Call {
 }
 
 impl Call {
-    fn new(request_id: String, peer: Peer, user_agent: Option<String>) -> Call {
+    fn new(request_id: String, peer: Peer, user_agent: Option<HeaderValue>) -> Call {
         Call {
             request_id,
-            source_ip: peer.addr.ip().to_string(),
+            source_ip: peer.addr.ip(),
             user_agent,
             principal: None,
             action: None,
@@ -89,8 +90,12 @@ impl Call {
                     sid: s.sid.as_deref().map(str::to_owned),
                 })
                 .collect(),
-            source_ip: self.source_ip.clone(),
-            user_agent: self.user_agent.clone(),
+            source_ip: self.source_ip.to_string(),
+            user_agent: self
+                .user_agent
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .map(crate::error::excerpt),
             message: error.map(ToString::to_string),
             task_token_fingerprint: self.sealed_token.as_deref().map(crate::tokens::fingerprint),
         }
@@ -120,11 +125,7 @@ pub struct Peer {
 
 /// Handles one call. Never fails: every error becomes its AWS wire response.
 pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Response<Body> {
-    let user_agent = request
-        .headers()
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(crate::error::excerpt);
+    let user_agent = request.headers().get(http::header::USER_AGENT).cloned();
     let mut call = Call::new(request_id(), peer, user_agent);
     let _in_flight = app.metrics.enter();
     let started = Instant::now();
@@ -230,7 +231,10 @@ fn prepare(
         authorize(principal, &resolved.resource, &ctx, call, Some(&position))?;
     }
     call.action = Some(op.iam_action());
-    call.matched = permit.decision().statements.clone();
+    // Only a record of an allowed call names the statements that allowed it.
+    if app.audit.include_allowed() {
+        call.matched = permit.decision().statements.clone();
+    }
 
     let upstream_body = if call.sealed_token.is_some() {
         Bytes::from(

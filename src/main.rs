@@ -166,6 +166,10 @@ fn serve(path: &std::path::Path) -> ExitCode {
         None => None,
     };
     let address = config.listen.address;
+    let workers = config.listen.workers.unwrap_or_else(|| {
+        // Counts the CPUs this process may use (affinity and cgroup quota included).
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     let admin_address = config.admin;
     let options = server::Options {
         tls,
@@ -204,7 +208,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
             eprintln!("error: cannot install signal handlers: {e}");
             return ExitCode::from(1);
         }
-        let listener = match std::net::TcpListener::bind(address) {
+        let listener = match tokio::net::TcpListener::bind(address).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(%address, error = %e, "cannot bind the proxy address");
@@ -224,10 +228,9 @@ fn serve(path: &std::path::Path) -> ExitCode {
             }
         }
         let scheme = if options.tls.is_some() { "https" } else { "http" };
-        tracing::info!(address = %listener.local_addr().unwrap_or(address), scheme, "swf-warden listening");
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tracing::info!(address = %listener.local_addr().unwrap_or(address), scheme, workers, "swf-warden listening");
         if let Err(e) =
-            server::run_workers(listener, workers, state.clone(), options, || shutdown.wait()).await
+            server::run_workers(listener, workers, state.clone(), options, shutdown.wait()).await
         {
             tracing::error!(error = %e, "cannot start the workers");
             return ExitCode::from(1);

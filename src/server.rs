@@ -1,9 +1,12 @@
 //! Accepting connections and serving HTTP/1.1 and HTTP/2 on them, in the clear or over TLS,
-//! within the configured limits, and draining them on shutdown. `run` takes a bound listener,
-//! so tests bind `127.0.0.1:0` and start the real server in-process.
+//! within the configured limits, and draining them on shutdown. `swf-warden serve` uses
+//! `run_workers` (one single-threaded runtime per core); `run` serves on the current runtime,
+//! so tests bind `127.0.0.1:0` and start the real server in-process. Both take a bound
+//! listener.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::rt::{Read, Write};
@@ -11,8 +14,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Limits;
@@ -26,30 +29,31 @@ pub struct Options {
     pub limits: Limits,
 }
 
-/// Serves on `workers` threads, each running its own single-threaded runtime that accepts from
-/// the same listening socket (thread-per-core). A call then stays on one thread from accept to
-/// answer, upstream connection included, with no cross-thread wake-ups; the kernel hands each
-/// new connection to whichever worker accepts first. `shutdown` makes one future per worker.
-/// Returns once every worker has drained.
-pub async fn run_workers<S, F>(
-    listener: std::net::TcpListener,
+/// A connection accepted within the connection cap, for a worker to serve.
+struct Accepted {
+    stream: std::net::TcpStream,
+    addr: SocketAddr,
+    permit: OwnedSemaphorePermit,
+}
+
+/// Serves on `workers` threads, each running its own single-threaded runtime (thread-per-core).
+/// This task accepts and deals the connections out in turn; from then on a connection and every
+/// call on it (upstream connection included) stay on one worker, with no cross-thread
+/// wake-ups. Stops accepting when `shutdown` completes and returns once every worker has
+/// drained.
+pub async fn run_workers(
+    listener: TcpListener,
     workers: usize,
     runtime: Arc<Runtime>,
     options: Options,
-    shutdown: S,
-) -> std::io::Result<()>
-where
-    S: Fn() -> F,
-    F: Future<Output = ()> + Send + 'static,
-{
-    listener.set_nonblocking(true)?;
-    let slots = Arc::new(Semaphore::new(options.limits.max_connections));
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut queues = Vec::with_capacity(workers);
     let mut done = Vec::with_capacity(workers);
     for index in 0..workers.max(1) {
-        let listener = listener.try_clone()?;
-        let (runtime, options, slots, shutdown) =
-            (runtime.clone(), options.clone(), slots.clone(), shutdown());
+        let (queue, mut accepted) = mpsc::unbounded_channel::<Accepted>();
         let (finished, wait) = tokio::sync::oneshot::channel::<()>();
+        let (runtime, options) = (runtime.clone(), options.clone());
         let worker = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -57,24 +61,53 @@ where
             .name(format!("swf-warden-worker-{index}"))
             .spawn(move || {
                 worker.block_on(async move {
-                    match TcpListener::from_std(listener) {
-                        Ok(listener) => serve_on(listener, runtime, options, slots, shutdown).await,
-                        Err(e) => tracing::error!(error = %e, "worker cannot use the listener"),
+                    let server = Server::new(runtime, options);
+                    while let Some(Accepted {
+                        stream,
+                        addr,
+                        permit,
+                    }) = accepted.recv().await
+                    {
+                        match tokio::net::TcpStream::from_std(stream) {
+                            Ok(stream) => server.spawn(stream, addr, permit),
+                            Err(e) => tracing::warn!(error = %e, "cannot serve a connection"),
+                        }
                     }
+                    server.drain().await;
                 });
                 let _ = finished.send(());
             })?;
+        queues.push(queue);
         done.push(wait);
     }
+    let slots = Arc::new(Semaphore::new(options.limits.max_connections));
+    let mut next = 0;
+    tokio::pin!(shutdown);
+    while let Some((stream, addr, permit)) = accept(&listener, &slots, &mut shutdown).await {
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hand a connection over");
+                continue;
+            }
+        };
+        next = (next + 1) % queues.len();
+        let _ = queues[next].send(Accepted {
+            stream,
+            addr,
+            permit,
+        });
+    }
     drop(listener);
+    drop(queues);
     for wait in done {
         let _ = wait.await;
     }
     Ok(())
 }
 
-/// Serves until `shutdown` completes, then stops accepting and lets calls in flight finish
-/// (long polls included) for up to the drain timeout.
+/// Serves on the current runtime until `shutdown` completes, then stops accepting and lets
+/// calls in flight finish (long polls included) for up to the drain timeout.
 pub async fn run(
     listener: TcpListener,
     runtime: Arc<Runtime>,
@@ -82,80 +115,104 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(options.limits.max_connections));
-    serve_on(listener, runtime, options, slots, shutdown).await;
+    let server = Server::new(runtime, options);
+    tokio::pin!(shutdown);
+    while let Some((stream, addr, permit)) = accept(&listener, &slots, &mut shutdown).await {
+        server.spawn(stream, addr, permit);
+    }
+    drop(listener);
+    server.drain().await;
 }
 
-/// One accept loop, sharing the connection cap `slots` with the loops of other workers.
-async fn serve_on(
-    listener: TcpListener,
-    runtime: Arc<Runtime>,
-    options: Options,
-    slots: Arc<Semaphore>,
-    shutdown: impl Future<Output = ()>,
-) {
-    tokio::pin!(shutdown);
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.limits.header_read_timeout)
-        .max_buf_size(options.limits.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .max_header_list_size(u32::try_from(options.limits.max_header_bytes).unwrap_or(u32::MAX));
-    let builder = Arc::new(builder);
+/// The next connection, with its slot under the connection cap; `None` on shutdown. Past
+/// `max_connections`, new connections wait in the backlog.
+async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
     loop {
-        // A connection slot first: past `max_connections`, new connections wait in the backlog.
         let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
+            permit = slots.clone().acquire_owned() => permit.ok()?,
+            () = &mut *shutdown => return None,
         };
-        let (stream, addr) = tokio::select! {
+        tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Some((stream, addr, permit));
+                }
                 Err(e) => {
                     // Usually EMFILE or a connection reset before accept; keep serving.
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
                 }
             },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let runtime = runtime.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let tls = options.tls.clone();
+            () = &mut *shutdown => return None,
+        }
+    }
+}
+
+/// Serves connections on the current runtime and drains them on shutdown.
+struct Server {
+    runtime: Arc<Runtime>,
+    options: Options,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    graceful: GracefulShutdown,
+}
+
+impl Server {
+    fn new(runtime: Arc<Runtime>, options: Options) -> Server {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.limits.header_read_timeout)
+            .max_buf_size(options.limits.max_header_bytes.max(8192));
+        builder.http2().max_header_list_size(
+            u32::try_from(options.limits.max_header_bytes).unwrap_or(u32::MAX),
+        );
+        Server {
+            runtime,
+            options,
+            builder: Arc::new(builder),
+            graceful: GracefulShutdown::new(),
+        }
+    }
+
+    /// Serves one connection (after the TLS handshake, if any) in a task of its own.
+    fn spawn(&self, stream: TcpStream, addr: SocketAddr, permit: OwnedSemaphorePermit) {
+        let runtime = self.runtime.clone();
+        let builder = self.builder.clone();
+        let watcher = self.graceful.watcher();
+        let tls = self.options.tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
             runtime.metrics.connection(1);
             match tls {
                 None => {
+                    let peer = Peer {
+                        addr,
+                        secure: false,
+                    };
                     serve(
                         &builder,
                         watcher,
                         TokioIo::new(stream),
                         runtime.clone(),
-                        Peer {
-                            addr,
-                            secure: false,
-                        },
+                        peer,
                     )
                     .await
                 }
                 Some(acceptor) => match acceptor.accept(stream).await {
                     Ok(stream) => {
+                        let peer = Peer { addr, secure: true };
                         serve(
                             &builder,
                             watcher,
                             TokioIo::new(stream),
                             runtime.clone(),
-                            Peer { addr, secure: true },
+                            peer,
                         )
                         .await
                     }
@@ -165,16 +222,20 @@ async fn serve_on(
             runtime.metrics.connection(-1);
         });
     }
-    drop(listener);
-    tracing::info!(in_flight = runtime.metrics.in_flight(), "draining");
-    if tokio::time::timeout(options.limits.drain_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            timeout_s = options.limits.drain_timeout.as_secs(),
-            "drain timeout reached; closing the remaining connections"
-        );
+
+    /// Lets calls in flight finish, for up to the drain timeout.
+    async fn drain(self) {
+        tracing::info!(in_flight = self.runtime.metrics.in_flight(), "draining");
+        let timeout = self.options.limits.drain_timeout;
+        if tokio::time::timeout(timeout, self.graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout_s = timeout.as_secs(),
+                "drain timeout reached; closing the remaining connections"
+            );
+        }
     }
 }
 

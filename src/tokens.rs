@@ -16,7 +16,9 @@ use chacha20::ChaCha20;
 use subtle::ConstantTimeEq;
 
 use crate::secret::Secret;
-use crate::sigv4::canonical::hmac;
+use hmac::Mac;
+
+use crate::sigv4::canonical::{hmac, keyed, HmacSha256};
 
 const PREFIX: &str = "sw1.";
 const NONCE_LEN: usize = 12;
@@ -28,7 +30,7 @@ pub const MIN_SECRET_LEN: usize = 32;
 pub struct TokenKey {
     id: String,
     enc: [u8; 32],
-    mac: [u8; 32],
+    mac: HmacSha256,
 }
 
 impl std::fmt::Debug for TokenKey {
@@ -46,7 +48,7 @@ impl TokenKey {
         TokenKey {
             id: id.to_owned(),
             enc: hmac(s, b"swf-warden/task-token/encrypt/v1"),
-            mac: hmac(s, b"swf-warden/task-token/mac/v1"),
+            mac: keyed(&hmac(s, b"swf-warden/task-token/mac/v1")),
         }
     }
 
@@ -165,11 +167,11 @@ impl TokenSealer {
     }
 }
 
-fn tag(mac_key: &[u8; 32], data: &[u8]) -> [u8; TAG_LEN] {
-    let mut input = Vec::with_capacity(PREFIX.len() + data.len());
-    input.extend_from_slice(PREFIX.as_bytes());
-    input.extend_from_slice(data);
-    let full = hmac(mac_key, &input);
+fn tag(mac_key: &HmacSha256, data: &[u8]) -> [u8; TAG_LEN] {
+    let mut mac = mac_key.clone();
+    mac.update(PREFIX.as_bytes());
+    mac.update(data);
+    let full = mac.finalize().into_bytes();
     let mut out = [0u8; TAG_LEN];
     out.copy_from_slice(&full[..TAG_LEN]);
     out

@@ -50,6 +50,8 @@ pub struct Listen {
     pub address: SocketAddr,
     /// `(certificate chain, private key)` PEM files.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Worker threads serving calls; `None`: one per CPU the process may use.
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Clone)]

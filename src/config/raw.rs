@@ -12,6 +12,7 @@ pub struct Listen {
     pub address: Spanned<String>,
     pub tls_cert: Option<Spanned<String>>,
     pub tls_key: Option<Spanned<String>>,
+    pub workers: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -116,6 +116,10 @@ pub(super) fn log(ctx: &mut Ctx<'_>, l: raw::Log) -> Log {
 
 pub(super) fn listen(ctx: &mut Ctx<'_>, l: raw::Listen) -> Option<Listen> {
     let address = ctx.socket_addr(&l.address);
+    let workers = l
+        .workers
+        .is_some()
+        .then(|| bounded(ctx, &l.workers, "workers", 1, 1..=1024) as usize);
     let tls = match (&l.tls_cert, &l.tls_key) {
         (Some(c), Some(k)) => Some((ctx.existing_file(c), ctx.existing_file(k))),
         (None, None) => None,
@@ -135,6 +139,7 @@ pub(super) fn listen(ctx: &mut Ctx<'_>, l: raw::Listen) -> Option<Listen> {
     Some(Listen {
         address: address?,
         tls,
+        workers,
     })
 }
 

@@ -27,6 +27,38 @@ fn shipped_example_loads() {
     assert_eq!(config.upstream.poll_timeout, Duration::from_secs(70));
 }
 
+#[test]
+fn workers_are_counted_from_the_cpus_unless_given() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    assert_eq!(load(&example).unwrap().listen.workers, None);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    for entry in std::fs::read_dir(example.with_file_name("policies")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_file() {
+            std::fs::copy(
+                entry.path(),
+                dir.path().join("policies").join(entry.file_name()),
+            )
+            .unwrap();
+        }
+    }
+    let with = |workers: &str| {
+        let edited = text.replacen("[listen]\n", &format!("[listen]\nworkers = {workers}\n"), 1);
+        assert_ne!(edited, text, "the example has a [listen] section");
+        write(dir.path(), "c.toml", &edited)
+    };
+    assert_eq!(load(&with("3")).unwrap().listen.workers, Some(3));
+    let errors = load(&with("0")).unwrap_err().0;
+    let error = errors
+        .iter()
+        .find(|d| d.message.contains("`workers` must be between 1 and 1024"))
+        .unwrap_or_else(|| panic!("{errors:#?}"));
+    let line = text.lines().position(|l| l == "[listen]").unwrap() + 2;
+    assert_eq!(error.line, line);
+}
+
 const POLICY: &str = "Version = \"2012-10-17\"\n[[Statement]]\nEffect = \"Allow\"\nAction = \"swf:*\"\nResource = \"*\"\n";
 
 const BROKEN: &str = r#"[listen]

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use http_body_util::Full;
 use hyper::{Request, Response};
 
@@ -165,20 +166,30 @@ impl Forwarder {
         let signature = self
             .signer
             .sign(&self.host, target, &body, SystemTime::now());
-        let mut builder = Request::builder()
-            .method("POST")
-            .uri("/")
-            .header("content-type", "application/x-amz-json-1.0")
-            .header("host", self.host.as_str())
-            .header("x-amz-target", target)
-            .header("x-amz-date", signature.amz_date)
-            .header("authorization", signature.authorization);
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = http::Uri::from_static("/");
+        let headers = request.headers_mut();
+        headers.reserve(6);
+        let value = |v: &str| HeaderValue::from_str(v).map_err(|e| internal(&e));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-json-1.0"),
+        );
+        headers.insert(HOST, value(&self.host)?);
+        headers.insert(X_AMZ_TARGET, value(target)?);
+        headers.insert(X_AMZ_DATE, value(&signature.amz_date)?);
+        headers.insert(AUTHORIZATION, value(&signature.authorization)?);
         if let Some(token) = self.signer.session_token() {
-            builder = builder.header("x-amz-security-token", token);
+            headers.insert(X_AMZ_SECURITY_TOKEN, value(token)?);
         }
-        builder.body(Full::new(body)).map_err(|e| internal(&e))
+        Ok(request)
     }
 }
+
+const X_AMZ_TARGET: HeaderName = HeaderName::from_static("x-amz-target");
+const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
+const X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
 
 fn unavailable() -> ProxyError {
     ProxyError::Unavailable(

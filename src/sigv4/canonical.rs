@@ -4,7 +4,15 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-type HmacSha256 = Hmac<Sha256>;
+/// HMAC-SHA256; a keyed instance holds the key's inner and outer hash states, so cloning
+/// one saves the two key blocks every fresh HMAC would hash.
+pub type HmacSha256 = Hmac<Sha256>;
+
+/// HMAC-SHA256 keyed with `key`, ready to clone for each message.
+pub fn keyed(key: &[u8]) -> HmacSha256 {
+    // An HMAC key may have any length, so `new_from_slice` cannot fail here.
+    HmacSha256::new_from_slice(key).expect("hmac accepts any key length")
+}
 
 /// One signed header: its lowercase name and every value it carried, in order.
 pub struct CanonicalHeader<'a> {
@@ -19,8 +27,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// HMAC-SHA256.
 pub fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    // An HMAC key may have any length, so `new_from_slice` cannot fail here.
-    let mut mac = HmacSha256::new_from_slice(key).expect("hmac accepts any key length");
+    let mut mac = keyed(key);
     mac.update(data);
     mac.finalize().into_bytes().into()
 }
@@ -100,14 +107,15 @@ pub fn hex64(bytes: &[u8; 32]) -> [u8; 64] {
     out
 }
 
-/// The signature bytes of the string to sign, fed to HMAC piece by piece.
+/// The signature bytes of the string to sign, fed piece by piece to HMAC under the (keyed)
+/// signing key.
 pub fn signature_bytes(
-    signing_key: &[u8; 32],
+    signing_key: &HmacSha256,
     amz_date: &str,
     scope: &str,
     canonical_request_hash: &[u8],
 ) -> [u8; 32] {
-    let mut mac = HmacSha256::new_from_slice(signing_key).expect("hmac accepts any key length");
+    let mut mac = signing_key.clone();
     for part in [
         &b"AWS4-HMAC-SHA256\n"[..],
         amz_date.as_bytes(),

@@ -34,7 +34,7 @@ pub const SERVICE: &str = "swf";
 pub struct Credential {
     pub access_key_id: String,
     secret: Secret,
-    cache: Mutex<Option<(String, [u8; 32])>>,
+    cache: Mutex<Option<(String, canonical::HmacSha256)>>,
 }
 
 impl Credential {
@@ -46,28 +46,28 @@ impl Credential {
         }
     }
 
-    /// The signing key for a credential scope (`date/region/service/aws4_request`), derived
-    /// once per scope: in practice once a day.
+    /// The signing key for a credential scope (`date/region/service/aws4_request`), keyed
+    /// for HMAC and derived once per scope: in practice once a day.
     pub(crate) fn signing_key(
         &self,
         scope: &authorization::Scope<'_>,
         scope_text: &str,
-    ) -> [u8; 32] {
+    ) -> canonical::HmacSha256 {
         // A poisoned lock only means another thread panicked mid-update; the cache is
         // rebuilt from the secret either way.
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((cached_scope, key)) = cache.as_ref() {
             if cached_scope == scope_text {
-                return *key;
+                return key.clone();
             }
         }
-        let key = canonical::signing_key(
+        let key = canonical::keyed(&canonical::signing_key(
             self.secret.expose(),
             scope.date,
             scope.region,
             scope.service,
-        );
-        *cache = Some((scope_text.to_owned(), key));
+        ));
+        *cache = Some((scope_text.to_owned(), key.clone()));
         key
     }
 }
@@ -342,9 +342,30 @@ fn format_amz_date(t: OffsetDateTime) -> String {
     t.format(&format).unwrap_or_default()
 }
 
-/// Formats `t` as an `X-Amz-Date` value (used by tests and signing helpers).
+/// Formats `t` as an `X-Amz-Date` value, `YYYYMMDDTHHMMSSZ`, digit by digit (the upstream
+/// signer does this for every call).
 pub fn amz_date(t: SystemTime) -> String {
-    format_amz_date(OffsetDateTime::from(t))
+    let t = OffsetDateTime::from(t);
+    let (h, m, s) = t.to_hms();
+    let fields = [
+        (t.year().clamp(0, 9999) as u32, 4),
+        (u32::from(u8::from(t.month())), 2),
+        (u32::from(t.day()), 2),
+        (u32::from(h), 2),
+        (u32::from(m), 2),
+        (u32::from(s), 2),
+    ];
+    let mut out = String::with_capacity(16);
+    for (i, (value, width)) in fields.into_iter().enumerate() {
+        if i == 3 {
+            out.push('T');
+        }
+        for place in (0..width).rev() {
+            out.push(char::from(b'0' + (value / 10u32.pow(place) % 10) as u8));
+        }
+    }
+    out.push('Z');
+    out
 }
 
 #[cfg(test)]

@@ -48,7 +48,10 @@ impl Signer {
     pub fn sign(&self, host: &str, target: &str, body: &[u8], now: SystemTime) -> Signature {
         let amz_date = amz_date(now);
         let date = &amz_date[..8];
-        let scope_text = format!("{date}/{}/{SERVICE}/aws4_request", self.region);
+        let mut scope_text = String::with_capacity(32 + self.region.len());
+        for part in [date, "/", &self.region, "/", SERVICE, "/aws4_request"] {
+            scope_text.push_str(part);
+        }
         let scope = Scope {
             date,
             region: &self.region,
@@ -80,11 +83,22 @@ impl Signer {
             &scope_text,
             &creq,
         ));
-        let authorization = format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope_text}, SignedHeaders={signed_headers}, Signature={}",
-            self.credential.access_key_id,
-            String::from_utf8_lossy(&signature)
-        );
+        let access_key_id = &self.credential.access_key_id;
+        // Hex digits are ASCII.
+        let signature = std::str::from_utf8(&signature).unwrap_or_default();
+        let mut authorization = String::with_capacity(200 + access_key_id.len());
+        for part in [
+            "AWS4-HMAC-SHA256 Credential=",
+            access_key_id,
+            "/",
+            &scope_text,
+            ", SignedHeaders=",
+            signed_headers,
+            ", Signature=",
+            signature,
+        ] {
+            authorization.push_str(part);
+        }
         Signature {
             amz_date,
             authorization,

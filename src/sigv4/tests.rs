@@ -424,6 +424,21 @@ fn amz_date_round_trips() {
 }
 
 #[test]
+fn amz_date_agrees_with_the_time_crate_formatter() {
+    // Epoch, a leap day, the last second of a year, and a spread of instants in between.
+    let fixed = [0, 951_782_400, 1_709_164_799, 1_735_689_599, 4_102_444_799];
+    let spread = (0..2000u64).map(|i| i * 2_147_483 + 59);
+    for secs in fixed.into_iter().chain(spread) {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(secs);
+        assert_eq!(
+            amz_date(t),
+            super::format_amz_date(time::OffsetDateTime::from(t)),
+            "{secs}"
+        );
+    }
+}
+
+#[test]
 fn http2_authority_stands_for_host() {
     // HTTP/2 carries the host as `:authority` (in the URI), not as a Host header.
     let mut req = signed();
