@@ -57,6 +57,7 @@ backend stub
   server s1 127.0.0.1:$stub
 HAPROXY
 haproxy -f "$work/haproxy.cfg" -q &
+ha_pid=$!
 
 mkdir -p "$work/policies"
 cat > "$work/policies/bench.toml" <<'POLICY'
@@ -95,6 +96,7 @@ secret_access_key_env = "BENCH_SECRET"
 CONFIG
 BENCH_UPSTREAM=x BENCH_TOKEN=$token_key BENCH_SECRET=bench-secret \
   target/release/swf-warden serve --config "$work/config.toml" &
+warden_pid=$!
 for p in $stub $ha $warden; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
 done
@@ -103,13 +105,20 @@ target/release/examples/bench_request "127.0.0.1:$warden" AKIABENCH00000000001 b
 target/release/examples/bench_request "127.0.0.1:$warden" AKIADENIED0000000001 bench-secret $token_key bench "$work/denied.lua"
 { cat "$work/allowed.lua"; echo "function delay() return ${PACE_MS:-4} end"; } > "$work/paced.lua"
 
-# One run: prints "rps p50_ms p99_ms requests non2xx".
+# CPU time (user and system, clock ticks) the process has used so far.
+ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
+# One run against the proxy with process id PID: prints
+# "rps p50_ms p99_ms requests non2xx user_us_per_call sys_us_per_call".
 run() {
-  local url=$1 script=$2
+  local url=$1 script=$2 pid=$3 before after
+  before=$(ticks "$pid")
   wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$script" "$url" > "$work/wrk.out"
-  python3 - "$work/wrk.out" <<'PY'
+  after=$(ticks "$pid")
+  python3 - "$work/wrk.out" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
+(u0, s0), (u1, s1) = (map(int, a.split()) for a in sys.argv[2:4])
+hz = int(sys.argv[4])
 def ms(label):
     m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
     v, unit = float(m.group(1)), m.group(2)
@@ -117,7 +126,9 @@ def ms(label):
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 total = int(re.search(r"(\d+) requests in", text).group(1))
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-print(f"{rps:.0f} {ms(50):.3f} {ms(99):.3f} {total} {non2xx.group(1) if non2xx else 0}")
+per_call = lambda t: t / hz * 1e6 / max(total, 1)
+print(f"{rps:.0f} {ms(50):.3f} {ms(99):.3f} {total} {non2xx.group(1) if non2xx else 0} "
+      f"{per_call(u1 - u0):.1f} {per_call(s1 - s0):.1f}")
 PY
 }
 
@@ -129,16 +140,18 @@ if [ -n "${PROFILE:-}" ]; then
   wait %%  2>/dev/null || sleep 2
   exit 0
 fi
-echo "warming up"; run "http://127.0.0.1:$ha/" "$work/allowed.lua" >/dev/null; run "http://127.0.0.1:$warden/" "$work/allowed.lua" >/dev/null
+echo "warming up"
+run "http://127.0.0.1:$ha/" "$work/allowed.lua" "$ha_pid" >/dev/null
+run "http://127.0.0.1:$warden/" "$work/allowed.lua" "$warden_pid" >/dev/null
 declare -a H W HP WP
 for r in $(seq "$rounds"); do
-  H+=("$(run "http://127.0.0.1:$ha/" "$work/allowed.lua")")
-  W+=("$(run "http://127.0.0.1:$warden/" "$work/allowed.lua")")
-  HP+=("$(run "http://127.0.0.1:$ha/" "$work/paced.lua")")
-  WP+=("$(run "http://127.0.0.1:$warden/" "$work/paced.lua")")
+  H+=("$(run "http://127.0.0.1:$ha/" "$work/allowed.lua" "$ha_pid")")
+  W+=("$(run "http://127.0.0.1:$warden/" "$work/allowed.lua" "$warden_pid")")
+  HP+=("$(run "http://127.0.0.1:$ha/" "$work/paced.lua" "$ha_pid")")
+  WP+=("$(run "http://127.0.0.1:$warden/" "$work/paced.lua" "$warden_pid")")
 done
 before=$(wc -l < "$work/audit.log" 2>/dev/null || echo 0)
-D=$(run "http://127.0.0.1:$warden/" "$work/denied.lua")
+D=$(run "http://127.0.0.1:$warden/" "$work/denied.lua" "$warden_pid")
 sleep 1
 after=$(wc -l < "$work/audit.log")
 
@@ -155,14 +168,17 @@ for arg in sys.argv[6:] + ["--"]:
 ha, wa, hp, wp = groups
 med = lambda rows, i: statistics.median(r[i] for r in rows)
 print(f"\nRecordActivityTaskHeartbeat, {conns} connections, {len(ha)} alternating runs of {secs}s each (medians)")
-print(f"{'':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-print(f"{'HAProxy pass-through':34} {med(ha,0):9.0f} {med(ha,1):8.3f} {med(ha,2):8.3f} {med(ha,4):8.0f}")
-print(f"{'swf-warden (verify+authorize)':34} {med(wa,0):9.0f} {med(wa,1):8.3f} {med(wa,2):8.3f} {med(wa,4):8.0f}")
-print(f"{'ratio swf-warden / HAProxy':34} {med(wa,0)/med(ha,0):9.2f} {med(wa,1)/med(ha,1):8.2f} {med(wa,2)/med(ha,2):8.2f}")
+def table(h, w):
+    print(f"{'':30} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'CPU µs/call (user+sys)':>24}")
+    for name, rows in (("HAProxy pass-through", h), ("swf-warden (verify+authorize)", w)):
+        cpu = f"{med(rows,5) + med(rows,6):.1f} ({med(rows,5):.1f}+{med(rows,6):.1f})"
+        print(f"{name:30} {med(rows,0):9.0f} {med(rows,1):8.3f} {med(rows,2):8.3f} {med(rows,4):8.0f} {cpu:>24}")
+    ratio = lambda i: med(w, i) / med(h, i)
+    cpu = (med(w,5) + med(w,6)) / (med(h,5) + med(h,6))
+    print(f"{'ratio swf-warden / HAProxy':30} {ratio(0):9.2f} {ratio(1):8.2f} {ratio(2):8.2f} {'':8} {cpu:24.2f}")
+table(ha, wa)
 print(f"\nsame calls at a fixed pace ({conns} connections, each waiting {pace} ms after an answer)")
-print(f"{'HAProxy pass-through':34} {med(hp,0):9.0f} {med(hp,1):8.3f} {med(hp,2):8.3f} {med(hp,4):8.0f}")
-print(f"{'swf-warden (verify+authorize)':34} {med(wp,0):9.0f} {med(wp,1):8.3f} {med(wp,2):8.3f} {med(wp,4):8.0f}")
-print(f"{'ratio swf-warden / HAProxy':34} {med(wp,0)/med(hp,0):9.2f} {med(wp,1)/med(hp,1):8.2f} {med(wp,2)/med(hp,2):8.2f}")
+table(hp, wp)
 rps, p50, p99, total, non2xx = float(denied[0]), float(denied[1]), float(denied[2]), int(denied[3]), int(denied[4])
 print(f"\ndenial path, audit log on: {rps:.0f} req/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms; "
       f"{total} answered (all refused: {non2xx == total}), {records} audit records "

@@ -150,7 +150,10 @@ pub(super) async fn send(
         let mut lease = match pooled.take() {
             Some(lease) => lease,
             None => {
-                let (sender, connection) = connector.connect().await.map_err(Error::Connect)?;
+                // Boxed: connecting is rare, and its future (TLS included) is large.
+                let (sender, connection) = Box::pin(connector.connect())
+                    .await
+                    .map_err(Error::Connect)?;
                 Lease {
                     owner,
                     sender,

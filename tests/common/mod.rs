@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw_upstream;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
