@@ -1,21 +1,17 @@
 //! The binary's lifecycle: reload on SIGHUP and on a file change (seen on `/readyz` and
 //! `/metrics`), audit log reopened on SIGUSR1, JSON logs carrying the request id.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_swf-warden");
+use common::free_port;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const BIN: &str = env!("CARGO_BIN_EXE_swf-warden");
 
 struct Running {
     child: Child,

@@ -20,14 +20,6 @@ const EXAMPLE_TENANT_A: Tenant = Tenant {
     secret: "tenant-a-secret-for-local-trials",
 };
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Waits until `check` holds; the deadline only guards against a hung test.
 async fn wait_until(mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);

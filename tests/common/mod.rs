@@ -215,6 +215,15 @@ pub struct Proxy {
     server: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// A loopback port nothing listens on (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub const TOKEN_KEY: &str = "test-token-key-0123456789abcdefghij";
 
 fn config_text(upstream: SocketAddr, extra_upstream: &str) -> String {
