@@ -29,6 +29,9 @@ pub struct Options {
     pub limits: Limits,
 }
 
+/// How often each worker closes its expired or upstream-closed idle upstream connections.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A connection accepted within the connection cap, for a worker to serve.
 struct Accepted {
     stream: std::net::TcpStream,
@@ -61,6 +64,13 @@ pub async fn run_workers(
             .name(format!("swf-warden-worker-{index}"))
             .spawn(move || {
                 worker.block_on(async move {
+                    tokio::spawn(async {
+                        let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+                        loop {
+                            sweep.tick().await;
+                            crate::forward::sweep_idle();
+                        }
+                    });
                     let server = Server::new(runtime, options);
                     while let Some(Accepted {
                         stream,

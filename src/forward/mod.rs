@@ -9,7 +9,7 @@
 mod connect;
 mod pool;
 
-pub use pool::UpstreamBody;
+pub use pool::{sweep_idle, UpstreamBody};
 
 use std::io::BufReader;
 use std::sync::atomic::{AtomicU64, Ordering};

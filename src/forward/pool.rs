@@ -135,6 +135,17 @@ impl Lease {
     }
 }
 
+/// Closes this thread's idle connections that have expired or that the upstream has closed.
+/// Each worker runs this periodically, so a quiet worker does not hold sockets open.
+pub fn sweep_idle() {
+    let now = Instant::now();
+    IDLE.with(|pool| {
+        pool.borrow_mut().retain_mut(|idle| {
+            now.duration_since(idle.since) <= IDLE_TIMEOUT && idle.lease.ready_now()
+        });
+    });
+}
+
 /// Sends `request` upstream on a pooled connection of `owner`, or a new one. A pooled
 /// connection the upstream closed just before use fails before the request is written; the
 /// request then goes once more, on a new connection.
@@ -234,5 +245,57 @@ impl Body for UpstreamBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn idle_count() -> usize {
+        IDLE.with(|pool| pool.borrow().len())
+    }
+
+    /// An upstream that answers one request on one connection, then closes it when told.
+    #[tokio::test]
+    async fn the_sweep_closes_connections_the_upstream_closed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (close, closing) = tokio::sync::oneshot::channel::<()>();
+        let (closed, is_closed) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await.unwrap();
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                .await
+                .unwrap();
+            let _ = closing.await;
+            drop(stream);
+            let _ = closed.send(());
+        });
+        let connector = Connector::new("127.0.0.1", port, None, Duration::from_secs(5)).unwrap();
+        let owner = u64::MAX;
+        let request = Request::new(Full::new(Bytes::from_static(b"{}")));
+        let response = send(&connector, owner, request).await.unwrap();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap();
+        assert_eq!(body.to_bytes(), "{}");
+        assert_eq!(idle_count(), 1, "the connection went back to the pool");
+
+        sweep_idle();
+        assert_eq!(idle_count(), 1, "an open connection is kept");
+
+        close.send(()).unwrap();
+        is_closed.await.unwrap();
+        sweep_idle();
+        assert_eq!(
+            idle_count(),
+            0,
+            "a connection the upstream closed is dropped"
+        );
     }
 }
