@@ -232,7 +232,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
         if let Err(e) =
             server::run_workers(listener, workers, state.clone(), options, shutdown.wait()).await
         {
-            tracing::error!(error = %e, "cannot start the workers");
+            tracing::error!(error = %e, "the workers failed");
             return ExitCode::from(1);
         }
         if let Err(e) = state.audit.sync() {

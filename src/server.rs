@@ -101,17 +101,35 @@ pub async fn run_workers(
                 continue;
             }
         };
-        next = (next + 1) % queues.len();
-        let _ = queues[next].send(Accepted {
+        let mut accepted = Accepted {
             stream,
             addr,
             permit,
-        });
+        };
+        // A worker whose thread has ended no longer takes connections: the next one does.
+        while !queues.is_empty() {
+            next = (next + 1) % queues.len();
+            match queues[next].send(accepted) {
+                Ok(()) => break,
+                Err(mpsc::error::SendError(back)) => {
+                    tracing::error!("a worker thread has ended; serving on the others");
+                    queues.remove(next);
+                    accepted = back;
+                }
+            }
+        }
+        if queues.is_empty() {
+            break;
+        }
     }
     drop(listener);
+    let lost = queues.is_empty();
     drop(queues);
     for wait in done {
         let _ = wait.await;
+    }
+    if lost {
+        return Err(std::io::Error::other("no worker thread is left"));
     }
     Ok(())
 }
