@@ -33,13 +33,13 @@ pub type Body = Either<Full<Bytes>, UpstreamBody>;
 /// history events is far smaller).
 const MAX_POLL_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
-/// What is known about a call so far, for its audit record.
-struct Call {
+/// What is known about a call so far, for its audit record (built only when one is written).
+struct Call<'a> {
     request_id: String,
     source_ip: IpAddr,
     /// Shortened into the record only when one is written.
     user_agent: Option<HeaderValue>,
-    principal: Option<audit::PrincipalRef>,
+    principal: Option<&'a Principal>,
     action: Option<&'static str>,
     resource: Option<String>,
     matched: Vec<StatementRef>,
@@ -54,8 +54,8 @@ struct Call {
     upstream_time: Duration,
 }
 
-impl Call {
-    fn new(request_id: String, peer: Peer, user_agent: Option<HeaderValue>) -> Call {
+impl<'a> Call<'a> {
+    fn new(request_id: String, peer: Peer, user_agent: Option<HeaderValue>) -> Call<'a> {
         Call {
             request_id,
             source_ip: peer.addr.ip(),
@@ -79,7 +79,7 @@ impl Call {
             decision,
             error_code: error.map(|e| e.wire().short_name()),
             cause: error.and_then(ProxyError::cause),
-            principal: self.principal.clone(),
+            principal: self.principal.map(Principal::audit_ref),
             action: self.action,
             resource: self.resource.clone(),
             matched_statements: self
@@ -158,19 +158,19 @@ struct Prepared {
 }
 
 /// Steps 1 to 4 (authenticate, resolve, authorize), everything but the network.
-fn prepare(
-    app: &App,
+fn prepare<'a>(
+    app: &'a App,
     parts: &http::request::Parts,
     body: Bytes,
     peer: Peer,
     now: SystemTime,
-    call: &mut Call,
+    call: &mut Call<'a>,
 ) -> Result<Prepared, ProxyError> {
     // 1. Authenticate.
     let principal = app.verifier.verify(parts, &body, now, |key| {
         app.principals.get(key).map(|p| &**p)
     })?;
-    call.principal = Some(principal.audit_ref());
+    call.principal = Some(principal);
 
     // 2. Action and resource.
     let target = parts
@@ -266,11 +266,11 @@ pub fn prepare_only(
     prepare(app, parts, body, peer, now, &mut call).map(|p| p.upstream_body)
 }
 
-async fn process(
-    app: &App,
+async fn process<'a>(
+    app: &'a App,
     request: Request<Incoming>,
     peer: Peer,
-    call: &mut Call,
+    call: &mut Call<'a>,
 ) -> Result<Response<Body>, ProxyError> {
     let (parts, body) = request.into_parts();
     let body = read_body(body, &parts.headers, app.max_body_bytes).await?;
@@ -320,7 +320,7 @@ fn authorize(
     principal: &Principal,
     resource: &str,
     ctx: &Context<'_>,
-    call: &mut Call,
+    call: &mut Call<'_>,
     position: Option<&str>,
 ) -> Result<Permit, ProxyError> {
     call.action = Some(ctx.action.iam_action());
@@ -453,7 +453,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The one place a refusal is audited and answered.
-fn refuse(app: &App, call: &mut Call, error: &ProxyError) -> Response<Body> {
+fn refuse(app: &App, call: &mut Call<'_>, error: &ProxyError) -> Response<Body> {
     let mut recorded = flush_pending(app, call);
     let outcome = error.outcome();
     if outcome == Outcome::AuthFailed {
@@ -476,7 +476,7 @@ fn audit_unavailable() -> ProxyError {
 }
 
 /// Writes the shadow-mode records under the request id the client receives.
-fn flush_pending(app: &App, call: &mut Call) -> bool {
+fn flush_pending(app: &App, call: &mut Call<'_>) -> bool {
     let mut ok = true;
     for mut record in std::mem::take(&mut call.pending) {
         record.request_id.clone_from(&call.request_id);

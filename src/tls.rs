@@ -5,6 +5,7 @@ use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::pki_types::CertificateDer;
 use rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
@@ -33,18 +34,25 @@ fn reader(path: &Path) -> Result<BufReader<std::fs::File>, TlsError> {
         })
 }
 
+/// Every PEM certificate in `path`: a certificate chain, or extra trust roots. An error if
+/// the file cannot be read or holds none.
+pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = rustls_pemfile::certs(&mut reader(path)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| TlsError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate(path.display().to_string()));
+    }
+    Ok(certs)
+}
+
 /// Builds the acceptor from PEM files.
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
     let shown = |p: &Path| p.display().to_string();
-    let chain = rustls_pemfile::certs(&mut reader(cert)?)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsError::Read {
-            path: shown(cert),
-            source,
-        })?;
-    if chain.is_empty() {
-        return Err(TlsError::NoCertificate(shown(cert)));
-    }
+    let chain = certificates(cert)?;
     let key_der = rustls_pemfile::private_key(&mut reader(key)?)
         .map_err(|source| TlsError::Read {
             path: shown(key),

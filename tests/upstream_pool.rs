@@ -118,11 +118,25 @@ async fn a_request_the_upstream_drops_is_a_503_and_never_sent_twice() {
 }
 
 #[tokio::test]
-async fn a_reload_to_another_upstream_never_reuses_the_old_connections() {
+async fn a_reload_keeps_the_upstream_connections_only_for_the_same_upstream() {
     let first = RawUpstream::start(Mode::KeepAlive).await;
     let second = RawUpstream::start(Mode::KeepAlive).await;
     let proxy = proxy_before(&first).await;
     assert_eq!(describe(&proxy).await.status, 200);
+
+    // A reload that keeps the upstream (here, another upstream timeout) keeps its connections.
+    let config = std::fs::read_to_string(proxy.config_path()).unwrap();
+    let edited = config.replacen("[upstream]\n", "[upstream]\ntimeout_seconds = 29\n", 1);
+    assert_ne!(edited, config);
+    std::fs::write(proxy.config_path(), edited).unwrap();
+    proxy.runtime.reload().unwrap();
+    assert_eq!(describe(&proxy).await.status, 200);
+    assert_eq!(
+        first.connections(),
+        1,
+        "the kept-alive connection was reused"
+    );
+    assert_eq!(first.requests(), 2);
 
     let config = std::fs::read_to_string(proxy.config_path()).unwrap();
     let config = config.replace(&first.addr.to_string(), &second.addr.to_string());
@@ -134,7 +148,7 @@ async fn a_reload_to_another_upstream_never_reuses_the_old_connections() {
     }
     assert_eq!(
         first.requests(),
-        1,
+        2,
         "the old upstream's kept-alive connection was not used"
     );
     assert_eq!(second.requests(), 3);

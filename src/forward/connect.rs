@@ -1,9 +1,10 @@
-//! Opening upstream connections: TCP (no Nagle), then TLS for an `https` endpoint, then the
-//! HTTP/1.1 client handshake, which does no I/O of its own.
+//! Opening upstream connections: TCP (no Nagle), then TLS for an `https` endpoint (the public
+//! web PKI roots plus any extra ones), then the HTTP/1.1 client handshake, which does no I/O of
+//! its own.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -34,29 +35,79 @@ pub(super) struct Connector {
     port: u16,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     timeout: Duration,
+    identity: u64,
+}
+
+/// What makes two connectors' connections interchangeable: the same host and port, and for
+/// TLS the same extra trust roots.
+#[derive(PartialEq)]
+struct Identity {
+    host: String,
+    port: u16,
+    extra_roots: Option<Vec<CertificateDer<'static>>>,
+}
+
+/// A number per distinct [`Identity`] seen by this process: connectors built by different
+/// configuration generations for the same upstream share their pooled connections.
+fn identity_number(identity: Identity) -> u64 {
+    static KNOWN: Mutex<Vec<Identity>> = Mutex::new(Vec::new());
+    let mut known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
+    let index = known
+        .iter()
+        .position(|k| *k == identity)
+        .unwrap_or_else(|| {
+            known.push(identity);
+            known.len() - 1
+        });
+    index as u64
 }
 
 impl Connector {
-    /// `host` may be a name or an IP address (without brackets); `tls` is `Some` for https.
+    /// `host` may be a name or an IP address (without brackets). `extra_roots` is `Some` for
+    /// https: the roots trusted besides the public web PKI.
     pub(super) fn new(
         host: &str,
         port: u16,
-        tls: Option<Arc<rustls::ClientConfig>>,
+        extra_roots: Option<Vec<CertificateDer<'static>>>,
         timeout: Duration,
-    ) -> Result<Connector, rustls::pki_types::InvalidDnsNameError> {
-        let tls = match tls {
-            Some(config) => Some((
-                TlsConnector::from(config),
-                ServerName::try_from(host.to_owned())?,
-            )),
+    ) -> Result<Connector, super::ForwarderError> {
+        let tls = match &extra_roots {
+            Some(extra) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                for cert in extra {
+                    roots.add(cert.clone())?;
+                }
+                let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+                config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                let name = ServerName::try_from(host.to_owned())
+                    .map_err(|_| super::ForwarderError::ServerName(host.to_owned()))?;
+                Some((TlsConnector::from(Arc::new(config)), name))
+            }
             None => None,
         };
+        let identity = identity_number(Identity {
+            host: host.to_owned(),
+            port,
+            extra_roots,
+        });
         Ok(Connector {
             host: host.to_owned(),
             port,
             tls,
             timeout,
+            identity,
         })
+    }
+
+    /// Tags the connections this connector opens (see `pool`).
+    pub(super) fn identity(&self) -> u64 {
+        self.identity
     }
 
     /// Opens a new connection, within the connect timeout (TCP and TLS together).

@@ -11,9 +11,6 @@ mod pool;
 
 pub use pool::{sweep_idle, UpstreamBody};
 
-use std::io::BufReader;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -25,18 +22,19 @@ use crate::config::Upstream;
 use crate::error::ProxyError;
 use crate::policy::Permit;
 use crate::sigv4::signer::Signer;
+use crate::sigv4::X_AMZ_DATE;
 use crate::swf::ops::TARGET_PREFIX;
 use crate::swf::Operation;
 
 /// The upstream client and the identity it signs with.
 pub struct Forwarder {
-    /// Tags this forwarder's pooled connections (see `pool`).
-    id: u64,
     connector: connect::Connector,
-    host: String,
     signer: Signer,
+    /// The upstream's `host:port`, for the `Host` header and the signature.
+    host: HeaderValue,
     /// `SimpleWorkflowService.<Op>` for every operation, built once.
-    targets: Vec<String>,
+    targets: Vec<HeaderValue>,
+    session_token: Option<HeaderValue>,
     timeout: std::time::Duration,
     poll_timeout: std::time::Duration,
 }
@@ -44,83 +42,58 @@ pub struct Forwarder {
 /// Why the forwarder could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwarderError {
-    #[error("cannot read CA file `{path}`: {source}")]
-    CaFile {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("CA file `{0}` holds no usable certificate")]
-    NoCertificate(String),
+    #[error("CA file: {0}")]
+    CaFile(#[from] crate::tls::TlsError),
     #[error("TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),
     #[error("`{0}` is not a host name the upstream's certificate can be checked against")]
     ServerName(String),
+    #[error("`{0}` cannot be sent as a header")]
+    Header(String),
 }
 
 impl Forwarder {
     pub fn new(upstream: &Upstream) -> Result<Forwarder, ForwarderError> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = &upstream.ca_file {
-            let shown = path.display().to_string();
-            let file = std::fs::File::open(path).map_err(|source| ForwarderError::CaFile {
-                path: shown.clone(),
-                source,
-            })?;
-            let mut added = 0;
-            for cert in rustls_pemfile::certs(&mut BufReader::new(file)) {
-                let cert = cert.map_err(|source| ForwarderError::CaFile {
-                    path: shown.clone(),
-                    source,
-                })?;
-                roots.add(cert)?;
-                added += 1;
-            }
-            if added == 0 {
-                return Err(ForwarderError::NoCertificate(shown));
-            }
-        }
-        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-
         let endpoint = &upstream.endpoint;
         let https = endpoint.scheme_str() != Some("http");
-        let host = endpoint
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_default();
+        let extra_roots = match (&upstream.ca_file, https) {
+            (_, false) => None,
+            (Some(path), true) => Some(crate::tls::certificates(path)?),
+            (None, true) => Some(Vec::new()),
+        };
         let name = endpoint.host().unwrap_or_default();
         let name = name.trim_start_matches('[').trim_end_matches(']');
         let port = endpoint.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let connector = connect::Connector::new(
-            name,
-            port,
-            https.then(|| Arc::new(tls)),
-            upstream.connect_timeout,
-        )
-        .map_err(|_| ForwarderError::ServerName(name.to_owned()))?;
+        let connector = connect::Connector::new(name, port, extra_roots, upstream.connect_timeout)?;
+        let header = |text: &str| {
+            HeaderValue::from_str(text).map_err(|_| ForwarderError::Header(text.to_owned()))
+        };
+        let host = header(endpoint.authority().map_or("", |a| a.as_str()))?;
+        let targets = Operation::ALL
+            .iter()
+            .map(|op| header(&format!("{TARGET_PREFIX}{}", op.name())))
+            .collect::<Result<_, _>>()?;
+        let session_token = match &upstream.session_token {
+            Some(token) => {
+                let mut value = HeaderValue::from_str(token.expose())
+                    .map_err(|_| ForwarderError::Header("the session token".into()))?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
         let signer = Signer::new(
             &upstream.access_key_id,
             upstream.secret_access_key.clone(),
             upstream.session_token.clone(),
             &upstream.region,
         );
-        let targets = Operation::ALL
-            .iter()
-            .map(|op| format!("{TARGET_PREFIX}{}", op.name()))
-            .collect();
-        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(Forwarder {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             connector,
-            host,
             signer,
+            host,
             targets,
+            session_token,
             timeout: upstream.timeout,
             poll_timeout: upstream.poll_timeout,
         })
@@ -140,7 +113,7 @@ impl Forwarder {
         } else {
             self.timeout
         };
-        match tokio::time::timeout(timeout, pool::send(&self.connector, self.id, request)).await {
+        match tokio::time::timeout(timeout, pool::send(&self.connector, request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, operation = op.name(), "upstream request failed");
@@ -162,10 +135,13 @@ impl Forwarder {
         op: Operation,
         body: Bytes,
     ) -> Result<Request<Full<Bytes>>, ProxyError> {
-        let target = self.targets[op.index()].as_str();
-        let signature = self
-            .signer
-            .sign(&self.host, target, &body, SystemTime::now());
+        let target = &self.targets[op.index()];
+        let signature = self.signer.sign(
+            self.host.as_bytes(),
+            target.as_bytes(),
+            &body,
+            SystemTime::now(),
+        );
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = http::Method::POST;
         *request.uri_mut() = http::Uri::from_static("/");
@@ -176,19 +152,18 @@ impl Forwarder {
             CONTENT_TYPE,
             HeaderValue::from_static("application/x-amz-json-1.0"),
         );
-        headers.insert(HOST, value(&self.host)?);
-        headers.insert(X_AMZ_TARGET, value(target)?);
-        headers.insert(X_AMZ_DATE, value(&signature.amz_date)?);
+        headers.insert(HOST, self.host.clone());
+        headers.insert(X_AMZ_TARGET, target.clone());
+        headers.insert(X_AMZ_DATE.clone(), value(&signature.amz_date)?);
         headers.insert(AUTHORIZATION, value(&signature.authorization)?);
-        if let Some(token) = self.signer.session_token() {
-            headers.insert(X_AMZ_SECURITY_TOKEN, value(token)?);
+        if let Some(token) = &self.session_token {
+            headers.insert(X_AMZ_SECURITY_TOKEN, token.clone());
         }
         Ok(request)
     }
 }
 
 const X_AMZ_TARGET: HeaderName = HeaderName::from_static("x-amz-target");
-const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
 const X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
 
 fn unavailable() -> ProxyError {

@@ -8,8 +8,9 @@
 //! the pool. With one single-threaded runtime per core (`server::run_workers`), a call's
 //! upstream I/O never leaves its core.
 //!
-//! Connections are tagged with the [`Forwarder`](super::Forwarder) that opened them, so after a
-//! reload that changes the upstream an old connection is closed, never reused.
+//! Connections are tagged with their connector's identity (host, port, trust roots), so a
+//! reload that keeps the upstream keeps its connections, and one that changes the upstream
+//! closes the old connections instead of reusing them.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -115,16 +116,8 @@ impl Lease {
         request: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, (hyper::Error, Option<Request<Full<Bytes>>>)> {
         let mut answer = pin!(self.sender.try_send_request(request));
-        let connection = &mut self.connection;
         let result = poll_fn(|cx| {
-            if let Some(c) = connection.as_mut() {
-                if let Poll::Ready(result) = Pin::new(c).poll(cx) {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "upstream connection ended with an error");
-                    }
-                    *connection = None;
-                }
-            }
+            self.drive(cx);
             answer.as_mut().poll(cx)
         })
         .await;
@@ -146,14 +139,14 @@ pub fn sweep_idle() {
     });
 }
 
-/// Sends `request` upstream on a pooled connection of `owner`, or a new one. A pooled
-/// connection the upstream closed just before use fails before the request is written; the
-/// request then goes once more, on a new connection.
+/// Sends `request` upstream on a pooled connection of `connector`'s identity, or a new one. A
+/// pooled connection the upstream closed just before use fails before the request is
+/// written; the request then goes once more, on a new connection.
 pub(super) async fn send(
     connector: &Connector,
-    owner: u64,
     request: Request<Full<Bytes>>,
 ) -> Result<Response<UpstreamBody>, Error> {
+    let owner = connector.identity();
     let mut request = request;
     let mut pooled = Lease::reuse(owner);
     loop {
@@ -277,9 +270,8 @@ mod tests {
             let _ = closed.send(());
         });
         let connector = Connector::new("127.0.0.1", port, None, Duration::from_secs(5)).unwrap();
-        let owner = u64::MAX;
         let request = Request::new(Full::new(Bytes::from_static(b"{}")));
-        let response = send(&connector, owner, request).await.unwrap();
+        let response = send(&connector, request).await.unwrap();
         let body = http_body_util::BodyExt::collect(response.into_body())
             .await
             .unwrap();

@@ -23,7 +23,8 @@ use authorization::Authorization;
 use sha2::{Digest, Sha256};
 
 static AUTHORIZATION: HeaderName = http::header::AUTHORIZATION;
-static X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
+/// `X-Amz-Date`, which the verifier reads and the upstream signer writes.
+pub static X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
 static X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
 
 /// The service name clients sign for.

@@ -39,13 +39,13 @@ impl Signer {
         }
     }
 
-    pub fn session_token(&self) -> Option<&str> {
+    fn session_token(&self) -> Option<&str> {
         self.session_token.as_ref().map(Secret::expose)
     }
 
     /// Signs `POST /` with `content-type`, `host`, `x-amz-date`, `x-amz-target` (and
     /// `x-amz-security-token` with temporary credentials).
-    pub fn sign(&self, host: &str, target: &str, body: &[u8], now: SystemTime) -> Signature {
+    pub fn sign(&self, host: &[u8], target: &[u8], body: &[u8], now: SystemTime) -> Signature {
         let amz_date = amz_date(now);
         let date = &amz_date[..8];
         let mut scope_text = String::with_capacity(32 + self.region.len());
@@ -69,12 +69,12 @@ impl Signer {
             "content-type",
             std::iter::once(&b"application/x-amz-json-1.0"[..]),
         );
-        creq.header("host", std::iter::once(host.as_bytes()));
+        creq.header("host", std::iter::once(host));
         creq.header("x-amz-date", std::iter::once(amz_date.as_bytes()));
         if let Some(token) = self.session_token() {
             creq.header("x-amz-security-token", std::iter::once(token.as_bytes()));
         }
-        creq.header("x-amz-target", std::iter::once(target.as_bytes()));
+        creq.header("x-amz-target", std::iter::once(target));
         let creq = creq.finish(signed_headers, &payload_hash);
         let key = self.credential.signing_key(&scope, &scope_text);
         let signature = canonical::hex64(&canonical::signature_bytes(
@@ -127,8 +127,8 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let body = br#"{"taskToken":"t"}"#;
         let ours = Signer::new("AKIDUPSTREAM", Secret::new("s3cr3t"), None, "eu-west-1").sign(
-            "swf.eu-west-1.amazonaws.com",
-            "SimpleWorkflowService.RecordActivityTaskHeartbeat",
+            b"swf.eu-west-1.amazonaws.com",
+            b"SimpleWorkflowService.RecordActivityTaskHeartbeat",
             body,
             now,
         );
@@ -177,7 +177,7 @@ mod tests {
             "us-east-1",
         );
         let body = b"{}";
-        let sig = signer.sign("h:1", "SimpleWorkflowService.ListDomains", body, now);
+        let sig = signer.sign(b"h:1", b"SimpleWorkflowService.ListDomains", body, now);
         let request = http::Request::builder()
             .method("POST")
             .uri("/")
