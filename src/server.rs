@@ -211,39 +211,20 @@ impl Server {
     /// Serves one connection (after the TLS handshake, if any) in a task of its own.
     fn spawn(&self, stream: TcpStream, addr: SocketAddr, permit: OwnedSemaphorePermit) {
         let runtime = self.runtime.clone();
-        let builder = self.builder.clone();
-        let watcher = self.graceful.watcher();
+        let connection = Connection {
+            builder: self.builder.clone(),
+            watcher: self.graceful.watcher(),
+            runtime: runtime.clone(),
+            addr,
+        };
         let tls = self.options.tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
             runtime.metrics.connection(1);
             match tls {
-                None => {
-                    let peer = Peer {
-                        addr,
-                        secure: false,
-                    };
-                    serve(
-                        &builder,
-                        watcher,
-                        TokioIo::new(stream),
-                        runtime.clone(),
-                        peer,
-                    )
-                    .await
-                }
+                None => connection.serve(TokioIo::new(stream), false).await,
                 Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(stream) => {
-                        let peer = Peer { addr, secure: true };
-                        serve(
-                            &builder,
-                            watcher,
-                            TokioIo::new(stream),
-                            runtime.clone(),
-                            peer,
-                        )
-                        .await
-                    }
+                    Ok(stream) => connection.serve(TokioIo::new(stream), true).await,
                     Err(e) => tracing::debug!(error = %e, %addr, "TLS handshake failed"),
                 },
             }
@@ -267,22 +248,33 @@ impl Server {
     }
 }
 
-async fn serve<I>(
-    builder: &auto::Builder<TokioExecutor>,
+/// One accepted connection, ready to serve HTTP once its transport (plain or TLS) is set up.
+struct Connection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: hyper_util::server::graceful::Watcher,
-    io: I,
     runtime: Arc<Runtime>,
-    peer: Peer,
-) where
-    I: Read + Write + Unpin + Send + 'static,
-{
-    let service = service_fn(move |request| {
-        // Each call runs under the configuration current when it arrived.
-        let app = runtime.app();
-        async move { Ok::<_, Infallible>(handler::handle(&app, request, peer).await) }
-    });
-    let connection = builder.serve_connection(io, service);
-    if let Err(e) = watcher.watch(connection.into_owned()).await {
-        tracing::debug!(error = %e, peer = %peer.addr, "connection ended with an error");
+    addr: SocketAddr,
+}
+
+impl Connection {
+    /// Serves calls on `io` until the connection ends; `secure`: the transport is TLS.
+    async fn serve<I>(self, io: I, secure: bool)
+    where
+        I: Read + Write + Unpin + Send + 'static,
+    {
+        let peer = Peer {
+            addr: self.addr,
+            secure,
+        };
+        let runtime = self.runtime;
+        let service = service_fn(move |request| {
+            // Each call runs under the configuration current when it arrived.
+            let app = runtime.app();
+            async move { Ok::<_, Infallible>(handler::handle(&app, request, peer).await) }
+        });
+        let connection = self.builder.serve_connection(io, service);
+        if let Err(e) = self.watcher.watch(connection.into_owned()).await {
+            tracing::debug!(error = %e, peer = %peer.addr, "connection ended with an error");
+        }
     }
 }

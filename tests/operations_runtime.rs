@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_swf::types::TaskList;
 use common::*;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -104,13 +103,7 @@ async fn a_broken_reload_is_refused_and_the_last_good_set_keeps_serving() {
     .unwrap();
     proxy.runtime.reload().unwrap();
     assert!(proxy.runtime.last_reload_error().is_none());
-    let err = proxy
-        .client(TENANT_A)
-        .describe_domain()
-        .name("tenant-a")
-        .send()
-        .await
-        .unwrap_err();
+    let err = describe_refused(&proxy.client(TENANT_A), "tenant-a").await;
     assert_eq!(
         sdk_code(&err),
         "OperationNotPermittedFault",
@@ -122,12 +115,7 @@ async fn a_broken_reload_is_refused_and_the_last_good_set_keeps_serving() {
 async fn reload_rotates_token_keys_and_adds_principals() {
     let mut proxy = Proxy::start().await;
     let a = proxy.client(TENANT_A);
-    let poll = || {
-        a.poll_for_activity_task()
-            .domain("tenant-a")
-            .task_list(TaskList::builder().name("work").build().unwrap())
-            .send()
-    };
+    let poll = || activity_poll(&a, "tenant-a", "work").send();
     let old_token = poll().await.unwrap().task_token().to_owned();
     let config = std::fs::read_to_string(proxy.config_path()).unwrap();
     let rotated = config.replace(
@@ -162,13 +150,7 @@ async fn shutdown_drains_a_long_poll_in_flight() {
     let mut proxy = Proxy::start().await;
     let a = proxy.client(TENANT_A);
     // The fake upstream holds "slow" polls for 3 s.
-    let poll = tokio::spawn(async move {
-        a.poll_for_activity_task()
-            .domain("tenant-a")
-            .task_list(TaskList::builder().name("slow").build().unwrap())
-            .send()
-            .await
-    });
+    let poll = tokio::spawn(async move { activity_poll(&a, "tenant-a", "slow").send().await });
     // Wait until the poll is in the proxy, then shut down.
     while proxy.runtime.metrics.in_flight() == 0 {
         tokio::task::yield_now().await;
@@ -191,13 +173,7 @@ async fn concurrent_denials_each_leave_exactly_one_record() {
     let calls: Vec<_> = (0..n)
         .map(|_| {
             let b = b.clone();
-            tokio::spawn(async move {
-                b.describe_domain()
-                    .name("tenant-a")
-                    .send()
-                    .await
-                    .unwrap_err()
-            })
+            tokio::spawn(async move { describe_refused(&b, "tenant-a").await })
         })
         .collect();
     let mut ids = Vec::new();
@@ -234,25 +210,13 @@ async fn calls_that_must_be_audited_are_refused_when_the_audit_log_fails() {
         &[],
     )
     .await;
-    let err = proxy
-        .client(TENANT_B)
-        .describe_domain()
-        .name("tenant-a")
-        .send()
-        .await
-        .unwrap_err();
+    let err = describe_refused(&proxy.client(TENANT_B), "tenant-a").await;
     assert_eq!(
         sdk_code(&err),
         "ServiceUnavailableException",
         "a denial is not answered unrecorded"
     );
-    let err = proxy
-        .client(TENANT_A)
-        .describe_domain()
-        .name("tenant-a")
-        .send()
-        .await
-        .unwrap_err();
+    let err = describe_refused(&proxy.client(TENANT_A), "tenant-a").await;
     assert_eq!(
         sdk_code(&err),
         "ServiceUnavailableException",
@@ -441,10 +405,7 @@ async fn beyond_max_connections_new_connections_wait_their_turn() {
     let slow = {
         let (client, order) = (proxy.client(TENANT_A), order.clone());
         tokio::spawn(async move {
-            client
-                .poll_for_activity_task()
-                .domain("tenant-a")
-                .task_list(TaskList::builder().name("slow").build().unwrap())
+            activity_poll(&client, "tenant-a", "slow")
                 .send()
                 .await
                 .unwrap();

@@ -162,12 +162,7 @@ async fn unknown_decision_types_are_invalid() {
 async fn conditions_read_the_request_and_the_connection() {
     let proxy = proxy().await;
     let d = proxy.client(DECIDER);
-    let poll = |list: &str| {
-        d.poll_for_activity_task()
-            .domain("tenant-a")
-            .task_list(TaskList::builder().name(list).build().unwrap())
-            .send()
-    };
+    let poll = |list: &str| activity_poll(&d, "tenant-a", list).send();
     poll("decider-work")
         .await
         .expect("own task list, from loopback");
@@ -175,12 +170,7 @@ async fn conditions_read_the_request_and_the_connection() {
     assert_eq!(sdk_code(&err), "OperationNotPermittedFault");
 
     // Loopback is not 192.0.2.0/24, and this connection is not TLS.
-    let err = d
-        .describe_domain()
-        .name("tenant-a")
-        .send()
-        .await
-        .unwrap_err();
+    let err = describe_refused(&d, "tenant-a").await;
     assert_eq!(sdk_code(&err), "OperationNotPermittedFault");
     let err = d
         .list_domains()
@@ -220,13 +210,7 @@ async fn shadow_mode_for_one_principal_audits_and_forwards() {
     );
 
     // Other principals are still enforced.
-    let err = proxy
-        .client(TENANT_B)
-        .describe_domain()
-        .name("tenant-a")
-        .send()
-        .await
-        .unwrap_err();
+    let err = describe_refused(&proxy.client(TENANT_B), "tenant-a").await;
     assert_eq!(sdk_code(&err), "OperationNotPermittedFault");
 }
 

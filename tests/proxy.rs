@@ -138,10 +138,7 @@ async fn empty_poll_passes_through() {
 async fn tenant_b_is_refused_on_tenant_a_domain_and_audited() {
     let proxy = Proxy::start().await;
     let b = proxy.client(TENANT_B);
-    let err = b
-        .poll_for_activity_task()
-        .domain("tenant-a")
-        .task_list(TaskList::builder().name("work").build().unwrap())
+    let err = activity_poll(&b, "tenant-a", "work")
         .send()
         .await
         .unwrap_err();
@@ -361,13 +358,7 @@ async fn sdk_sees_authentication_errors() {
         .unwrap_err();
     assert_eq!(sdk_code(&err), "UnrecognizedClientException");
 
-    let err = proxy
-        .client(TENANT_A)
-        .describe_domain()
-        .name("tenant:a")
-        .send()
-        .await
-        .unwrap_err();
+    let err = describe_refused(&proxy.client(TENANT_A), "tenant:a").await;
     assert_eq!(sdk_code(&err), "ValidationException");
     let record = proxy.audit_for(&sdk_request_id(&err));
     assert_eq!(record["decision"], "invalidRequest");
@@ -401,13 +392,7 @@ async fn unreachable_upstream_is_service_unavailable() {
     let mut upstream = FakeSwf::start().await;
     upstream.addr = closed;
     let proxy = Proxy::start_against(upstream, "connect_timeout_seconds = 2").await;
-    let err = proxy
-        .client(TENANT_A)
-        .describe_domain()
-        .name("tenant-a")
-        .send()
-        .await
-        .unwrap_err();
+    let err = describe_refused(&proxy.client(TENANT_A), "tenant-a").await;
     assert_eq!(sdk_code(&err), "ServiceUnavailableException");
 }
 
@@ -425,10 +410,7 @@ async fn upstream_slower_than_the_timeout_is_service_unavailable_but_polls_are_n
         .await
         .unwrap_err();
     assert_eq!(sdk_code(&err), "ServiceUnavailableException");
-    let task = a
-        .poll_for_activity_task()
-        .domain("tenant-a")
-        .task_list(TaskList::builder().name("slow").build().unwrap())
+    let task = activity_poll(&a, "tenant-a", "slow")
         .send()
         .await
         .expect("a long poll outlives the ordinary timeout");

@@ -58,193 +58,129 @@ fn with_header(
 #[tokio::test]
 async fn authentication_errors() {
     let proxy = Proxy::start().await;
-
-    let mut no_auth = describe("tenant-a").build(proxy.addr);
-    no_auth.headers_mut().remove("authorization");
-    refused(
-        &proxy,
-        no_auth,
-        400,
-        "MissingAuthenticationTokenException",
-        "authFailed",
-    )
-    .await;
-
-    let garbage = with_header(
-        describe("tenant-a").build(proxy.addr),
-        "authorization",
-        "AWS4-HMAC-SHA256 garbage",
+    let build = |raw: Raw<'static>| raw.build(proxy.addr);
+    let signed = || build(describe("tenant-a"));
+    let altered = |edit: fn(&mut Raw<'static>)| {
+        let mut raw = describe("tenant-a");
+        edit(&mut raw);
+        build(raw)
+    };
+    let without = |name: &str| {
+        let mut request = signed();
+        request.headers_mut().remove(name);
+        request
+    };
+    let partial = format!(
+        "AWS4-HMAC-SHA256 Credential={}/20260101/us-east-1/swf/aws4_request",
+        TENANT_A.key
     );
-    refused(
-        &proxy,
-        garbage,
-        400,
-        "IncompleteSignatureException",
-        "authFailed",
-    )
-    .await;
-
-    let partial = with_header(
-        describe("tenant-a").build(proxy.addr),
-        "authorization",
-        &format!(
-            "AWS4-HMAC-SHA256 Credential={}/20260101/us-east-1/swf/aws4_request",
-            TENANT_A.key
-        ),
-    );
-    refused(
-        &proxy,
-        partial,
-        400,
-        "IncompleteSignatureException",
-        "authFailed",
-    )
-    .await;
-
-    let mut no_date = describe("tenant-a").build(proxy.addr);
-    no_date.headers_mut().remove("x-amz-date");
-    refused(
-        &proxy,
-        no_date,
-        400,
-        "IncompleteSignatureException",
-        "authFailed",
-    )
-    .await;
-
-    let mut wrong = describe("tenant-a");
-    wrong.secret = "wrong";
-    refused(
-        &proxy,
-        wrong.build(proxy.addr),
-        400,
-        "InvalidSignatureException",
-        "authFailed",
-    )
-    .await;
-
-    let mut expired = describe("tenant-a");
-    expired.time = SystemTime::now() - Duration::from_secs(16 * 60);
-    let record = refused(
-        &proxy,
-        expired.build(proxy.addr),
-        400,
-        "InvalidSignatureException",
-        "authFailed",
-    )
-    .await;
-    assert!(record["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("Signature expired"));
-
-    let mut future = describe("tenant-a");
-    future.time = SystemTime::now() + Duration::from_secs(16 * 60);
-    let record = refused(
-        &proxy,
-        future.build(proxy.addr),
-        400,
-        "InvalidSignatureException",
-        "authFailed",
-    )
-    .await;
-    assert!(record["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("Signature not yet current"));
-
-    let mut region = describe("tenant-a");
-    region.region = "eu-west-1";
-    refused(
-        &proxy,
-        region.build(proxy.addr),
-        400,
-        "InvalidSignatureException",
-        "authFailed",
-    )
-    .await;
-
-    let mut service = describe("tenant-a");
-    service.service = "sqs";
-    refused(
-        &proxy,
-        service.build(proxy.addr),
-        400,
-        "InvalidSignatureException",
-        "authFailed",
-    )
-    .await;
-
-    let mut unknown = describe("tenant-a");
-    unknown.key = "AKIAUNKNOWN000000001";
-    let record = refused(
-        &proxy,
-        unknown.build(proxy.addr),
-        400,
-        "UnrecognizedClientException",
-        "authFailed",
-    )
-    .await;
-    assert!(record["principal"].is_null());
-
-    let unsigned_amz = with_header(
-        describe("tenant-a").build(proxy.addr),
-        "x-amz-meta-extra",
-        "1",
-    );
-    refused(
-        &proxy,
-        unsigned_amz,
-        400,
-        "InvalidSignatureException",
-        "authFailed",
-    )
-    .await;
-
-    let unsigned_token = with_header(
-        describe("tenant-a").build(proxy.addr),
-        "x-amz-security-token",
-        "t",
-    );
-    refused(
-        &proxy,
-        unsigned_token,
-        400,
-        "UnrecognizedClientException",
-        "authFailed",
-    )
-    .await;
-
-    let retargeted = with_header(
-        describe("tenant-a").build(proxy.addr),
-        "x-amz-target",
-        "SimpleWorkflowService.DeprecateDomain",
-    );
-    refused(
-        &proxy,
-        retargeted,
-        400,
-        "InvalidSignatureException",
-        "authFailed",
-    )
-    .await;
-
-    let (parts, _) = describe("tenant-a").build(proxy.addr).into_parts();
+    let (parts, _) = signed().into_parts();
     let swapped_body = Request::from_parts(
         parts,
         Full::new(Bytes::from_static(br#"{"name":"tenant-b"}"#)),
     );
-    refused(
-        &proxy,
-        swapped_body,
-        400,
-        "InvalidSignatureException",
-        "authFailed",
-    )
-    .await;
+    // (what is wrong, the request, the error, how its message starts)
+    let cases: Vec<(&str, Request<Full<Bytes>>, &str, &str)> = vec![
+        (
+            "no Authorization",
+            without("authorization"),
+            "MissingAuthenticationTokenException",
+            "",
+        ),
+        (
+            "garbage Authorization",
+            with_header(signed(), "authorization", "AWS4-HMAC-SHA256 garbage"),
+            "IncompleteSignatureException",
+            "",
+        ),
+        (
+            "Authorization without a signature",
+            with_header(signed(), "authorization", &partial),
+            "IncompleteSignatureException",
+            "",
+        ),
+        (
+            "no X-Amz-Date",
+            without("x-amz-date"),
+            "IncompleteSignatureException",
+            "",
+        ),
+        (
+            "wrong secret",
+            altered(|r| r.secret = "wrong"),
+            "InvalidSignatureException",
+            "",
+        ),
+        (
+            "signed 16 minutes ago",
+            altered(|r| r.time = SystemTime::now() - Duration::from_secs(16 * 60)),
+            "InvalidSignatureException",
+            "Signature expired",
+        ),
+        (
+            "signed 16 minutes ahead",
+            altered(|r| r.time = SystemTime::now() + Duration::from_secs(16 * 60)),
+            "InvalidSignatureException",
+            "Signature not yet current",
+        ),
+        (
+            "another region",
+            altered(|r| r.region = "eu-west-1"),
+            "InvalidSignatureException",
+            "",
+        ),
+        (
+            "another service",
+            altered(|r| r.service = "sqs"),
+            "InvalidSignatureException",
+            "",
+        ),
+        (
+            "unknown access key",
+            altered(|r| r.key = "AKIAUNKNOWN000000001"),
+            "UnrecognizedClientException",
+            "",
+        ),
+        (
+            "unsigned x-amz-* header",
+            with_header(signed(), "x-amz-meta-extra", "1"),
+            "InvalidSignatureException",
+            "",
+        ),
+        (
+            "unsigned session token",
+            with_header(signed(), "x-amz-security-token", "t"),
+            "UnrecognizedClientException",
+            "",
+        ),
+        (
+            "target changed after signing",
+            with_header(
+                signed(),
+                "x-amz-target",
+                "SimpleWorkflowService.DeprecateDomain",
+            ),
+            "InvalidSignatureException",
+            "",
+        ),
+        (
+            "body changed after signing",
+            swapped_body,
+            "InvalidSignatureException",
+            "",
+        ),
+    ];
+    for (what, request, error, message) in cases {
+        let record = refused(&proxy, request, 400, error, "authFailed").await;
+        let text = record["message"].as_str().unwrap();
+        assert!(text.starts_with(message), "{what}: {text}");
+        if error == "UnrecognizedClientException" {
+            assert!(record["principal"].is_null(), "{what}: {record}");
+        }
+    }
 
     // The proxy still serves a good request afterwards.
-    let answer = proxy.send(describe("tenant-a").build(proxy.addr)).await;
+    let answer = proxy.send(signed()).await;
     assert_eq!(answer.status, 200);
 }
 

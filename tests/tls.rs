@@ -3,7 +3,6 @@
 
 mod common;
 
-use aws_sdk_swf::types::TaskList;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use common::*;
 
@@ -53,25 +52,14 @@ async fn sdk_over_tls_polls_heartbeats_and_is_refused_elsewhere() {
     let m = material();
     let proxy = Proxy::start_tls(m.acceptor.clone()).await;
     let a = https_client(&proxy, TENANT_A, &m.cert_pem);
-    let task = a
-        .poll_for_activity_task()
-        .domain("tenant-a")
-        .task_list(TaskList::builder().name("work").build().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let task = activity_poll(&a, "tenant-a", "work").send().await.unwrap();
     assert!(task.task_token().starts_with("sw1."));
     a.record_activity_task_heartbeat()
         .task_token(task.task_token())
         .send()
         .await
         .unwrap();
-    let err = a
-        .describe_domain()
-        .name("tenant-b")
-        .send()
-        .await
-        .unwrap_err();
+    let err = describe_refused(&a, "tenant-b").await;
     assert_eq!(sdk_code(&err), "OperationNotPermittedFault");
     assert_eq!(proxy.upstream.count(), 2);
 }
@@ -80,13 +68,7 @@ async fn sdk_over_tls_polls_heartbeats_and_is_refused_elsewhere() {
 async fn plain_http_to_a_tls_listener_gets_nothing() {
     let m = material();
     let proxy = Proxy::start_tls(m.acceptor).await;
-    let err = proxy
-        .client(TENANT_A)
-        .describe_domain()
-        .name("tenant-a")
-        .send()
-        .await
-        .unwrap_err();
+    let err = describe_refused(&proxy.client(TENANT_A), "tenant-a").await;
     assert!(
         err.as_service_error().is_none(),
         "no HTTP answer over a TLS port: {err:?}"
@@ -148,10 +130,7 @@ async fn https_upstream_verified_with_ca_file() {
     )
     .await;
     let client = b.client(TENANT_A);
-    let task = client
-        .poll_for_activity_task()
-        .domain("tenant-a")
-        .task_list(TaskList::builder().name("work").build().unwrap())
+    let task = activity_poll(&client, "tenant-a", "work")
         .send()
         .await
         .unwrap();
@@ -190,12 +169,6 @@ async fn https_upstream_verified_with_ca_file() {
         &[],
     )
     .await;
-    let err = c
-        .client(TENANT_A)
-        .describe_domain()
-        .name("tenant-a")
-        .send()
-        .await
-        .unwrap_err();
+    let err = describe_refused(&c.client(TENANT_A), "tenant-a").await;
     assert_eq!(sdk_code(&err), "ServiceUnavailableException");
 }

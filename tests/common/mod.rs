@@ -600,17 +600,39 @@ impl<'a> Raw<'a> {
     }
 }
 
+/// A `PollForActivityTask` call on `task_list` in `domain`, ready to send.
+pub fn activity_poll(
+    client: &aws_sdk_swf::Client,
+    domain: &str,
+    task_list: &str,
+) -> aws_sdk_swf::operation::poll_for_activity_task::builders::PollForActivityTaskFluentBuilder {
+    client.poll_for_activity_task().domain(domain).task_list(
+        aws_sdk_swf::types::TaskList::builder()
+            .name(task_list)
+            .build()
+            .unwrap(),
+    )
+}
+
+/// `DescribeDomain` of `domain`, which must fail: the SDK's error.
+pub async fn describe_refused(
+    client: &aws_sdk_swf::Client,
+    domain: &str,
+) -> aws_sdk_swf::error::SdkError<
+    aws_sdk_swf::operation::describe_domain::DescribeDomainError,
+    aws_sdk_swf::config::http::HttpResponse,
+> {
+    client
+        .describe_domain()
+        .name(domain)
+        .send()
+        .await
+        .expect_err("DescribeDomain must be refused")
+}
+
 /// Polls `task_list` in `domain` through the SDK and returns the (sealed) task token.
 pub async fn poll_token(client: &aws_sdk_swf::Client, domain: &str, task_list: &str) -> String {
-    let task = client
-        .poll_for_activity_task()
-        .domain(domain)
-        .task_list(
-            aws_sdk_swf::types::TaskList::builder()
-                .name(task_list)
-                .build()
-                .unwrap(),
-        )
+    let task = activity_poll(client, domain, task_list)
         .send()
         .await
         .expect("poll allowed");
