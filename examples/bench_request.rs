@@ -4,9 +4,9 @@
 
 use std::time::SystemTime;
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
+#[path = "../tests/common/sdk_sign.rs"]
+mod sdk_sign;
+
 use swf_warden::secret::Secret;
 use swf_warden::tokens::{TokenKey, TokenSealer};
 
@@ -23,42 +23,20 @@ fn main() {
     // An upstream-sized token (SWF's are several hundred characters).
     let token = sealer.seal(domain, &"AAAAKgAAAAIAAAAAAAAAAkP5XV3k2TMvcH0kA".repeat(16));
     let body = format!(r#"{{"taskToken":"{token}","details":"progress 42%"}}"#);
-    let headers = [
-        ("content-type", "application/x-amz-json-1.0"),
-        ("host", host.as_str()),
-        (
-            "x-amz-target",
-            "SimpleWorkflowService.RecordActivityTaskHeartbeat",
-        ),
-    ];
-    let identity = Credentials::new(key, secret, None, None, "bench").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("swf")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .expect("signing parameters")
-        .into();
-    let uri = format!("http://{host}/");
-    let signable = SignableRequest::new(
-        "POST",
-        &uri,
-        headers.iter().copied(),
-        SignableBody::Bytes(body.as_bytes()),
-    )
-    .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+    let headers = sdk_sign::signed_headers(&sdk_sign::Call {
+        key,
+        secret,
+        region: "us-east-1",
+        service: "swf",
+        time: SystemTime::now(),
+        host,
+        target: "SimpleWorkflowService.RecordActivityTaskHeartbeat",
+        body: body.as_bytes(),
+    });
     let mut lua = String::from("wrk.method = \"POST\"\n");
     lua.push_str(&format!("wrk.body = [[{body}]]\n"));
     // wrk sends the Host header itself, from the URL (the signed one for swf-warden's URL).
-    for (name, value) in headers
-        .iter()
-        .copied()
-        .chain(instructions.headers())
-        .filter(|(n, _)| *n != "host")
-    {
+    for (name, value) in headers.iter().filter(|(n, _)| n != "host") {
         lua.push_str(&format!("wrk.headers[\"{name}\"] = \"{value}\"\n"));
     }
     std::fs::write(out, lua).expect("write the script");

@@ -8,9 +8,9 @@
 
 use std::time::SystemTime;
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
+#[path = "../tests/common/sdk_sign.rs"]
+mod sdk_sign;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -19,40 +19,26 @@ const STREAMS_PER_CONNECTION: usize = 100;
 
 fn signed(addr: &str, key: &str, secret: &str) -> http::Request<Full<Bytes>> {
     let body = br#"{"domain":"bench","taskList":{"name":"work"}}"#;
-    let headers = [
-        ("content-type", "application/x-amz-json-1.0"),
-        ("host", addr),
-        ("x-amz-target", "SimpleWorkflowService.PollForActivityTask"),
-    ];
-    let identity = Credentials::new(key, secret, None, None, "bench").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("swf")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .expect("signing parameters")
-        .into();
-    let uri = format!("http://{addr}/");
-    let signable = SignableRequest::new(
-        "POST",
-        &uri,
-        headers.iter().copied(),
-        SignableBody::Bytes(body),
-    )
-    .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
-    let mut builder = http::Request::builder().method("POST").uri(&uri);
-    for (k, v) in headers.iter().filter(|(k, _)| *k != "host") {
-        builder = builder.header(*k, *v);
+    let headers = sdk_sign::signed_headers(&sdk_sign::Call {
+        key,
+        secret,
+        region: "us-east-1",
+        service: "swf",
+        time: SystemTime::now(),
+        host: addr,
+        target: "SimpleWorkflowService.PollForActivityTask",
+        body,
+    });
+    // HTTP/2 carries the host as the URI's authority, not as a header.
+    let mut builder = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}/"));
+    for (name, value) in headers.iter().filter(|(n, _)| n != "host") {
+        builder = builder.header(name, value);
     }
-    let mut request = builder
+    builder
         .body(Full::new(Bytes::from_static(body)))
-        .expect("request");
-    instructions.apply_to_request_http1x(&mut request);
-    request.headers_mut().remove("host");
-    request
+        .expect("request")
 }
 
 #[tokio::main]

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod raw_upstream;
+pub mod sdk_sign;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,8 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
@@ -564,39 +563,25 @@ impl<'a> Raw<'a> {
     /// Signs with aws-sigv4 exactly as an SDK would, for the proxy at `addr`.
     pub fn build(&self, addr: SocketAddr) -> Request<Full<Bytes>> {
         let host = addr.to_string();
-        let headers = [
-            ("content-type", "application/x-amz-json-1.0"),
-            ("host", host.as_str()),
-            ("x-amz-target", self.target),
-        ];
-        let identity = Credentials::new(self.key, self.secret, None, None, "test").into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(self.region)
-            .name(self.service)
-            .time(self.time)
-            .settings(SigningSettings::default())
-            .build()
-            .unwrap()
-            .into();
-        let uri = format!("http://{host}/");
-        let signable = SignableRequest::new(
-            "POST",
-            &uri,
-            headers.iter().copied(),
-            SignableBody::Bytes(&self.body),
-        )
-        .unwrap();
-        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-        let mut builder = Request::builder().method("POST").uri(&uri);
-        for (k, v) in headers {
-            builder = builder.header(k, v);
+        let headers = sdk_sign::signed_headers(&sdk_sign::Call {
+            key: self.key,
+            secret: self.secret,
+            region: self.region,
+            service: self.service,
+            time: self.time,
+            host: &host,
+            target: self.target,
+            body: &self.body,
+        });
+        let mut builder = Request::builder()
+            .method("POST")
+            .uri(format!("http://{host}/"));
+        for (name, value) in headers {
+            builder = builder.header(name, value);
         }
-        let mut request = builder
+        builder
             .body(Full::new(Bytes::from(self.body.clone())))
-            .unwrap();
-        instructions.apply_to_request_http1x(&mut request);
-        request
+            .unwrap()
     }
 }
 
