@@ -9,9 +9,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use swf_warden::handler::Peer;
@@ -20,6 +17,9 @@ use swf_warden::secret::Secret;
 use swf_warden::sigv4::{Credential, Verifier};
 use swf_warden::swf::Operation;
 use swf_warden::tokens::{TokenKey, TokenSealer};
+
+#[path = "../tests/common/sdk_sign.rs"]
+mod sdk_sign;
 
 const KEY: &str = "AKIABENCHTENANT00001";
 const SECRET: &str = "bench-tenant-secret";
@@ -32,39 +32,22 @@ fn at() -> SystemTime {
 /// A heartbeat signed by aws-sigv4, as an SDK would send it.
 fn heartbeat(token: &str) -> (http::request::Parts, Bytes) {
     let body = Bytes::from(format!(r#"{{"taskToken":"{token}","details":"42%"}}"#));
-    let headers = [
-        ("content-type", "application/x-amz-json-1.0"),
-        ("host", "127.0.0.1:8080"),
-        (
-            "x-amz-target",
-            "SimpleWorkflowService.RecordActivityTaskHeartbeat",
-        ),
-        ("x-amz-user-agent", "aws-sdk-rust/1.0 api/swf/1.0"),
-    ];
-    let identity = Credentials::new(KEY, SECRET, None, None, "bench").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("swf")
-        .time(at())
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let signable = SignableRequest::new(
-        "POST",
-        "http://127.0.0.1:8080/",
-        headers.iter().copied(),
-        SignableBody::Bytes(&body),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let headers = sdk_sign::signed_headers(&sdk_sign::Call {
+        key: KEY,
+        secret: SECRET,
+        region: "us-east-1",
+        service: "swf",
+        time: at(),
+        host: "127.0.0.1:8080",
+        target: "SimpleWorkflowService.RecordActivityTaskHeartbeat",
+        extra: &[("x-amz-user-agent", "aws-sdk-rust/1.0 api/swf/1.0")],
+        body: &body,
+    });
     let mut builder = http::Request::builder().method("POST").uri("/");
-    for (k, v) in headers {
-        builder = builder.header(k, v);
+    for (name, value) in headers {
+        builder = builder.header(name, value);
     }
-    let mut request = builder.body(()).unwrap();
-    instructions.apply_to_request_http1x(&mut request);
+    let request = builder.body(()).unwrap();
     (request.into_parts().0, body)
 }
 

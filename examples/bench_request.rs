@@ -31,6 +31,7 @@ fn main() {
         time: SystemTime::now(),
         host,
         target: "SimpleWorkflowService.RecordActivityTaskHeartbeat",
+        extra: &[],
         body: body.as_bytes(),
     });
     let mut lua = String::from("wrk.method = \"POST\"\n");

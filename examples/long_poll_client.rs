@@ -27,6 +27,7 @@ fn signed(addr: &str, key: &str, secret: &str) -> http::Request<Full<Bytes>> {
         time: SystemTime::now(),
         host: addr,
         target: "SimpleWorkflowService.PollForActivityTask",
+        extra: &[],
         body,
     });
     // HTTP/2 carries the host as the URI's authority, not as a header.

@@ -2,10 +2,10 @@
 //! our signer and verifier cannot hide here; each attack is refused with its exact error.
 
 use super::*;
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
 use canonical::CanonicalHeader;
+
+#[path = "../../tests/common/sdk_sign.rs"]
+mod sdk_sign;
 use std::time::UNIX_EPOCH;
 
 const AKID: &str = "AKIDTENANTA";
@@ -34,40 +34,22 @@ fn signed_with(
     extra: &[(&str, &str)],
     body: &[u8],
 ) -> Signed {
-    let mut headers: Vec<(&str, &str)> = vec![
-        ("content-type", "application/x-amz-json-1.0"),
-        ("host", "127.0.0.1:8080"),
-        (
-            "x-amz-target",
-            "SimpleWorkflowService.RecordActivityTaskHeartbeat",
-        ),
-    ];
-    headers.extend_from_slice(extra);
-    let identity = Credentials::new(AKID, secret, None, None, "test").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name(service)
-        .time(at)
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let signable = SignableRequest::new(
-        "POST",
-        "http://127.0.0.1:8080/",
-        headers.iter().copied(),
-        SignableBody::Bytes(body),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let headers = sdk_sign::signed_headers(&sdk_sign::Call {
+        key: AKID,
+        secret,
+        region,
+        service,
+        time: at,
+        host: "127.0.0.1:8080",
+        target: "SimpleWorkflowService.RecordActivityTaskHeartbeat",
+        extra,
+        body,
+    });
     let mut builder = http::Request::builder().method("POST").uri("/");
-    for (k, v) in &headers {
-        builder = builder.header(*k, *v);
+    for (name, value) in headers {
+        builder = builder.header(name, value);
     }
-    let mut request = builder.body(()).unwrap();
-    instructions.apply_to_request_http1x(&mut request);
-    let (parts, ()) = request.into_parts();
+    let (parts, ()) = builder.body(()).unwrap().into_parts();
     Signed {
         parts,
         body: body.to_vec(),

@@ -571,6 +571,7 @@ impl<'a> Raw<'a> {
             time: self.time,
             host: &host,
             target: self.target,
+            extra: &[],
             body: &self.body,
         });
         let mut builder = Request::builder()

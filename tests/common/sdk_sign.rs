@@ -1,5 +1,6 @@
 //! Signing a `POST /` SWF call exactly as an AWS SDK does, with AWS's own `aws-sigv4`. Shared
-//! by the tests (`common::Raw`) and, through `#[path]`, the benchmark clients in `examples/`.
+//! by the tests (`common::Raw`) and, through `#[path]`, the verifier's unit tests, the
+//! micro-benchmarks and the benchmark clients in `examples/`.
 
 use std::time::SystemTime;
 
@@ -17,17 +18,20 @@ pub struct Call<'a> {
     /// `host:port`, as the `Host` header carries it.
     pub host: &'a str,
     pub target: &'a str,
+    /// More headers to send and sign, after the three every call carries.
+    pub extra: &'a [(&'a str, &'a str)],
     pub body: &'a [u8],
 }
 
-/// The call's headers: `content-type`, `host` and `x-amz-target`, then the ones the signer
-/// adds (`x-amz-date`, `authorization`).
+/// The call's headers: `content-type`, `host`, `x-amz-target` and the extra ones, then the
+/// ones the signer adds (`x-amz-date`, `authorization`).
 pub fn signed_headers(call: &Call<'_>) -> Vec<(String, String)> {
-    let headers = [
+    let mut headers = vec![
         ("content-type", "application/x-amz-json-1.0"),
         ("host", call.host),
         ("x-amz-target", call.target),
     ];
+    headers.extend_from_slice(call.extra);
     let identity = Credentials::new(call.key, call.secret, None, None, "test").into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
