@@ -371,12 +371,7 @@ async fn two_replicas_with_the_same_keys_serve_one_tenant() {
         .await
         .unwrap_err();
     assert_eq!(sdk_code(&err), "OperationNotPermittedFault");
-    let ops: Vec<String> = first
-        .upstream
-        .calls()
-        .into_iter()
-        .map(|c| c.operation)
-        .collect();
+    let ops = first.upstream.operations();
     assert_eq!(
         ops,
         [

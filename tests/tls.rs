@@ -108,23 +108,15 @@ async fn https_upstream_verified_with_ca_file() {
     let ca_line = format!("ca_file = \"{}\"", ca.display());
     let b = Proxy::start_configured(
         |c| {
-            let upstream_line = c
-                .lines()
-                .find(|l| l.starts_with("endpoint = "))
-                .unwrap()
-                .to_owned();
-            c.replace(
-                &upstream_line,
-                &format!("endpoint = \"{endpoint}\"\n{ca_line}"),
-            )
-            .replace(
-                "access_key_id = \"AKIDUPSTREAM\"",
-                "access_key_id = \"AKIACHAINED000000001\"",
-            )
-            .replace(
-                "secret_access_key = \"upstream-secret\"",
-                "secret_access_key = \"chained-secret\"",
-            )
+            replace_endpoint(&c, &format!("endpoint = \"{endpoint}\"\n{ca_line}"))
+                .replace(
+                    "access_key_id = \"AKIDUPSTREAM\"",
+                    "access_key_id = \"AKIACHAINED000000001\"",
+                )
+                .replace(
+                    "secret_access_key = \"upstream-secret\"",
+                    "secret_access_key = \"chained-secret\"",
+                )
         },
         &[],
     )
@@ -141,12 +133,7 @@ async fn https_upstream_verified_with_ca_file() {
         .await
         .unwrap();
     assert_eq!(b.upstream.count(), 0, "B's own fake upstream is not used");
-    let ops: Vec<String> = a
-        .upstream
-        .calls()
-        .into_iter()
-        .map(|c| c.operation)
-        .collect();
+    let ops = a.upstream.operations();
     assert_eq!(
         ops,
         ["PollForActivityTask", "RecordActivityTaskHeartbeat"],
@@ -156,13 +143,8 @@ async fn https_upstream_verified_with_ca_file() {
     // Without the CA, B cannot reach A: the certificate is not trusted.
     let c = Proxy::start_configured(
         |c| {
-            let upstream_line = c
-                .lines()
-                .find(|l| l.starts_with("endpoint = "))
-                .unwrap()
-                .to_owned();
-            c.replace(
-                &upstream_line,
+            replace_endpoint(
+                &c,
                 &format!("endpoint = \"{endpoint}\"\nconnect_timeout_seconds = 2"),
             )
         },

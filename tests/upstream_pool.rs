@@ -11,22 +11,7 @@ use serde_json::json;
 /// A proxy whose upstream is `upstream`.
 async fn proxy_before(upstream: &RawUpstream) -> Proxy {
     let endpoint = format!("endpoint = \"http://{}\"", upstream.addr);
-    Proxy::start_configured(
-        |text| {
-            text.lines()
-                .map(|line| {
-                    if line.starts_with("endpoint = ") {
-                        endpoint.clone()
-                    } else {
-                        line.to_owned()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        },
-        &[],
-    )
-    .await
+    Proxy::start_configured(|text| replace_endpoint(&text, &endpoint), &[]).await
 }
 
 async fn describe(proxy: &Proxy) -> RawResponse {

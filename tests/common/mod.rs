@@ -118,6 +118,26 @@ impl FakeSwf {
     pub fn count(&self) -> usize {
         self.received.lock().unwrap().len()
     }
+
+    /// The operations received, in order.
+    pub fn operations(&self) -> Vec<String> {
+        self.calls().into_iter().map(|c| c.operation).collect()
+    }
+}
+
+/// `config` with its `[upstream] endpoint = …` line replaced by `lines`.
+pub fn replace_endpoint(config: &str, lines: &str) -> String {
+    config
+        .lines()
+        .map(|line| {
+            if line.starts_with("endpoint = ") {
+                lines
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 async fn answer(
