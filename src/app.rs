@@ -98,6 +98,8 @@ impl App {
             .principals
             .into_iter()
             .map(|p| {
+                // Built here, off the request threads, not by a principal's first call.
+                p.policies.build_index();
                 let principal = Principal {
                     name: p.name,
                     arn: p.arn,

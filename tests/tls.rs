@@ -140,6 +140,14 @@ async fn https_upstream_verified_with_ca_file() {
         "through A, over https"
     );
 
+    // Trust withdrawn: the CA file now holds another CA. After a reload, B's kept-alive
+    // connection to A, made under the old trust, is not reused: A is no longer trusted.
+    std::fs::write(&ca, material().cert_pem).unwrap();
+    b.runtime.reload().unwrap();
+    let err = describe_refused(&client, "tenant-a").await;
+    assert_eq!(sdk_code(&err), "ServiceUnavailableException");
+    assert_eq!(a.upstream.count(), 2, "nothing more reached A");
+
     // Without the CA, B cannot reach A: the certificate is not trusted.
     let c = Proxy::start_configured(
         |c| {

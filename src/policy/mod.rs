@@ -167,16 +167,25 @@ impl PolicySet {
         self.policies.iter().map(|p| &*p.name)
     }
 
+    /// Builds the statement index now. The proxy does this when it loads a configuration
+    /// (`App::new`, off the request threads), so no call pays for it; otherwise the first
+    /// evaluation builds it.
+    pub fn build_index(&self) {
+        self.index();
+    }
+
+    fn index(&self) -> &index::Index {
+        self.index
+            .get_or_init(|| Arc::new(index::Index::build(&self.policies)))
+    }
+
     /// IAM's evaluation: an explicit `Deny` wins, else any `Allow` allows, else implicit deny.
     /// A statement applies when its action, its resource and all its conditions match.
     pub fn evaluate(&self, resource: &str, ctx: &Context<'_>) -> Decision {
         let bit = 1u64 << ctx.action.index();
         let mut allows = Vec::new();
         let mut denies = Vec::new();
-        let index = self
-            .index
-            .get_or_init(|| Arc::new(index::Index::build(&self.policies)));
-        index.candidates(resource, |p, s| {
+        self.index().candidates(resource, |p, s| {
             let statement = &self.policies[p].compiled[s];
             if statement.actions & bit == 0
                 || !statement.resources.applies(resource, ctx)
