@@ -230,7 +230,6 @@ fn prepare<'a>(
         );
         authorize(principal, &resolved.resource, &ctx, call, Some(&position))?;
     }
-    call.action = Some(op.iam_action());
     // Only a record of an allowed call names the statements that allowed it.
     if app.audit.include_allowed() {
         call.matched = permit.decision().statements.clone();
@@ -316,6 +315,8 @@ async fn process<'a>(
 
 /// Authorizes one action, recording what decided it. In shadow mode a denial is kept for the
 /// audit log as `wouldDeny` and the call goes on; `position` names a decision inside the call.
+/// A record names the action authorized (the decision's, for a decision); `call.action` stays
+/// the operation's unless this refuses.
 fn authorize(
     principal: &Principal,
     resource: &str,
@@ -323,7 +324,7 @@ fn authorize(
     call: &mut Call<'_>,
     position: Option<&str>,
 ) -> Result<Permit, ProxyError> {
-    call.action = Some(ctx.action.iam_action());
+    let action = Some(ctx.action.iam_action());
     match policy::authorize(
         &principal.policies,
         &principal.arn,
@@ -334,7 +335,10 @@ fn authorize(
         Ok(permit) => {
             if permit.shadowed() {
                 call.matched = permit.decision().statements.clone();
-                let record = call.record(Outcome::WouldDeny, None);
+                let record = Record {
+                    action,
+                    ..call.record(Outcome::WouldDeny, None)
+                };
                 call.pending.push(record);
             }
             Ok(permit)
@@ -348,6 +352,7 @@ fn authorize(
                 _ => Outcome::ImplicitDeny,
             };
             call.matched = decision.statements;
+            call.action = action;
             Err(ProxyError::NotPermitted { message, outcome })
         }
     }

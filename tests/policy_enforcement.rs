@@ -272,3 +272,51 @@ async fn include_allowed_records_allowed_calls_under_the_client_request_id() {
         serde_json::json!([{"policy": "tenant-a", "sid": "OwnDomain"}])
     );
 }
+
+#[tokio::test]
+async fn a_shadowed_decision_is_recorded_as_itself_and_the_call_as_the_operation() {
+    let proxy = Proxy::start_configured(
+        |c| {
+            c.replace(
+                "path = \"audit.log\"",
+                "path = \"audit.log\"\ninclude_allowed = true",
+            ) + &principal(DECIDER, "[\"decider\"]", "enforce = false")
+        },
+        &[("decider.json", DECIDER_POLICY)],
+    )
+    .await;
+    let d = proxy.client(DECIDER);
+    let token = decision_token(&d).await;
+    let out = d
+        .respond_decision_task_completed()
+        .task_token(&token)
+        .decisions(complete())
+        .decisions(schedule("expensive"))
+        .send()
+        .await
+        .expect("forwarded in shadow mode");
+    let id = aws_sdk_swf::operation::RequestId::request_id(&out)
+        .unwrap()
+        .to_owned();
+    let records: Vec<_> = proxy
+        .audit()
+        .into_iter()
+        .filter(|r| r["requestId"] == id.as_str())
+        .collect();
+    let actions: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["decision"].as_str().unwrap(),
+                r["action"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("wouldDeny", "swf:ScheduleActivityTask"),
+            ("allowed", "swf:RespondDecisionTaskCompleted"),
+        ]
+    );
+}
