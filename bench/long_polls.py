@@ -3,10 +3,11 @@
 
 Starts a stub SWF upstream that holds every PollForActivityTask until told to answer, starts
 swf-warden (release build) in front of it, and runs examples/long_poll_client, which sends N
-signed polls at once over HTTP/2 (100 streams per connection, so the client side needs few
-sockets and the proxy's file descriptors go to the N upstream connections). When the upstream
-holds all N, the proxy's resident memory (VmRSS) is read from /proc; then the upstream answers
-and the client counts the answers carrying a sealed token. Loopback only.
+signed polls at once over cleartext HTTP/2 (`h2c = true`; 100 streams per connection, so the
+client side needs few sockets and the proxy's file descriptors go to the N upstream
+connections; every stream takes a slot under `max_connections`, sized for them). When the
+upstream holds all N, the proxy's resident memory (VmRSS) is read from /proc; then the
+upstream answers and the client counts the answers carrying a sealed token. Loopback only.
 Usage: cargo build --release --example long_poll_client && python3 bench/long_polls.py [N]
 """
 
@@ -82,6 +83,7 @@ async def main():
     (d / "config.toml").write_text(f"""
 [listen]
 address = "127.0.0.1:{port}"
+h2c = true
 [service]
 region = "us-east-1"
 account_id = "123456789012"

@@ -1,6 +1,8 @@
 //! Load client for `bench/long_polls.py`: opens HTTP/2 (prior knowledge) connections to the
-//! proxy and sends N signed `PollForActivityTask` calls at once, 100 streams per connection,
-//! then waits for every answer and prints how many carried a sealed task token.
+//! proxy, which must serve cleartext HTTP/2 (`[listen] h2c = true`), and sends N signed
+//! `PollForActivityTask` calls at once, 100 streams per connection (the proxy's default
+//! `max_concurrent_streams`), then waits for every answer and prints how many carried a
+//! sealed task token.
 //!
 //! HTTP/2 keeps the client side to a few sockets, so the proxy's file descriptors go to the
 //! upstream side, where each held poll needs a connection.

@@ -51,6 +51,9 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub forwarder: Forwarder,
     pub max_body_bytes: usize,
+    pub max_decisions: usize,
+    /// How long a request body may take to arrive.
+    pub body_read_timeout: std::time::Duration,
     /// The policy folder this generation was read from.
     pub policy_dir: std::path::PathBuf,
 }
@@ -94,6 +97,8 @@ impl App {
                 .map(|(id, s)| TokenKey::new(id, s))
                 .collect(),
         );
+        // The SWF model is compiled once, here, off the request threads.
+        crate::swf::model::Model::get();
         let principals = config
             .principals
             .into_iter()
@@ -112,7 +117,8 @@ impl App {
             })
             .collect();
         Ok(App {
-            verifier: Verifier::swf(config.service.region.clone(), config.service.max_clock_skew),
+            verifier: Verifier::swf(config.service.region.clone(), config.service.max_clock_skew)
+                .with_hosts(config.service.hosts.clone()),
             service: config.service,
             principals,
             sealer,
@@ -120,6 +126,8 @@ impl App {
             metrics,
             forwarder,
             max_body_bytes: config.limits.max_body_bytes,
+            max_decisions: config.limits.max_decisions,
+            body_read_timeout: config.limits.body_read_timeout,
             policy_dir: config.policy_dir,
         })
     }

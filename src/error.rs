@@ -30,6 +30,15 @@ pub enum ProxyError {
     NotPermitted { message: String, outcome: Outcome },
     #[error("{0}")]
     Unavailable(String),
+    /// The request body did not arrive within `body_read_timeout_seconds`.
+    #[error(
+        "Your request body was not received within {seconds} seconds; the request was dropped."
+    )]
+    RequestTimeout { seconds: u64 },
+    /// A call beyond `max_connections` or `max_connections_per_ip` (an HTTP/2 connection's
+    /// further concurrent calls take a slot each).
+    #[error("Service Unavailable: the proxy is handling as many calls as it may{0}; retry later.")]
+    AtCapacity(&'static str),
 }
 
 /// The wire form of an error: HTTP status and the fully-qualified `__type`.
@@ -77,10 +86,13 @@ impl ProxyError {
                 400,
                 "com.amazonaws.swf.base.model#OperationNotPermittedFault",
             ),
-            ProxyError::Unavailable(_) => (
+            ProxyError::Unavailable(_) | ProxyError::AtCapacity(_) => (
                 503,
                 "com.amazon.coral.availability#ServiceUnavailableException",
             ),
+            ProxyError::RequestTimeout { .. } => {
+                (408, "com.amazon.coral.service#RequestTimeoutException")
+            }
         };
         Wire { status, type_name }
     }
@@ -95,7 +107,9 @@ impl ProxyError {
             ProxyError::UnknownOperation(_)
             | ProxyError::Serialization(_)
             | ProxyError::Validation(_)
-            | ProxyError::TooLarge { .. } => Outcome::InvalidRequest,
+            | ProxyError::TooLarge { .. }
+            | ProxyError::RequestTimeout { .. }
+            | ProxyError::AtCapacity(_) => Outcome::InvalidRequest,
             ProxyError::NotPermitted { outcome, .. } => *outcome,
             ProxyError::Unavailable(_) => Outcome::Allowed,
         }
@@ -147,6 +161,18 @@ mod tests {
     fn too_large_is_413_and_unavailable_503() {
         assert_eq!(ProxyError::TooLarge { limit: 1 }.wire().status, 413);
         assert_eq!(ProxyError::Unavailable("x".into()).wire().status, 503);
+    }
+
+    #[test]
+    fn connection_limits_have_their_wire_forms() {
+        let late = ProxyError::RequestTimeout { seconds: 10 };
+        assert_eq!(late.wire().status, 408);
+        assert_eq!(late.wire().short_name(), "RequestTimeoutException");
+        assert_eq!(late.outcome(), Outcome::InvalidRequest);
+        let full = ProxyError::AtCapacity(" from this address");
+        assert_eq!(full.wire().status, 503);
+        assert_eq!(full.wire().short_name(), "ServiceUnavailableException");
+        assert!(full.to_string().contains("from this address"), "{full}");
     }
 
     #[test]

@@ -98,6 +98,7 @@ impl<'a> Call<'a> {
                 .map(crate::error::excerpt),
             message: error.map(ToString::to_string),
             task_token_fingerprint: self.sealed_token.as_deref().map(crate::tokens::fingerprint),
+            suppressed: None,
         }
     }
 }
@@ -146,6 +147,21 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
     app.metrics
         .proxy_time
         .observe(started.elapsed().saturating_sub(call.upstream_time));
+    response
+}
+
+/// Answers a call the server refuses before handling it (over the connection caps), audited
+/// and counted like any refusal.
+pub fn refuse_unhandled<B>(
+    app: &App,
+    request: &Request<B>,
+    peer: Peer,
+    error: &ProxyError,
+) -> Response<Body> {
+    let user_agent = request.headers().get(http::header::USER_AGENT).cloned();
+    let mut call = Call::new(request_id(), peer, user_agent);
+    let response = refuse(app, &mut call, error);
+    app.metrics.request(None, error.outcome());
     response
 }
 
@@ -199,7 +215,7 @@ fn prepare<'a>(
             call.sealed_token = Some(sealed);
         }
     }
-    let decisions = resolve::decisions(&request)?;
+    let decisions = resolve::decisions(&request, app.max_decisions)?;
 
     // 3. Authorize the call, then each decision it carries; 4. a denial returns here.
     let ctx = Context {
@@ -272,7 +288,13 @@ async fn process<'a>(
     call: &mut Call<'a>,
 ) -> Result<Response<Body>, ProxyError> {
     let (parts, body) = request.into_parts();
-    let body = read_body(body, &parts.headers, app.max_body_bytes).await?;
+    let body = read_body(
+        body,
+        &parts.headers,
+        app.max_body_bytes,
+        app.body_read_timeout,
+    )
+    .await?;
     let Prepared {
         op,
         resolved,
@@ -358,11 +380,17 @@ fn authorize(
     }
 }
 
-/// Reads the body, refusing anything over `limit` without reading it whole. A coding other
-/// than plain `chunked` is refused: the bytes signed must be the bytes sent. (The HTTP layer
-/// already answers 400 to codings not ending in `chunked`, and resolves `Content-Length` with
-/// `Transfer-Encoding` as RFC 9112 says, closing the connection; the check stays as defence.)
-async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<Bytes, ProxyError> {
+/// Reads the body, refusing anything over `limit` without reading it whole, and anything that
+/// has not arrived whole within `timeout`. A coding other than plain `chunked` is refused: the
+/// bytes signed must be the bytes sent. (The HTTP layer already answers 400 to codings not
+/// ending in `chunked`, and resolves `Content-Length` with `Transfer-Encoding` as RFC 9112
+/// says, closing the connection; the check stays as defence.)
+async fn read_body(
+    body: Incoming,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ProxyError> {
     let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
     if let Some(coding) = codings.next() {
         if headers.contains_key(CONTENT_LENGTH) || coding != "chunked" || codings.next().is_some() {
@@ -378,7 +406,14 @@ async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ProxyError::TooLarge { limit });
     }
-    match Limited::new(body, limit).collect().await {
+    // The timer is armed only if the body is not already there.
+    let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
+    let Ok(read) = read else {
+        return Err(ProxyError::RequestTimeout {
+            seconds: timeout.as_secs(),
+        });
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::TooLarge { limit }),
         Err(_) => Err(ProxyError::Serialization(
@@ -466,7 +501,16 @@ fn refuse(app: &App, call: &mut Call<'_>, error: &ProxyError) -> Response<Body> 
     }
     // Upstream failures of allowed calls are not refusals; with `include_allowed` they are
     // recorded as allowed calls that failed.
-    if outcome != Outcome::Allowed || app.audit.include_allowed() {
+    if call.principal.is_none() {
+        // Unauthenticated: past the per-source allowance, counted into a summary record.
+        match app
+            .audit
+            .write_unauthenticated(&call.record(outcome, Some(error)), call.source_ip)
+        {
+            Ok(false) => app.metrics.audit_suppressed(),
+            result => recorded &= audit_result(app, result.map(drop), &call.request_id),
+        }
+    } else if outcome != Outcome::Allowed || app.audit.include_allowed() {
         recorded &= write_audit(app, &call.record(outcome, Some(error)));
     }
     if !recorded {
@@ -492,10 +536,13 @@ fn flush_pending(app: &App, call: &mut Call<'_>) -> bool {
 
 /// Writes one record; false if it could not be written.
 fn write_audit(app: &App, record: &Record) -> bool {
-    let result = app.audit.write(record);
+    audit_result(app, app.audit.write(record), &record.request_id)
+}
+
+fn audit_result(app: &App, result: std::io::Result<()>, request_id: &str) -> bool {
     app.metrics.audit_record(result.is_ok());
     if let Err(e) = &result {
-        tracing::error!(error = %e, request_id = %record.request_id, "could not write the audit record");
+        tracing::error!(error = %e, request_id = %request_id, "could not write the audit record");
     }
     result.is_ok()
 }

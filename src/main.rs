@@ -173,6 +173,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
     let admin_address = config.admin;
     let options = server::Options {
         tls,
+        h2c: config.listen.h2c,
         limits: config.limits.clone(),
     };
     // This runtime runs signals, reloads and the admin endpoints; calls are served by the
@@ -235,7 +236,12 @@ fn serve(path: &std::path::Path) -> ExitCode {
             tracing::error!(error = %e, "the workers failed");
             return ExitCode::from(1);
         }
-        if let Err(e) = state.audit.sync() {
+        // Every refusal counted before the exit is on record.
+        if let Err(e) = state
+            .audit
+            .flush_summaries(true)
+            .and_then(|()| state.audit.sync())
+        {
             tracing::error!(error = %e, "could not flush the audit log");
             return ExitCode::from(1);
         }

@@ -40,6 +40,37 @@ pub const AUTH_ERRORS: [&str; 4] = [
     "UnrecognizedClientException",
 ];
 
+/// Why the server closed a client connection (or turned one away) before its client did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// No complete request head in time (`header_read_timeout_seconds`).
+    HeaderTimeout,
+    /// No call in flight for `idle_timeout_seconds`.
+    Idle,
+    /// An answer the client did not take (`write_timeout_seconds`).
+    WriteTimeout,
+    /// Turned away at accept: its address was at `max_connections_per_ip`.
+    PerIpLimit,
+}
+
+impl Closed {
+    const ALL: [Closed; 4] = [
+        Closed::HeaderTimeout,
+        Closed::Idle,
+        Closed::WriteTimeout,
+        Closed::PerIpLimit,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Closed::HeaderTimeout => "header_timeout",
+            Closed::Idle => "idle_timeout",
+            Closed::WriteTimeout => "write_timeout",
+            Closed::PerIpLimit => "per_ip_limit",
+        }
+    }
+}
+
 /// Histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 10.0, 70.0,
@@ -92,6 +123,7 @@ pub struct Metrics {
     upstream_errors: AtomicU64,
     in_flight: AtomicI64,
     audit_records: AtomicU64,
+    audit_suppressed: AtomicU64,
     audit_failures: AtomicU64,
     token_failures: AtomicU64,
     reloads_ok: AtomicU64,
@@ -99,6 +131,8 @@ pub struct Metrics {
     last_reload_ok: AtomicU64,
     last_reload_time: AtomicU64,
     connections: AtomicI64,
+    closed: [AtomicU64; 4],
+    capacity_refusals: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -113,6 +147,7 @@ impl Default for Metrics {
             upstream_errors: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
             audit_records: AtomicU64::new(0),
+            audit_suppressed: AtomicU64::new(0),
             audit_failures: AtomicU64::new(0),
             token_failures: AtomicU64::new(0),
             reloads_ok: AtomicU64::new(0),
@@ -120,6 +155,8 @@ impl Default for Metrics {
             last_reload_ok: AtomicU64::new(1),
             last_reload_time: AtomicU64::new(0),
             connections: AtomicI64::new(0),
+            closed: Default::default(),
+            capacity_refusals: AtomicU64::new(0),
         }
     }
 }
@@ -161,6 +198,11 @@ impl Metrics {
         }
     }
 
+    /// An unauthenticated refusal counted into a flood summary instead of its own record.
+    pub fn audit_suppressed(&self) {
+        self.audit_suppressed.fetch_add(1, Relaxed);
+    }
+
     pub fn reload(&self, ok: bool, at_unix: u64) {
         if ok {
             self.reloads_ok.fetch_add(1, Relaxed);
@@ -182,6 +224,15 @@ impl Metrics {
 
     pub fn connection(&self, delta: i64) {
         self.connections.fetch_add(delta, Relaxed);
+    }
+
+    pub fn closed(&self, why: Closed) {
+        self.closed[why as usize].fetch_add(1, Relaxed);
+    }
+
+    /// A call refused because every slot under the connection caps was taken.
+    pub fn capacity_refusal(&self) {
+        self.capacity_refusals.fetch_add(1, Relaxed);
     }
 
     /// The text exposition format.
@@ -231,6 +282,11 @@ impl Metrics {
                 self.audit_records.load(Relaxed),
             ),
             (
+                "swf_warden_audit_suppressed_total",
+                "Unauthenticated refusals counted into a flood summary record instead of their own.",
+                self.audit_suppressed.load(Relaxed),
+            ),
+            (
                 "swf_warden_audit_write_failures_total",
                 "Audit records that could not be written.",
                 self.audit_failures.load(Relaxed),
@@ -247,6 +303,20 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
             );
         }
+        out.push_str("# HELP swf_warden_connections_closed_total Client connections the proxy closed or turned away, by reason.\n# TYPE swf_warden_connections_closed_total counter\n");
+        for why in Closed::ALL {
+            let _ = writeln!(
+                out,
+                "swf_warden_connections_closed_total{{reason=\"{}\"}} {}",
+                why.name(),
+                self.closed[why as usize].load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP swf_warden_capacity_refusals_total Calls refused with 503 because the connection caps were reached.\n# TYPE swf_warden_capacity_refusals_total counter\nswf_warden_capacity_refusals_total {}",
+            self.capacity_refusals.load(Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP swf_warden_reloads_total Configuration reloads by outcome.\n# TYPE swf_warden_reloads_total counter\nswf_warden_reloads_total{{outcome=\"success\"}} {}\nswf_warden_reloads_total{{outcome=\"failure\"}} {}",
@@ -319,5 +389,19 @@ mod tests {
         assert!(text.contains("swf_warden_reloads_total{outcome=\"failure\"} 1"));
         assert!(text.contains("swf_warden_last_reload_success 0"));
         assert!(text.contains("swf_warden_in_flight_requests 1"));
+    }
+
+    #[test]
+    fn renders_connection_closures_by_reason() {
+        let m = Metrics::default();
+        m.closed(Closed::WriteTimeout);
+        m.closed(Closed::WriteTimeout);
+        m.closed(Closed::PerIpLimit);
+        m.capacity_refusal();
+        let text = m.render();
+        assert!(text.contains("swf_warden_connections_closed_total{reason=\"write_timeout\"} 2"));
+        assert!(text.contains("swf_warden_connections_closed_total{reason=\"per_ip_limit\"} 1"));
+        assert!(text.contains("swf_warden_connections_closed_total{reason=\"header_timeout\"} 0"));
+        assert!(text.contains("swf_warden_capacity_refusals_total 1"));
     }
 }

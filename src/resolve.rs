@@ -47,14 +47,8 @@ pub fn resolve(
         ResourceSource::AllDomains => Ok(plain(service.domain_arn("*"), None)),
         ResourceSource::ResourceArn => {
             let arn = request.string("resourceArn")?;
-            let len = arn.chars().count();
-            if !(1..=1600).contains(&len) {
-                return Err(swf::validation(vec![format!(
-                    "Value '{}' at 'resourceArn' failed to satisfy constraint: Member must have length between 1 and 1600",
-                    excerpt(arn)
-                )]));
-            }
-            Ok(plain(arn.to_owned(), None))
+            let domain = check_resource_arn(service, arn)?;
+            Ok(plain(service.domain_arn(domain), Some(domain.to_owned())))
         }
         ResourceSource::TaskToken => {
             let token = request.string("taskToken")?;
@@ -83,59 +77,92 @@ pub struct Decision<'a> {
 }
 
 /// The decisions of a `RespondDecisionTaskCompleted` call (none for any other operation),
-/// each to be authorized as its own pseudo-action.
-pub fn decisions(request: &SwfRequest) -> Result<Vec<Decision<'_>>, ProxyError> {
+/// each to be authorized as its own pseudo-action. Strict input has already checked each one
+/// against the model's `Decision`; here a decision may carry only its own type's attributes,
+/// so that SWF can act on nothing the policy did not see, and a call carries at most
+/// `max_decisions`.
+pub fn decisions(
+    request: &SwfRequest,
+    max_decisions: usize,
+) -> Result<Vec<Decision<'_>>, ProxyError> {
     if request.op != Operation::RespondDecisionTaskCompleted {
         return Ok(Vec::new());
     }
-    let list = match request.input.get("decisions") {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(list)) => list,
-        Some(_) => {
-            return Err(ProxyError::Serialization(
-                "Member 'decisions' must be a list.".into(),
-            ))
-        }
+    let Some(Value::Array(list)) = request.input.get("decisions") else {
+        return Ok(Vec::new());
     };
+    if list.len() > max_decisions {
+        return Err(swf::validation(vec![format!(
+            "Value '[{} items]' at 'decisions' failed to satisfy constraint: Member must have length less than or equal to {max_decisions}",
+            list.len()
+        )]));
+    }
     let mut out = Vec::with_capacity(list.len());
     for (i, item) in list.iter().enumerate() {
-        let at = format!("decisions.{}.member.decisionType", i + 1);
-        let Value::Object(decision) = item else {
-            return Err(ProxyError::Serialization(format!(
-                "Member 'decisions.{}' must be an object.",
-                i + 1
-            )));
-        };
-        let kind = match decision.get("decisionType") {
-            None | Some(Value::Null) => {
-                return Err(swf::validation(vec![format!(
-                    "Value null at '{at}' failed to satisfy constraint: Member must not be null"
-                )]))
-            }
-            Some(Value::String(name)) => DecisionKind::from_name(name).ok_or_else(|| {
-                let allowed: Vec<&str> = DecisionKind::ALL.iter().map(|k| k.name()).collect();
+        let at = |member: &str| format!("decisions.{}.member.{member}", i + 1);
+        let kind = item
+            .get("decisionType")
+            .and_then(Value::as_str)
+            .and_then(DecisionKind::from_name)
+            .ok_or_else(|| {
+                // Unreachable after strict input; refused rather than assumed.
                 swf::validation(vec![format!(
-                    "Value '{}' at '{at}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
-                    excerpt(name),
-                    allowed.join(", ")
+                    "Value null at '{}' failed to satisfy constraint: Member must not be null",
+                    at("decisionType")
                 )])
-            })?,
-            Some(_) => return Err(ProxyError::Serialization(format!("Member '{at}' must be a string."))),
-        };
-        let attributes = match decision.get(&kind.attributes_member()) {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(attributes)) => Some(attributes),
-            Some(_) => {
-                return Err(ProxyError::Serialization(format!(
-                    "Member 'decisions.{}.member.{}' must be an object.",
-                    i + 1,
-                    kind.attributes_member()
-                )))
+            })?;
+        let own = kind.attributes_member();
+        let mut attributes = None;
+        for (member, value) in item.as_object().into_iter().flatten() {
+            match value {
+                Value::Null => {}
+                Value::Object(map) if *member == own => attributes = Some(map),
+                _ if member == "decisionType" => {}
+                _ => {
+                    return Err(swf::validation(vec![format!(
+                        "Value at '{}' failed to satisfy constraint: Member must be null for decisionType '{}'",
+                        at(member),
+                        kind.name()
+                    )]))
+                }
             }
-        };
+        }
         out.push(Decision { kind, attributes });
     }
     Ok(out)
+}
+
+/// Checks `resourceArn` per SPEC: `arn:<partition>:swf:<region>:<account>:/domain/<name>`, this
+/// service's partition, region and account, and a domain name SWF accepts. Returns the domain.
+fn check_resource_arn<'a>(service: &Service, arn: &'a str) -> Result<&'a str, ProxyError> {
+    let invalid = |why: &str| {
+        swf::validation(vec![format!(
+            "Value '{}' at 'resourceArn' failed to satisfy constraint: Member must be an ARN of a domain of this service ({}): {why}",
+            excerpt(&arn.escape_default().to_string()),
+            service.domain_arn("<name>")
+        )])
+    };
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("swf"), Some(region), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(invalid(
+            "not `arn:<partition>:swf:<region>:<account>:/domain/<name>`",
+        ));
+    };
+    if partition != service.partition || region != service.region || account != service.account_id {
+        return Err(invalid("another partition, region or account"));
+    }
+    let domain = resource
+        .strip_prefix("/domain/")
+        .ok_or_else(|| invalid("not a domain"))?;
+    swf::check_domain_name("resourceArn", domain)?;
+    Ok(domain)
 }
 
 #[cfg(test)]
@@ -151,6 +178,7 @@ mod tests {
             account_id: "123456789012".into(),
             partition: "aws".into(),
             max_clock_skew: Duration::from_secs(900),
+            hosts: Vec::new(),
         }
     }
 
@@ -228,10 +256,10 @@ mod tests {
     #[test]
     fn decisions_are_listed_with_their_attributes() {
         let body = r#"{"taskToken":"t","decisions":[
-            {"decisionType":"ScheduleActivityTask","scheduleActivityTaskDecisionAttributes":{"activityId":"a","taskList":{"name":"l"}}},
+            {"decisionType":"ScheduleActivityTask","scheduleActivityTaskDecisionAttributes":{"activityType":{"name":"n","version":"1"},"activityId":"a","taskList":{"name":"l"}}},
             {"decisionType":"CompleteWorkflowExecution"}]}"#;
         let req = swf::parse(Operation::RespondDecisionTaskCompleted, body.as_bytes()).unwrap();
-        let d = decisions(&req).unwrap();
+        let d = decisions(&req, 1000).unwrap();
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].kind, DecisionKind::ScheduleActivityTask);
         assert_eq!(d[0].attributes.unwrap()["activityId"], "a");
@@ -241,39 +269,77 @@ mod tests {
             br#"{"taskToken":"t"}"#,
         )
         .unwrap();
-        assert!(decisions(&none).unwrap().is_empty());
+        assert!(decisions(&none, 1000).unwrap().is_empty());
     }
 
     #[test]
-    fn malformed_decisions_are_refused() {
-        for (body, kind) in [
-            (
-                r#"{"taskToken":"t","decisions":{}}"#,
-                "SerializationException",
-            ),
-            (
-                r#"{"taskToken":"t","decisions":[1]}"#,
-                "SerializationException",
-            ),
-            (
-                r#"{"taskToken":"t","decisions":[{}]}"#,
-                "ValidationException",
-            ),
-            (
-                r#"{"taskToken":"t","decisions":[{"decisionType":"LaunchMissiles"}]}"#,
-                "ValidationException",
-            ),
-            (
-                r#"{"taskToken":"t","decisions":[{"decisionType":"StartTimer","startTimerDecisionAttributes":[]}]}"#,
-                "SerializationException",
-            ),
+    fn a_decision_carries_only_its_own_attributes() {
+        let body = r#"{"taskToken":"t","decisions":[{"decisionType":"StartTimer",
+            "startTimerDecisionAttributes":{"timerId":"x","startToFireTimeout":"1"},
+            "scheduleActivityTaskDecisionAttributes":{"activityType":{"name":"a","version":"1"},"activityId":"i","taskList":{"name":"private"}}}]}"#;
+        let req = swf::parse(Operation::RespondDecisionTaskCompleted, body.as_bytes()).unwrap();
+        let err = decisions(&req, 1000).unwrap_err();
+        assert_eq!(err.wire().short_name(), "ValidationException");
+        assert!(
+            err.to_string()
+                .contains("'decisions.1.member.scheduleActivityTaskDecisionAttributes'"),
+            "{err}"
+        );
+        // Null stands for absent, and is no decoy.
+        let body = r#"{"taskToken":"t","decisions":[{"decisionType":"StartTimer",
+            "startTimerDecisionAttributes":{"timerId":"x","startToFireTimeout":"1"},
+            "scheduleActivityTaskDecisionAttributes":null}]}"#;
+        let req = swf::parse(Operation::RespondDecisionTaskCompleted, body.as_bytes()).unwrap();
+        assert_eq!(decisions(&req, 1000).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_number_of_decisions_is_bounded() {
+        let one =
+            r#"{"decisionType":"CancelTimer","cancelTimerDecisionAttributes":{"timerId":"t"}}"#;
+        let body = format!(
+            r#"{{"taskToken":"t","decisions":[{}]}}"#,
+            [one; 3].join(",")
+        );
+        let req = swf::parse(Operation::RespondDecisionTaskCompleted, body.as_bytes()).unwrap();
+        assert_eq!(decisions(&req, 3).unwrap().len(), 3);
+        let err = decisions(&req, 2).unwrap_err();
+        assert_eq!(err.wire().short_name(), "ValidationException");
+        assert!(err.to_string().contains("less than or equal to 2"), "{err}");
+    }
+
+    #[test]
+    fn resource_arns_must_name_a_domain_of_this_service() {
+        let good = "arn:aws:swf:us-east-1:123456789012:/domain/tenant-a";
+        let r = resolve_body(
+            Operation::ListTagsForResource,
+            &format!(r#"{{"resourceArn":"{good}"}}"#),
+        )
+        .unwrap();
+        assert_eq!(r.resource, good);
+        for bad in [
+            "arn:aws:swf:eu-west-1:123456789012:/domain/tenant-a",
+            "arn:aws:swf:*:123456789012:/domain/tenant-a",
+            "arn:aws:swf::123456789012:/domain/tenant-a",
+            "arn:aws:swf:us-east-1:210987654321:/domain/tenant-a",
+            "arn:aws:swf:us-east-1::/domain/tenant-a",
+            "arn:aws-cn:swf:us-east-1:123456789012:/domain/tenant-a",
+            "arn:aws:sqs:us-east-1:123456789012:/domain/tenant-a",
+            "arn:aws:swf:us-east-1:123456789012:/domain/tenant-a:extra",
+            "arn:aws:swf:us-east-1:123456789012:/domain/tenant-a/x",
+            "arn:aws:swf:us-east-1:123456789012:/domain/",
+            "arn:aws:swf:us-east-1:123456789012:/domain/arn",
+            "arn:aws:swf:us-east-1:123456789012:domain/tenant-a",
+            "arn:aws:swf:us-east-1:123456789012",
+            "tenant-a",
+            "",
         ] {
-            let req = swf::parse(Operation::RespondDecisionTaskCompleted, body.as_bytes()).unwrap();
-            assert_eq!(
-                decisions(&req).unwrap_err().wire().short_name(),
-                kind,
-                "{body}"
-            );
+            let err = resolve_body(
+                Operation::TagResource,
+                &format!(r#"{{"resourceArn":"{bad}","tags":[{{"key":"k"}}]}}"#),
+            )
+            .unwrap_err();
+            assert_eq!(err.wire().short_name(), "ValidationException", "{bad}");
         }
     }
 
@@ -291,8 +357,5 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.wire().short_name(), "SerializationException");
-        let err =
-            resolve_body(Operation::TagResource, r#"{"resourceArn":"","tags":[]}"#).unwrap_err();
-        assert_eq!(err.wire().short_name(), "ValidationException");
     }
 }

@@ -1,8 +1,16 @@
 //! Accepting connections and serving HTTP/1.1 and HTTP/2 on them, in the clear or over TLS,
-//! within the configured limits, and draining them on shutdown. `swf-warden serve` uses
-//! `run_workers` (one single-threaded runtime per core); `run` serves on the current runtime,
-//! so tests bind `127.0.0.1:0` and start the real server in-process. Both take a bound
-//! listener.
+//! within the configured limits (SPEC, "Connections"), and draining them on shutdown.
+//! `swf-warden serve` uses `run_workers` (one single-threaded runtime per core); `run` serves
+//! on the current runtime, so tests bind `127.0.0.1:0` and start the real server in-process.
+//! Both take a bound listener.
+//!
+//! Every connection is held to the caps (`caps`: a slot per connection, and one per further
+//! concurrent call on it) and to the timeouts (`watch`: one watchdog per connection, which
+//! drops a connection that is late with its head or does not take its answers, and closes an
+//! idle one gracefully).
+
+mod caps;
+mod watch;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,39 +19,46 @@ use std::sync::Arc;
 
 use hyper::rt::{Read, Write};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch as signal};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Limits;
+use crate::error::ProxyError;
 use crate::handler::{self, Peer};
+use crate::metrics::{Closed, Metrics};
 use crate::runtime::Runtime;
+use caps::{Caps, Full, Slot};
+use watch::{Activity, Answer, Timeouts, Watchdog, Watched};
 
 /// How the listener serves.
 #[derive(Clone)]
 pub struct Options {
     pub tls: Option<TlsAcceptor>,
+    /// Cleartext HTTP/2 with prior knowledge (without TLS); over TLS, ALPN decides.
+    pub h2c: bool,
     pub limits: Limits,
 }
 
 /// How often each worker closes its expired or upstream-closed idle upstream connections.
 const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A connection accepted within the connection cap, for a worker to serve.
+/// A connection accepted within the caps, for a worker to serve.
 struct Accepted {
     stream: std::net::TcpStream,
     addr: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    slot: Slot,
 }
 
 /// Serves on `workers` threads, each running its own single-threaded runtime (thread-per-core).
 /// This task accepts and deals the connections out in turn; from then on a connection and every
 /// call on it (upstream connection included) stay on one worker, with no cross-thread
-/// wake-ups. Stops accepting when `shutdown` completes and returns once every worker has
-/// drained.
+/// wake-ups. The caps are shared by every worker. Stops accepting when `shutdown` completes
+/// and returns once every worker has drained.
 pub async fn run_workers(
     listener: TcpListener,
     workers: usize,
@@ -51,12 +66,16 @@ pub async fn run_workers(
     options: Options,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let caps = Caps::new(
+        options.limits.max_connections,
+        options.limits.max_connections_per_ip,
+    );
     let mut queues = Vec::with_capacity(workers);
     let mut done = Vec::with_capacity(workers);
     for index in 0..workers.max(1) {
         let (queue, mut accepted) = mpsc::unbounded_channel::<Accepted>();
         let (finished, wait) = tokio::sync::oneshot::channel::<()>();
-        let (runtime, options) = (runtime.clone(), options.clone());
+        let (runtime, options, caps) = (runtime.clone(), options.clone(), caps.clone());
         let worker = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -71,15 +90,10 @@ pub async fn run_workers(
                             crate::forward::sweep_idle();
                         }
                     });
-                    let server = Server::new(runtime, options);
-                    while let Some(Accepted {
-                        stream,
-                        addr,
-                        permit,
-                    }) = accepted.recv().await
-                    {
+                    let server = Server::new(runtime, options, caps);
+                    while let Some(Accepted { stream, addr, slot }) = accepted.recv().await {
                         match tokio::net::TcpStream::from_std(stream) {
-                            Ok(stream) => server.spawn(stream, addr, permit),
+                            Ok(stream) => server.spawn(stream, addr, slot),
                             Err(e) => tracing::warn!(error = %e, "cannot serve a connection"),
                         }
                     }
@@ -90,10 +104,11 @@ pub async fn run_workers(
         queues.push(queue);
         done.push(wait);
     }
-    let slots = Arc::new(Semaphore::new(options.limits.max_connections));
     let mut next = 0;
     tokio::pin!(shutdown);
-    while let Some((stream, addr, permit)) = accept(&listener, &slots, &mut shutdown).await {
+    while let Some((stream, addr, slot)) =
+        accept(&listener, &caps, &runtime.metrics, &mut shutdown).await
+    {
         let stream = match stream.into_std() {
             Ok(stream) => stream,
             Err(e) => {
@@ -101,11 +116,7 @@ pub async fn run_workers(
                 continue;
             }
         };
-        let mut accepted = Accepted {
-            stream,
-            addr,
-            permit,
-        };
+        let mut accepted = Accepted { stream, addr, slot };
         // A worker whose thread has ended no longer takes connections: the next one does.
         while !queues.is_empty() {
             next = (next + 1) % queues.len();
@@ -142,41 +153,81 @@ pub async fn run(
     options: Options,
     shutdown: impl Future<Output = ()>,
 ) {
-    let slots = Arc::new(Semaphore::new(options.limits.max_connections));
-    let server = Server::new(runtime, options);
+    let caps = Caps::new(
+        options.limits.max_connections,
+        options.limits.max_connections_per_ip,
+    );
+    let metrics = runtime.metrics.clone();
+    let server = Server::new(runtime, options, caps.clone());
     tokio::pin!(shutdown);
-    while let Some((stream, addr, permit)) = accept(&listener, &slots, &mut shutdown).await {
-        server.spawn(stream, addr, permit);
+    while let Some((stream, addr, slot)) = accept(&listener, &caps, &metrics, &mut shutdown).await {
+        server.spawn(stream, addr, slot);
     }
     drop(listener);
     server.drain().await;
 }
 
-/// The next connection, with its slot under the connection cap; `None` on shutdown. Past
-/// `max_connections`, new connections wait in the backlog.
+/// The next connection, with its slot under the caps; `None` on shutdown. A connection from
+/// an address at `max_connections_per_ip` is closed at once (the others must still be
+/// served); past `max_connections`, the accepted connection waits for a slot and new ones
+/// wait in the backlog.
 async fn accept(
     listener: &TcpListener,
-    slots: &Arc<Semaphore>,
+    caps: &Arc<Caps>,
+    metrics: &Metrics,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
-) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+) -> Option<(TcpStream, SocketAddr, Slot)> {
     loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit.ok()?,
-            () = &mut *shutdown => return None,
-        };
-        tokio::select! {
+        let (stream, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    return Some((stream, addr, permit));
-                }
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Usually EMFILE or a connection reset before accept; keep serving.
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
                 }
             },
             () = &mut *shutdown => return None,
+        };
+        let Ok(ticket) = caps.address(addr.ip()) else {
+            metrics.closed(Closed::PerIpLimit);
+            tracing::debug!(peer = %addr, "connection refused: its address is at max_connections_per_ip");
+            continue;
+        };
+        let slot = tokio::select! {
+            slot = caps.connection(ticket) => slot?,
+            () = &mut *shutdown => return None,
+        };
+        let _ = stream.set_nodelay(true);
+        return Some((stream, addr, slot));
+    }
+}
+
+/// The HTTP servers a connection may get: HTTP/1.1 only, HTTP/2 only (TLS with ALPN `h2`),
+/// or either by prior knowledge (cleartext with `h2c`).
+struct Builders {
+    h1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+    either: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(limits: &Limits) -> Builders {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            // The watchdog times heads (hyper's own timer would also close idle connections).
+            .header_read_timeout(None)
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        builder
+            .http2()
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(limits.max_concurrent_streams);
+        Builders {
+            h1: builder.clone().http1_only(),
+            h2: builder.clone().http2_only(),
+            either: builder,
         }
     }
 }
@@ -185,49 +236,40 @@ async fn accept(
 struct Server {
     runtime: Arc<Runtime>,
     options: Options,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    graceful: GracefulShutdown,
+    caps: Arc<Caps>,
+    builders: Arc<Builders>,
+    /// Set to `true` on shutdown; every connection holds a receiver until it ends.
+    drain: signal::Sender<bool>,
 }
 
 impl Server {
-    fn new(runtime: Arc<Runtime>, options: Options) -> Server {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(options.limits.header_read_timeout)
-            .max_buf_size(options.limits.max_header_bytes.max(8192));
-        builder.http2().max_header_list_size(
-            u32::try_from(options.limits.max_header_bytes).unwrap_or(u32::MAX),
-        );
+    fn new(runtime: Arc<Runtime>, options: Options, caps: Arc<Caps>) -> Server {
         Server {
+            builders: Arc::new(Builders::new(&options.limits)),
             runtime,
             options,
-            builder: Arc::new(builder),
-            graceful: GracefulShutdown::new(),
+            caps,
+            drain: signal::channel(false).0,
         }
     }
 
-    /// Serves one connection (after the TLS handshake, if any) in a task of its own.
-    fn spawn(&self, stream: TcpStream, addr: SocketAddr, permit: OwnedSemaphorePermit) {
+    /// Serves one connection in a task of its own.
+    fn spawn(&self, stream: TcpStream, addr: SocketAddr, slot: Slot) {
         let runtime = self.runtime.clone();
         let connection = Connection {
-            builder: self.builder.clone(),
-            watcher: self.graceful.watcher(),
+            builders: self.builders.clone(),
+            caps: self.caps.clone(),
+            drain: self.drain.subscribe(),
             runtime: runtime.clone(),
+            timeouts: Timeouts::from(&self.options.limits),
+            tls: self.options.tls.clone(),
+            h2c: self.options.h2c,
             addr,
         };
-        let tls = self.options.tls.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _slot = slot;
             runtime.metrics.connection(1);
-            match tls {
-                None => connection.serve(TokioIo::new(stream), false).await,
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(stream) => connection.serve(TokioIo::new(stream), true).await,
-                    Err(e) => tracing::debug!(error = %e, %addr, "TLS handshake failed"),
-                },
-            }
+            connection.serve(stream).await;
             runtime.metrics.connection(-1);
         });
     }
@@ -236,7 +278,8 @@ impl Server {
     async fn drain(self) {
         tracing::info!(in_flight = self.runtime.metrics.in_flight(), "draining");
         let timeout = self.options.limits.drain_timeout;
-        if tokio::time::timeout(timeout, self.graceful.shutdown())
+        let _ = self.drain.send(true);
+        if tokio::time::timeout(timeout, self.drain.closed())
             .await
             .is_err()
         {
@@ -248,33 +291,144 @@ impl Server {
     }
 }
 
-/// One accepted connection, ready to serve HTTP once its transport (plain or TLS) is set up.
+/// One accepted connection.
 struct Connection {
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    watcher: hyper_util::server::graceful::Watcher,
+    builders: Arc<Builders>,
+    caps: Arc<Caps>,
+    drain: signal::Receiver<bool>,
     runtime: Arc<Runtime>,
+    timeouts: Timeouts,
+    tls: Option<TlsAcceptor>,
+    h2c: bool,
     addr: SocketAddr,
 }
 
 impl Connection {
-    /// Serves calls on `io` until the connection ends; `secure`: the transport is TLS.
-    async fn serve<I>(self, io: I, secure: bool)
-    where
+    /// Sets up the transport (the TLS handshake counts against the header read timeout),
+    /// picks the protocol, and serves calls until the connection ends.
+    async fn serve(self, stream: TcpStream) {
+        let activity = Activity::new();
+        let io = Watched::new(stream, activity.clone());
+        let Some(acceptor) = self.tls.clone() else {
+            let builders = self.builders.clone();
+            let builder = if self.h2c {
+                &builders.either
+            } else {
+                activity.set_h1();
+                &builders.h1
+            };
+            return self.http(builder, TokioIo::new(io), false, activity).await;
+        };
+        let deadline = activity.epoch() + self.timeouts.header;
+        let stream = match tokio::time::timeout_at(deadline, acceptor.accept(io)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, peer = %self.addr, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                self.runtime.metrics.closed(Closed::HeaderTimeout);
+                tracing::debug!(peer = %self.addr, "TLS handshake not done within the header read timeout");
+                return;
+            }
+        };
+        let builders = self.builders.clone();
+        let builder = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+            &builders.h2
+        } else {
+            activity.set_h1();
+            &builders.h1
+        };
+        self.http(builder, TokioIo::new(stream), true, activity)
+            .await;
+    }
+
+    /// Serves calls on `io` under the watchdog until the connection ends or must go.
+    async fn http<I>(
+        self,
+        builder: &auto::Builder<TokioExecutor>,
+        io: I,
+        secure: bool,
+        activity: Arc<Activity>,
+    ) where
         I: Read + Write + Unpin + Send + 'static,
     {
         let peer = Peer {
             addr: self.addr,
             secure,
         };
-        let runtime = self.runtime;
-        let service = service_fn(move |request| {
+        let (runtime, caps, calls) = (self.runtime.clone(), self.caps, activity.clone());
+        let service = service_fn(move |request: Request<hyper::body::Incoming>| {
             // Each call runs under the configuration current when it arrived.
             let app = runtime.app();
-            async move { Ok::<_, Infallible>(handler::handle(&app, request, peer).await) }
+            let entered = calls.enter(&caps, peer.addr.ip(), request.version());
+            let calls = calls.clone();
+            async move {
+                let response = match entered {
+                    Ok(call) => handler::handle(&app, request, peer)
+                        .await
+                        .map(|body| Answer::new(body, calls, Some(call))),
+                    Err(full) => {
+                        app.metrics.capacity_refusal();
+                        let error = ProxyError::AtCapacity(match full {
+                            Full::All => "",
+                            Full::Address => " from this address",
+                        });
+                        handler::refuse_unhandled(&app, &request, peer, &error)
+                            .map(|body| Answer::new(body, calls, None))
+                    }
+                };
+                Ok::<_, Infallible>(response)
+            }
         });
-        let connection = self.builder.serve_connection(io, service);
-        if let Err(e) = self.watcher.watch(connection.into_owned()).await {
-            tracing::debug!(error = %e, peer = %peer.addr, "connection ended with an error");
+        let connection = builder.serve_connection(io, service);
+        let mut connection = std::pin::pin!(connection);
+        let mut watchdog = Watchdog::new(activity.clone(), self.timeouts);
+        let sleep = tokio::time::sleep_until(activity.epoch());
+        let mut sleep = std::pin::pin!(sleep);
+        let mut drain = self.drain;
+        let mut draining = false;
+        // Once closing gracefully (idle), the connection is dropped if still open by then.
+        let mut closing: Option<Instant> = None;
+        let metrics = &self.runtime.metrics;
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, peer = %peer.addr, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = drain.changed(), if !draining => {
+                    draining = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                () = sleep.as_mut() => {
+                    let now = Instant::now();
+                    let (mut next, verdict) = watchdog.check(now);
+                    match verdict {
+                        Some(Closed::Idle) if closing.is_none() => {
+                            metrics.closed(Closed::Idle);
+                            tracing::debug!(peer = %peer.addr, "idle connection closed");
+                            connection.as_mut().graceful_shutdown();
+                            closing = Some(now + self.timeouts.write);
+                        }
+                        Some(Closed::Idle) | None => {}
+                        Some(why) => {
+                            metrics.closed(why);
+                            tracing::debug!(peer = %peer.addr, reason = ?why, "connection dropped");
+                            return;
+                        }
+                    }
+                    if let Some(end) = closing {
+                        if now >= end {
+                            return;
+                        }
+                        next = next.min(end);
+                    }
+                    sleep.as_mut().reset(next);
+                }
+            }
         }
     }
 }

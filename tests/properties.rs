@@ -3,6 +3,7 @@
 
 use base64::Engine;
 use proptest::prelude::*;
+use serde_json::Value;
 use swf_warden::policy::wildcard;
 use swf_warden::secret::Secret;
 use swf_warden::tokens::{TokenKey, TokenSealer};
@@ -63,4 +64,134 @@ proptest! {
         let forged = format!("sw1.{}", engine.encode(&raw));
         prop_assert!(s.unseal(&forged).is_err(), "raw bit {} of byte {}", bit, j);
     }
+}
+
+/// A member name a lax upstream might read as a modeled one: exact, case variants, and the
+/// Unicode case-folding decoys (`ı`, `ſ`, `K`).
+fn name_variants(modeled: &'static str) -> Vec<String> {
+    // The exact name most often, so that many bodies are valid.
+    let mut out = vec![modeled.to_owned(); 12];
+    out.extend([modeled.to_uppercase(), modeled.to_lowercase()]);
+    let mut first_upper = modeled.to_owned();
+    first_upper[..1].make_ascii_uppercase();
+    out.push(first_upper);
+    out.push(modeled.replacen('i', "\u{131}", 1));
+    out.push(modeled.replacen('s', "\u{17f}", 1));
+    out.push(modeled.replacen('k', "\u{212a}", 1));
+    out
+}
+
+/// A JSON object written member by member, so that repeated and decoy members survive.
+fn object(members: &[(String, String)]) -> String {
+    let inner: Vec<String> = members
+        .iter()
+        .map(|(k, v)| format!("{}:{v}", serde_json::to_string(k).unwrap()))
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+/// How a lax reader folds a member name.
+fn folded(name: &str) -> String {
+    name.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            '\u{131}' => 'i',
+            '\u{17f}' => 's',
+            other => other,
+        })
+        .collect()
+}
+
+/// What a lax reader finds under `modeled` among `members`: the first or the last match.
+fn lax<'a>(members: &'a [(String, String)], modeled: &str, last: bool) -> Option<&'a String> {
+    let mut matches = members
+        .iter()
+        .filter(|(k, _)| folded(k) == folded(modeled))
+        .map(|(_, v)| v);
+    if last {
+        matches.next_back()
+    } else {
+        matches.next()
+    }
+}
+
+/// Any `PollForActivityTask` body the proxy accepts has exactly one reading: whatever a lax
+/// upstream takes (case-insensitive, Unicode-folded, first or last of equals) is what the
+/// policy saw, and the bytes forwarded re-parse to the same members.
+#[test]
+fn an_accepted_body_has_one_reading() {
+    use proptest::test_runner::{Config, TestRunner};
+    use swf_warden::swf::{self, Operation};
+
+    let member = |modeled: &'static str, values: Vec<&'static str>| {
+        (
+            prop::sample::select(name_variants(modeled)),
+            prop::sample::select(values),
+        )
+    };
+    let task_list = prop::collection::vec(
+        member("name", vec!["\"public-tl\"", "\"private-tl\""]),
+        1..3,
+    )
+    .prop_map(|m| {
+        object(
+            &m.into_iter()
+                .map(|(k, v)| (k, v.to_owned()))
+                .collect::<Vec<_>>(),
+        )
+    });
+    let top = prop::collection::vec(
+        prop_oneof![
+            member("domain", vec!["\"tenant-a\"", "\"tenant-c\""])
+                .prop_map(|(k, v)| (k, v.to_owned())),
+            (prop::sample::select(name_variants("taskList")), task_list),
+            member("identity", vec!["\"w\""]).prop_map(|(k, v)| (k, v.to_owned())),
+        ],
+        2..5,
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 5000,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let accepted = std::cell::Cell::new(0);
+    runner
+        .run(&top, |members| {
+            let body = object(&members);
+            let Ok(request) = swf::parse(Operation::PollForActivityTask, body.as_bytes()) else {
+                return Ok(());
+            };
+            accepted.set(accepted.get() + 1);
+            let seen_domain = request.input["domain"].to_string();
+            let seen_list = request.input["taskList"]["name"].to_string();
+            for last in [false, true] {
+                prop_assert_eq!(
+                    lax(&members, "domain", last),
+                    Some(&seen_domain),
+                    "{}",
+                    body
+                );
+                let list = lax(&members, "taskList", last).unwrap();
+                let list: Value = serde_json::from_str(list).unwrap();
+                prop_assert_eq!(list["name"].to_string(), seen_list.clone(), "{}", body);
+            }
+            let forwarded: Value = serde_json::from_slice(body.as_bytes()).unwrap();
+            prop_assert_eq!(&forwarded, &Value::Object(request.input.clone()));
+            // Inside `taskList` too, no two member names fold alike.
+            let inner: Vec<String> = request.input["taskList"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| folded(k))
+                .collect();
+            prop_assert_eq!(inner, vec!["name".to_owned()], "{}", body);
+            Ok(())
+        })
+        .unwrap();
+    // About 3% of the generated bodies are valid; far fewer would mean the check was vacuous.
+    assert!(
+        accepted.get() > 60,
+        "only {} bodies were accepted",
+        accepted.get()
+    );
 }

@@ -52,6 +52,8 @@ pub struct Listen {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Worker threads serving calls; `None`: one per CPU the process may use.
     pub workers: Option<usize>,
+    /// Cleartext HTTP/2 with prior knowledge on a plain listener.
+    pub h2c: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +62,8 @@ pub struct Service {
     pub account_id: String,
     pub partition: String,
     pub max_clock_skew: Duration,
+    /// The hosts (`name` or `name:port`, lowercase) clients may sign for; empty: any.
+    pub hosts: Vec<String>,
 }
 
 impl Service {
@@ -91,21 +95,42 @@ pub struct Upstream {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    /// Decisions in one `RespondDecisionTaskCompleted`, each authorized on its own.
+    pub max_decisions: usize,
     pub max_header_bytes: usize,
-    /// Also how long an HTTP/1.1 keep-alive connection may sit idle.
+    /// From accept to a complete first request head (TLS handshake included); from its first
+    /// byte to a complete head for each later HTTP/1.1 request.
     pub header_read_timeout: Duration,
+    /// Client connections, and calls in flight beyond one per connection.
     pub max_connections: usize,
     pub drain_timeout: Duration,
+    /// A connection with no call in flight is closed after this.
+    pub idle_timeout: Duration,
+    /// The whole request body must arrive within this.
+    pub body_read_timeout: Duration,
+    /// An answer the client does not take within this is dropped with its connection.
+    pub write_timeout: Duration,
+    /// HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// Connections and calls in flight per source address; `None`: no such cap.
+    pub max_connections_per_ip: Option<usize>,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_body_bytes: 4 * 1024 * 1024,
+            // SWF's documented maximum request size.
+            max_body_bytes: 1024 * 1024,
+            max_decisions: 1000,
             max_header_bytes: 16 * 1024,
             header_read_timeout: Duration::from_secs(10),
             max_connections: 16384,
             drain_timeout: Duration::from_secs(75),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+            max_concurrent_streams: 100,
+            max_connections_per_ip: None,
         }
     }
 }
@@ -140,6 +165,11 @@ impl Ctx<'_> {
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.errors
             .push(Diagnostic::at(self.file, self.source, span.start, message));
+    }
+
+    fn warning(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.errors
+            .push(Diagnostic::at(self.file, self.source, span.start, message).warning());
     }
 
     /// Deserializes one section, recording its error (with span) on failure.
@@ -181,16 +211,9 @@ impl Ctx<'_> {
             return None;
         }
         if let Some(v) = inline {
-            self.errors.push(
-                Diagnostic::at(
-                    self.file,
-                    self.source,
-                    v.span().start,
-                    format!(
-                        "`{key}` is given inline; outside trials use `{key}_env` or `{key}_file`"
-                    ),
-                )
-                .warning(),
+            self.warning(
+                v.span(),
+                format!("`{key}` is given inline; outside trials use `{key}_env` or `{key}_file`"),
             );
             return Some(Secret::new(v.get_ref().as_str()));
         }
@@ -370,8 +393,20 @@ fn read_sections(ctx: &mut Ctx<'_>) -> Sections {
 }
 
 fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
+    let tls_cert = s
+        .listen
+        .as_ref()
+        .and_then(|l| l.tls_cert.as_ref().map(Spanned::span));
     let listen = s.listen.and_then(|l| listen(ctx, l));
     let service = s.service.and_then(|v| service(ctx, v));
+    if let (Some(at), Some(service)) = (tls_cert, &service) {
+        if service.hosts.is_empty() {
+            ctx.warning(
+                at,
+                "a TLS listener without `[service] hosts` accepts requests signed for any host: a request captured at another deployment that shares these keys can be replayed here",
+            );
+        }
+    }
     let upstream = s.upstream.and_then(|u| upstream(ctx, u, service.as_ref()));
     let token_keys = s.task_tokens.and_then(|t| task_tokens(ctx, t));
     let audit_raw = s.audit.unwrap_or_default();
@@ -395,6 +430,13 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
         path: (audit_raw.path.get_ref() != "-").then(|| ctx.relative(audit_raw.path.get_ref())),
         include_allowed: audit_raw.include_allowed,
         fsync,
+        unauthenticated_per_second: sections::bounded(
+            ctx,
+            &audit_raw.unauthenticated_per_second,
+            "unauthenticated_per_second",
+            u64::from(crate::audit::flood::DEFAULT_PER_SECOND),
+            0..=1_000_000,
+        ) as u32,
     };
     let admin = s.admin.and_then(|a| ctx.socket_addr(&a.address));
     let policies_raw = s.policies.unwrap_or_default();

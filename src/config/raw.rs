@@ -13,6 +13,8 @@ pub struct Listen {
     pub tls_cert: Option<Spanned<String>>,
     pub tls_key: Option<Spanned<String>>,
     pub workers: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub h2c: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -24,6 +26,8 @@ pub struct Service {
     pub partition: Spanned<String>,
     #[serde(default = "default_skew")]
     pub max_clock_skew_seconds: Spanned<u64>,
+    #[serde(default)]
+    pub hosts: Vec<Spanned<String>>,
 }
 
 fn default_partition() -> Spanned<String> {
@@ -98,6 +102,7 @@ pub struct Audit {
     #[serde(default)]
     pub include_allowed: bool,
     pub fsync: Option<Spanned<String>>,
+    pub unauthenticated_per_second: Option<Spanned<u64>>,
 }
 
 fn default_audit_path() -> Spanned<String> {
@@ -110,6 +115,7 @@ impl Default for Audit {
             path: default_audit_path(),
             include_allowed: false,
             fsync: None,
+            unauthenticated_per_second: None,
         }
     }
 }
@@ -150,10 +156,16 @@ impl Default for Policies {
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     pub max_body_bytes: Option<Spanned<u64>>,
+    pub max_decisions: Option<Spanned<u64>>,
     pub max_header_bytes: Option<Spanned<u64>>,
     pub header_read_timeout_seconds: Option<Spanned<u64>>,
     pub max_connections: Option<Spanned<u64>>,
     pub drain_timeout_seconds: Option<Spanned<u64>>,
+    pub idle_timeout_seconds: Option<Spanned<u64>>,
+    pub body_read_timeout_seconds: Option<Spanned<u64>>,
+    pub write_timeout_seconds: Option<Spanned<u64>>,
+    pub max_concurrent_streams: Option<Spanned<u64>>,
+    pub max_connections_per_ip: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -48,6 +48,13 @@ pub(super) fn limits(ctx: &mut Ctx<'_>, l: raw::Limits) -> Limits {
             d.max_body_bytes as u64,
             1..=GIB,
         ) as usize,
+        max_decisions: bounded(
+            ctx,
+            &l.max_decisions,
+            "max_decisions",
+            d.max_decisions as u64,
+            1..=100_000,
+        ) as usize,
         max_header_bytes: bounded(
             ctx,
             &l.max_header_bytes,
@@ -76,6 +83,43 @@ pub(super) fn limits(ctx: &mut Ctx<'_>, l: raw::Limits) -> Limits {
             secs(d.drain_timeout),
             0..=3600,
         )),
+        idle_timeout: Duration::from_secs(bounded(
+            ctx,
+            &l.idle_timeout_seconds,
+            "idle_timeout_seconds",
+            secs(d.idle_timeout),
+            1..=3600,
+        )),
+        body_read_timeout: Duration::from_secs(bounded(
+            ctx,
+            &l.body_read_timeout_seconds,
+            "body_read_timeout_seconds",
+            secs(d.body_read_timeout),
+            1..=3600,
+        )),
+        write_timeout: Duration::from_secs(bounded(
+            ctx,
+            &l.write_timeout_seconds,
+            "write_timeout_seconds",
+            secs(d.write_timeout),
+            1..=3600,
+        )),
+        max_concurrent_streams: bounded(
+            ctx,
+            &l.max_concurrent_streams,
+            "max_concurrent_streams",
+            u64::from(d.max_concurrent_streams),
+            1..=10_000,
+        ) as u32,
+        max_connections_per_ip: l.max_connections_per_ip.is_some().then(|| {
+            bounded(
+                ctx,
+                &l.max_connections_per_ip,
+                "max_connections_per_ip",
+                1,
+                1..=1_000_000,
+            ) as usize
+        }),
     }
 }
 
@@ -140,6 +184,7 @@ pub(super) fn listen(ctx: &mut Ctx<'_>, l: raw::Listen) -> Option<Listen> {
         address: address?,
         tls,
         workers,
+        h2c: l.h2c,
     })
 }
 
@@ -175,11 +220,32 @@ pub(super) fn service(ctx: &mut Ctx<'_>, v: raw::Service) -> Option<Service> {
         );
         ok = false;
     }
+    let mut hosts = Vec::with_capacity(v.hosts.len());
+    for host in &v.hosts {
+        match host.get_ref().parse::<http::uri::Authority>() {
+            Ok(authority)
+                if authority.as_str() == host.get_ref() && !host.get_ref().contains('@') =>
+            {
+                hosts.push(host.get_ref().to_ascii_lowercase());
+            }
+            _ => {
+                ctx.error(
+                    host.span(),
+                    format!(
+                        "`{}` is not a host such as `swf.example.internal` or `swf.example.internal:8443`",
+                        host.get_ref()
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
     ok.then(|| Service {
         region: v.region.into_inner(),
         account_id: v.account_id.into_inner(),
         partition: v.partition.into_inner(),
         max_clock_skew: Duration::from_secs(skew),
+        hosts,
     })
 }
 

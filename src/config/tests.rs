@@ -9,6 +9,15 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// The line of the first diagnostic that mentions `needle`.
+fn line_of_error(errors: &[Diagnostic], needle: &str) -> usize {
+    errors
+        .iter()
+        .find(|d| d.message.contains(needle))
+        .unwrap_or_else(|| panic!("no error mentions {needle:?}: {errors:#?}"))
+        .line
+}
+
 #[test]
 fn shipped_example_loads() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
@@ -27,11 +36,10 @@ fn shipped_example_loads() {
     assert_eq!(config.upstream.poll_timeout, Duration::from_secs(70));
 }
 
-#[test]
-fn workers_are_counted_from_the_cpus_unless_given() {
+/// A folder with the shipped example's policies, and the example's text, for edited copies.
+fn example_copy() -> (tempfile::TempDir, String) {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
     let text = std::fs::read_to_string(&example).unwrap();
-    assert_eq!(load(&example).unwrap().listen.workers, None);
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("policies")).unwrap();
     for entry in std::fs::read_dir(example.with_file_name("policies")).unwrap() {
@@ -44,6 +52,14 @@ fn workers_are_counted_from_the_cpus_unless_given() {
             .unwrap();
         }
     }
+    (dir, text)
+}
+
+#[test]
+fn workers_are_counted_from_the_cpus_unless_given() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    assert_eq!(load(&example).unwrap().listen.workers, None);
+    let (dir, text) = example_copy();
     let with = |workers: &str| {
         let edited = text.replacen("[listen]\n", &format!("[listen]\nworkers = {workers}\n"), 1);
         assert_ne!(edited, text, "the example has a [listen] section");
@@ -114,13 +130,7 @@ fn broken_config_reports_every_error_with_its_line() {
     write(&dir.path().join("policies"), "allow.toml", POLICY);
     let path = write(dir.path(), "c.toml", BROKEN);
     let errors = load(&path).unwrap_err().0;
-    let at = |needle: &str| -> usize {
-        errors
-            .iter()
-            .find(|d| d.message.contains(needle))
-            .unwrap_or_else(|| panic!("no error mentions {needle:?}: {errors:#?}"))
-            .line
-    };
+    let at = |needle: &str| line_of_error(&errors, needle);
     assert_eq!(at("unknown field `adress`"), 3);
     assert_eq!(at("12 digits"), 7);
     assert_eq!(at("give exactly one of `secret_access_key`"), 11);
@@ -243,4 +253,176 @@ unsealed = "allow"
             "{needle}: {text:#?}"
         );
     }
+}
+
+#[test]
+fn strict_input_settings_have_swf_defaults_and_are_checked() {
+    let (dir, text) = example_copy();
+    let config = load(&write(dir.path(), "a.toml", &text)).unwrap();
+    assert_eq!(config.limits.max_body_bytes, 1_048_576, "SWF's 1 MB");
+    assert_eq!(config.limits.max_decisions, 1000);
+    assert_eq!(config.audit.unauthenticated_per_second, 100);
+    assert!(config.service.hosts.is_empty());
+
+    let edited =
+        text.replacen(
+            "[service]",
+            "[service]\nhosts = [\"SWF.example.internal:8443\", \"bad host\", \"u@x\"]",
+            1,
+        )
+        .replacen(
+            "[audit]",
+            "[audit]\nunauthenticated_per_second = 2000000",
+            1,
+        ) + "\n[limits]\nmax_decisions = 0\n";
+    let errors = load(&write(dir.path(), "b.toml", &edited)).unwrap_err().0;
+    let line_of = |needle: &str| edited.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let at = |needle: &str| line_of_error(&errors, needle);
+    assert_eq!(at("`bad host` is not a host"), line_of("hosts ="));
+    assert_eq!(at("`u@x` is not a host"), line_of("hosts ="));
+    assert_eq!(
+        at("`unauthenticated_per_second` must be between 0 and 1000000"),
+        line_of("unauthenticated_per_second")
+    );
+    assert_eq!(
+        at("`max_decisions` must be between 1 and 100000"),
+        line_of("max_decisions")
+    );
+
+    let pinned = text.replacen(
+        "[service]",
+        "[service]\nhosts = [\"SWF.example.internal:8443\"]",
+        1,
+    );
+    let config = load(&write(dir.path(), "c.toml", &pinned)).unwrap();
+    assert_eq!(config.service.hosts, ["swf.example.internal:8443"]);
+}
+
+#[test]
+fn a_tls_listener_without_hosts_is_warned_about() {
+    let (dir, text) = example_copy();
+    let tls = text.replacen(
+        "[listen]",
+        "[listen]\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"",
+        1,
+    );
+    let warned = |text: &str| {
+        let diagnostics = match load(&write(dir.path(), "t.toml", text)) {
+            Ok(config) => config.warnings,
+            Err(d) => d.0,
+        };
+        diagnostics
+            .iter()
+            .any(|d| !d.is_error() && d.message.contains("without `[service] hosts`"))
+    };
+    assert!(warned(&tls));
+    assert!(!warned(&text), "a plain listener needs no pinning");
+    assert!(!warned(&tls.replacen(
+        "[service]",
+        "[service]\nhosts = [\"swf.example.internal\"]",
+        1
+    )));
+}
+
+/// The example configuration in a folder of its own (with its policies), edited by `edit`.
+fn example_edited(dir: &Path, edit: impl FnOnce(String) -> String) -> (PathBuf, String) {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let policies = dir.join("policies");
+    if !policies.is_dir() {
+        std::fs::create_dir(&policies).unwrap();
+        for entry in std::fs::read_dir(example.with_file_name("policies")).unwrap() {
+            let entry = entry.unwrap();
+            if entry.path().is_file() {
+                std::fs::copy(entry.path(), policies.join(entry.file_name())).unwrap();
+            }
+        }
+    }
+    let text = edit(std::fs::read_to_string(&example).unwrap());
+    (write(dir, "c.toml", &text), text)
+}
+
+/// `text` with `lines` in its `[limits]` section (added at the end if it has none).
+fn with_limits(text: String, lines: &str) -> String {
+    if text.contains("\n[limits]\n") {
+        text.replacen("\n[limits]\n", &format!("\n[limits]\n{lines}"), 1)
+    } else {
+        format!("{text}\n[limits]\n{lines}")
+    }
+}
+
+#[test]
+fn connection_limits_have_defaults_and_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = example_edited(dir.path(), |t| t);
+    let config = load(&path).unwrap_or_else(|d| panic!("{d}"));
+    assert!(!config.listen.h2c, "cleartext HTTP/2 is off by default");
+    let l = &config.limits;
+    let secs = Duration::from_secs;
+    assert_eq!(
+        (
+            l.header_read_timeout,
+            l.idle_timeout,
+            l.body_read_timeout,
+            l.write_timeout
+        ),
+        (secs(10), secs(60), secs(10), secs(30))
+    );
+    assert_eq!(l.max_concurrent_streams, 100);
+    assert_eq!(l.max_connections_per_ip, None);
+
+    let (path, _) = example_edited(dir.path(), |t| {
+        with_limits(
+            t.replacen("[listen]\n", "[listen]\nh2c = true\n", 1),
+            "idle_timeout_seconds = 5\nbody_read_timeout_seconds = 2\nwrite_timeout_seconds = 7\nmax_concurrent_streams = 20\nmax_connections_per_ip = 64\n",
+        )
+    });
+    let config = load(&path).unwrap_or_else(|d| panic!("{d}"));
+    assert!(config.listen.h2c);
+    let l = &config.limits;
+    assert_eq!(
+        (l.idle_timeout, l.body_read_timeout, l.write_timeout),
+        (secs(5), secs(2), secs(7))
+    );
+    assert_eq!(l.max_concurrent_streams, 20);
+    assert_eq!(l.max_connections_per_ip, Some(64));
+
+    let (path, text) = example_edited(dir.path(), |t| {
+        with_limits(
+            t,
+            "idle_timeout_seconds = 0\nbody_read_timeout_seconds = 3601\nwrite_timeout_seconds = 0\nmax_concurrent_streams = 0\nmax_connections_per_ip = 0\n",
+        )
+    });
+    let errors = load(&path).unwrap_err().0;
+    for (key, range) in [
+        ("idle_timeout_seconds", "1 and 3600"),
+        ("body_read_timeout_seconds", "1 and 3600"),
+        ("write_timeout_seconds", "1 and 3600"),
+        ("max_concurrent_streams", "1 and 10000"),
+        ("max_connections_per_ip", "1 and 1000000"),
+    ] {
+        let error = errors
+            .iter()
+            .find(|d| d.message == format!("`{key}` must be between {range}"))
+            .unwrap_or_else(|| panic!("{key}: {errors:#?}"));
+        let line = text
+            .lines()
+            .position(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap()
+            + 1;
+        assert_eq!(
+            (error.file.as_path(), error.line),
+            (path.as_path(), line),
+            "{key}"
+        );
+    }
+
+    let (path, text) = example_edited(dir.path(), |t| {
+        t.replacen("[listen]\n", "[listen]\nh2c = \"yes\"\n", 1)
+    });
+    let errors = load(&path).unwrap_err().0;
+    let line = text.lines().position(|l| l.starts_with("h2c = ")).unwrap() + 1;
+    assert!(
+        errors.iter().any(|d| d.line == line),
+        "h2c must be a boolean: {errors:#?}"
+    );
 }

@@ -89,35 +89,36 @@ impl Action {
         }
     }
 
-    /// The SWF condition keys (lowercase, without `swf:`) this action carries.
+    /// The SWF condition keys (without `swf:`) this action carries, each the exact path of
+    /// modeled member names it is read from.
     pub fn swf_keys(self) -> &'static [&'static str] {
         use DecisionKind as D;
         use Operation as O;
-        const TASK_LIST: &[&str] = &["tasklist.name"];
-        const ACTIVITY_TYPE: &[&str] = &["activitytype.name", "activitytype.version"];
-        const WORKFLOW_TYPE: &[&str] = &["workflowtype.name", "workflowtype.version"];
-        const FILTERS: &[&str] = &["tagfilter.tag", "typefilter.name", "typefilter.version"];
-        const REGISTER: &[&str] = &["defaulttasklist.name", "name", "version"];
+        const TASK_LIST: &[&str] = &["taskList.name"];
+        const ACTIVITY_TYPE: &[&str] = &["activityType.name", "activityType.version"];
+        const WORKFLOW_TYPE: &[&str] = &["workflowType.name", "workflowType.version"];
+        const FILTERS: &[&str] = &["tagFilter.tag", "typeFilter.name", "typeFilter.version"];
+        const REGISTER: &[&str] = &["defaultTaskList.name", "name", "version"];
         const START: &[&str] = &[
-            "taglist.member.0",
-            "taglist.member.1",
-            "taglist.member.2",
-            "taglist.member.3",
-            "taglist.member.4",
-            "tasklist.name",
-            "workflowtype.name",
-            "workflowtype.version",
+            "tagList.member.0",
+            "tagList.member.1",
+            "tagList.member.2",
+            "tagList.member.3",
+            "tagList.member.4",
+            "taskList.name",
+            "workflowType.name",
+            "workflowType.version",
         ];
         const CONTINUE_AS_NEW: &[&str] = &[
-            "taglist.member.0",
-            "taglist.member.1",
-            "taglist.member.2",
-            "taglist.member.3",
-            "taglist.member.4",
-            "tasklist.name",
-            "workflowtype.version",
+            "tagList.member.0",
+            "tagList.member.1",
+            "tagList.member.2",
+            "tagList.member.3",
+            "tagList.member.4",
+            "taskList.name",
+            "workflowType.version",
         ];
-        const SCHEDULE: &[&str] = &["activitytype.name", "activitytype.version", "tasklist.name"];
+        const SCHEDULE: &[&str] = &["activityType.name", "activityType.version", "taskList.name"];
         match self {
             Action::Operation(op) => match op {
                 O::CountPendingActivityTasks
@@ -147,6 +148,18 @@ impl Action {
                 _ => &[],
             },
         }
+    }
+}
+
+impl Action {
+    /// The modeled path of the SWF condition key `key` (without `swf:`, any case), if this
+    /// action carries it. Condition keys are case-insensitive in IAM; the members they read
+    /// are not.
+    pub fn swf_key(self, key: &str) -> Option<&'static str> {
+        self.swf_keys()
+            .iter()
+            .copied()
+            .find(|k| k.eq_ignore_ascii_case(key))
     }
 }
 
@@ -188,10 +201,10 @@ mod tests {
             .is_empty());
         assert_eq!(
             Action::Operation(Operation::PollForActivityTask).swf_keys(),
-            ["tasklist.name"]
+            ["taskList.name"]
         );
         assert!(Action::Decision(DecisionKind::ScheduleActivityTask)
             .swf_keys()
-            .contains(&"activitytype.name"));
+            .contains(&"activityType.name"));
     }
 }

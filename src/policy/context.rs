@@ -57,7 +57,7 @@ pub fn is_known_key(key: &str) -> bool {
         return !tag.is_empty();
     }
     match key.strip_prefix("swf:") {
-        Some(swf) => Action::all().any(|a| a.swf_keys().contains(&swf)),
+        Some(swf) => Action::all().any(|a| a.swf_key(swf).is_some()),
         None => false,
     }
 }
@@ -66,7 +66,7 @@ pub fn is_known_key(key: &str) -> bool {
 pub fn action_carries(action: Action, key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     match key.strip_prefix("swf:") {
-        Some(swf) => action.swf_keys().contains(&swf),
+        Some(swf) => action.swf_key(swf).is_some(),
         None => is_known_key(&key),
     }
 }
@@ -102,27 +102,27 @@ impl Context<'_> {
                         .and_then(|(_, v)| one(v.clone()));
                 }
                 let swf = key.strip_prefix("swf:")?;
-                if !self.action.swf_keys().contains(&swf) {
-                    return None;
-                }
-                lookup(self.input?, swf).map(|v| vec![v])
+                let path = self.action.swf_key(swf)?;
+                lookup(self.input?, path).map(|v| vec![v])
             }
         }
     }
 }
 
-/// Follows a key path such as `tasklist.name` or `taglist.member.2` through the input, matching
-/// member names case-insensitively. Strings and numbers are values; anything else is absent.
+/// Follows a modeled key path such as `taskList.name` or `tagList.member.2` through the input,
+/// by exact member names: a member that differs in case is another member (and strict input
+/// refuses it before any condition runs). Strings and numbers are values; anything else is
+/// absent.
 fn lookup(input: &Map<String, Value>, path: &str) -> Option<String> {
     let mut parts = path.split('.');
     let first = parts.next()?;
-    let mut current = member(input, first)?;
+    let mut current = input.get(first)?;
     while let Some(part) = parts.next() {
         current = if part == "member" {
             let index: usize = parts.next()?.parse().ok()?;
             current.as_array()?.get(index)?
         } else {
-            member(current.as_object()?, part)?
+            current.as_object()?.get(part)?
         };
     }
     match current {
@@ -130,12 +130,6 @@ fn lookup(input: &Map<String, Value>, path: &str) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
-}
-
-fn member<'v>(map: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
-    map.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v)
 }
 
 #[cfg(test)]
@@ -210,6 +204,26 @@ mod tests {
             None,
             "heartbeats carry no task list key"
         );
+    }
+
+    #[test]
+    fn swf_keys_read_exact_member_names() {
+        // Strict input refuses such a body before any condition runs; the lookup itself never
+        // takes a case variant for the modeled member either.
+        let input = json!({"TaskList": {"name": "public"}, "taskList": {"Name": "public"}});
+        let tags = BTreeMap::new();
+        let poll = context(
+            Action::Operation(Operation::PollForActivityTask),
+            Some(input.as_object().unwrap()),
+            &tags,
+        );
+        assert_eq!(poll.get("swf:taskList.name"), None);
+        let input = json!({"TaskList": {"name": "public"}, "taskList": {"name": "private"}});
+        let poll = Context {
+            input: Some(input.as_object().unwrap()),
+            ..poll
+        };
+        assert_eq!(poll.get("SWF:TASKLIST.NAME"), Some(vec!["private".into()]));
     }
 
     #[test]

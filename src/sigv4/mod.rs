@@ -81,6 +81,8 @@ pub struct Verifier {
     pub service: String,
     pub max_skew: Duration,
     pub required_signed: &'static [&'static str],
+    /// The hosts clients may sign for (lowercase); empty: any (`[service] hosts`).
+    pub hosts: Vec<String>,
 }
 
 /// The headers SWF requests must carry once and sign (SPEC, "Signature rules").
@@ -94,7 +96,15 @@ impl Verifier {
             service: SERVICE.to_owned(),
             max_skew,
             required_signed: SWF_REQUIRED_SIGNED,
+            hosts: Vec::new(),
         }
+    }
+
+    /// Pins the signed host to `hosts`, so that a request captured at another deployment
+    /// sharing the same keys is refused here.
+    pub fn with_hosts(mut self, hosts: Vec<String>) -> Verifier {
+        self.hosts = hosts;
+        self
     }
 }
 
@@ -150,6 +160,17 @@ impl Verifier {
         self.check_scope(&auth, amz_date)?;
         self.check_clock(amz_date, signed_at, now)?;
         let host = host_value(parts)?;
+        if !self.hosts.is_empty()
+            && !self
+                .hosts
+                .iter()
+                .any(|h| h.as_bytes().eq_ignore_ascii_case(host))
+        {
+            return Err(invalid(format!(
+                "The signed host '{}' is not a host of this service.",
+                excerpt(&String::from_utf8_lossy(host))
+            )));
+        }
         check_signed_headers(headers, &auth, self.required_signed)?;
 
         let payload_hash = canonical::hex64(&Sha256::digest(body).into());

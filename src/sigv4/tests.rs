@@ -462,3 +462,39 @@ fn a_signed_header_missing_from_the_request_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn the_signed_host_is_pinned_to_the_configured_hosts() {
+    // A valid signature for a host this deployment does not answer for (a request captured
+    // at another deployment that shares the keys) is refused; without `hosts`, any host.
+    let holder = Holder(credential());
+    let verify = |hosts: &[&str], req: &Signed| {
+        verifier()
+            .with_hosts(hosts.iter().map(|h| h.to_string()).collect())
+            .verify(&req.parts, &req.body, now(), |_| Some(&holder))
+            .map(|_| ())
+            .map_err(|e| (e.wire().short_name(), e.to_string()))
+    };
+    let req = signed();
+    assert_eq!(verify(&[], &req), Ok(()));
+    assert_eq!(
+        verify(&["swf.example.internal", "127.0.0.1:8080"], &req),
+        Ok(())
+    );
+    let (kind, message) = verify(&["swf.example.internal"], &req).unwrap_err();
+    assert_eq!(kind, "InvalidSignatureException");
+    assert!(
+        message.contains("'127.0.0.1:8080' is not a host of this service"),
+        "{message}"
+    );
+    assert!(
+        verify(&["127.0.0.1"], &req).is_err(),
+        "the port is part of the host"
+    );
+    // The HTTP/2 authority is held to the same list.
+    let mut h2 = signed();
+    h2.parts.headers.remove("host");
+    h2.parts.uri = "http://127.0.0.1:8080/".parse().unwrap();
+    assert_eq!(verify(&["127.0.0.1:8080"], &h2), Ok(()));
+    assert!(verify(&["swf.example.internal"], &h2).is_err());
+}

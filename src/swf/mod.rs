@@ -1,8 +1,9 @@
 //! SWF's request side of the AWS JSON 1.0 protocol: which operation an `X-Amz-Target` names,
-//! and the request body, parsed once, strictly, with the model's required members checked.
+//! and the request body, parsed once and checked against the SWF model (`model`, `strict`).
 
-pub mod json;
+pub mod model;
 pub mod ops;
+pub mod strict;
 
 use serde_json::{Map, Value};
 
@@ -29,48 +30,52 @@ pub fn operation(target: &[u8]) -> Result<Operation, ProxyError> {
         })
 }
 
-/// Parses the body of `op`: strict JSON, an object at the top, every required member present.
+/// Parses the body of `op` strictly against the model: an object at the top, every member at
+/// every depth modeled and of its modeled type, every constraint met.
 pub fn parse(op: Operation, body: &[u8]) -> Result<SwfRequest, ProxyError> {
+    let model = model::Model::get();
     // SDKs send `{}` for an empty input; an empty body means the same.
-    let value = if body.is_empty() {
-        Value::Object(Map::new())
-    } else {
-        json::parse(body).map_err(|e| ProxyError::Serialization(serialization_message(&e)))?
-    };
+    let body = if body.is_empty() { &b"{}"[..] } else { body };
+    let (value, problems) = strict::parse(model, model.input(op), body)
+        .map_err(|e| ProxyError::Serialization(serialization_message(&e)))?;
+    if problems.count > 0 {
+        return Err(validation_counted(problems.details, problems.count));
+    }
     let Value::Object(input) = value else {
+        // The input shapes are structures: anything else was refused above.
         return Err(ProxyError::Serialization(
             "Expected a JSON object as the request body.".into(),
         ));
     };
-    let missing: Vec<&str> = op
-        .required_members()
-        .iter()
-        .copied()
-        .filter(|m| input.get(*m).is_none_or(Value::is_null))
-        .collect();
-    if !missing.is_empty() {
-        let details: Vec<String> = missing
-            .iter()
-            .map(|m| {
-                format!("Value null at '{m}' failed to satisfy constraint: Member must not be null")
-            })
-            .collect();
-        return Err(validation(details));
-    }
     Ok(SwfRequest { op, input })
 }
 
 fn serialization_message(e: &serde_json::Error) -> String {
-    // serde_json's messages name the problem and position without echoing the input.
-    format!("The request body is not valid JSON: {e}")
+    // The messages name the problem and position; member names are shortened and escaped.
+    if e.is_data() {
+        format!("The request body does not match the SWF model: {e}")
+    } else {
+        format!("The request body is not valid JSON: {e}")
+    }
 }
 
 /// A `ValidationException` in AWS's "N validation error(s) detected: …" wording.
 pub fn validation(details: Vec<String>) -> ProxyError {
     let n = details.len();
-    let noun = if n == 1 { "error" } else { "errors" };
+    validation_counted(details, n)
+}
+
+/// A `ValidationException` for `count` problems, of which `details` are the first.
+fn validation_counted(details: Vec<String>, count: usize) -> ProxyError {
+    let noun = if count == 1 { "error" } else { "errors" };
+    let more = count.saturating_sub(details.len());
+    let rest = if more > 0 {
+        format!("; and {more} more")
+    } else {
+        String::new()
+    };
     ProxyError::Validation(format!(
-        "{n} validation {noun} detected: {}",
+        "{count} validation {noun} detected: {}{rest}",
         details.join("; ")
     ))
 }
@@ -171,6 +176,23 @@ mod tests {
     }
 
     #[test]
+    fn validation_details_are_capped_but_counted() {
+        let body = format!(
+            r#"{{"taskToken":"t","decisions":[{}]}}"#,
+            vec!["{}"; 5000].join(",")
+        );
+        let err = parse(Operation::RespondDecisionTaskCompleted, body.as_bytes()).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with("5000 validation errors detected: "),
+            "{}",
+            &message[..80]
+        );
+        assert!(message.ends_with("; and 4990 more"), "{message}");
+        assert_eq!(message.matches("Value null at").count(), 10);
+    }
+
+    #[test]
     fn body_must_be_a_json_object() {
         let op = Operation::ListDomains;
         assert_eq!(kind(parse(op, b"[]")), "SerializationException");
@@ -186,12 +208,21 @@ mod tests {
     }
 
     #[test]
-    fn wrong_types_are_serialization_errors() {
-        let req = parse(Operation::DescribeDomain, br#"{"name":5}"#).unwrap();
-        assert_eq!(
-            req.string("name").unwrap_err().wire().short_name(),
-            "SerializationException"
-        );
+    fn wrong_types_and_unmodeled_members_are_serialization_errors() {
+        for body in [
+            &br#"{"name":5}"#[..],
+            br#"{"Name":"d"}"#,
+            br#"{"name":"d","x":1}"#,
+        ] {
+            let err = parse(Operation::DescribeDomain, body).unwrap_err();
+            assert_eq!(err.wire().short_name(), "SerializationException");
+            assert!(
+                err.to_string().contains("does not match the SWF model"),
+                "{err}"
+            );
+        }
+        let err = parse(Operation::DescribeDomain, b"{").unwrap_err();
+        assert!(err.to_string().contains("is not valid JSON"), "{err}");
     }
 
     #[test]

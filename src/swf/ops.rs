@@ -1,5 +1,5 @@
 //! The 39 operations of Amazon SWF (API version 2012-01-25) and, for each, where its IAM
-//! resource comes from and which top-level members the model marks as required.
+//! resource comes from. Their members are the model's (`model`, `strict`).
 //!
 //! The table is checked against `swf-2012-01-25.service-2.json` by `tests/operations.rs`.
 
@@ -19,7 +19,7 @@ pub enum ResourceSource {
 }
 
 macro_rules! operations {
-    ($($op:ident => $src:ident, [$($req:literal),*];)*) => {
+    ($($op:ident => $src:ident;)*) => {
         /// One SWF API operation.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Operation { $($op),* }
@@ -47,55 +47,50 @@ macro_rules! operations {
             pub fn resource_source(self) -> ResourceSource {
                 match self { $(Operation::$op => ResourceSource::$src),* }
             }
-
-            /// Top-level input members the model marks as required.
-            pub fn required_members(self) -> &'static [&'static str] {
-                match self { $(Operation::$op => &[$($req),*]),* }
-            }
         }
     };
 }
 
 operations! {
-    CountClosedWorkflowExecutions => Domain, ["domain"];
-    CountOpenWorkflowExecutions => Domain, ["domain", "startTimeFilter"];
-    CountPendingActivityTasks => Domain, ["domain", "taskList"];
-    CountPendingDecisionTasks => Domain, ["domain", "taskList"];
-    DeleteActivityType => Domain, ["domain", "activityType"];
-    DeleteWorkflowType => Domain, ["domain", "workflowType"];
-    DeprecateActivityType => Domain, ["domain", "activityType"];
-    DeprecateDomain => DomainName, ["name"];
-    DeprecateWorkflowType => Domain, ["domain", "workflowType"];
-    DescribeActivityType => Domain, ["domain", "activityType"];
-    DescribeDomain => DomainName, ["name"];
-    DescribeWorkflowExecution => Domain, ["domain", "execution"];
-    DescribeWorkflowType => Domain, ["domain", "workflowType"];
-    GetWorkflowExecutionHistory => Domain, ["domain", "execution"];
-    ListActivityTypes => Domain, ["domain", "registrationStatus"];
-    ListClosedWorkflowExecutions => Domain, ["domain"];
-    ListDomains => AllDomains, ["registrationStatus"];
-    ListOpenWorkflowExecutions => Domain, ["domain", "startTimeFilter"];
-    ListTagsForResource => ResourceArn, ["resourceArn"];
-    ListWorkflowTypes => Domain, ["domain", "registrationStatus"];
-    PollForActivityTask => Domain, ["domain", "taskList"];
-    PollForDecisionTask => Domain, ["domain", "taskList"];
-    RecordActivityTaskHeartbeat => TaskToken, ["taskToken"];
-    RegisterActivityType => Domain, ["domain", "name", "version"];
-    RegisterDomain => DomainName, ["name", "workflowExecutionRetentionPeriodInDays"];
-    RegisterWorkflowType => Domain, ["domain", "name", "version"];
-    RequestCancelWorkflowExecution => Domain, ["domain", "workflowId"];
-    RespondActivityTaskCanceled => TaskToken, ["taskToken"];
-    RespondActivityTaskCompleted => TaskToken, ["taskToken"];
-    RespondActivityTaskFailed => TaskToken, ["taskToken"];
-    RespondDecisionTaskCompleted => TaskToken, ["taskToken"];
-    SignalWorkflowExecution => Domain, ["domain", "workflowId", "signalName"];
-    StartWorkflowExecution => Domain, ["domain", "workflowId", "workflowType"];
-    TagResource => ResourceArn, ["resourceArn", "tags"];
-    TerminateWorkflowExecution => Domain, ["domain", "workflowId"];
-    UndeprecateActivityType => Domain, ["domain", "activityType"];
-    UndeprecateDomain => DomainName, ["name"];
-    UndeprecateWorkflowType => Domain, ["domain", "workflowType"];
-    UntagResource => ResourceArn, ["resourceArn", "tagKeys"];
+    CountClosedWorkflowExecutions => Domain;
+    CountOpenWorkflowExecutions => Domain;
+    CountPendingActivityTasks => Domain;
+    CountPendingDecisionTasks => Domain;
+    DeleteActivityType => Domain;
+    DeleteWorkflowType => Domain;
+    DeprecateActivityType => Domain;
+    DeprecateDomain => DomainName;
+    DeprecateWorkflowType => Domain;
+    DescribeActivityType => Domain;
+    DescribeDomain => DomainName;
+    DescribeWorkflowExecution => Domain;
+    DescribeWorkflowType => Domain;
+    GetWorkflowExecutionHistory => Domain;
+    ListActivityTypes => Domain;
+    ListClosedWorkflowExecutions => Domain;
+    ListDomains => AllDomains;
+    ListOpenWorkflowExecutions => Domain;
+    ListTagsForResource => ResourceArn;
+    ListWorkflowTypes => Domain;
+    PollForActivityTask => Domain;
+    PollForDecisionTask => Domain;
+    RecordActivityTaskHeartbeat => TaskToken;
+    RegisterActivityType => Domain;
+    RegisterDomain => DomainName;
+    RegisterWorkflowType => Domain;
+    RequestCancelWorkflowExecution => Domain;
+    RespondActivityTaskCanceled => TaskToken;
+    RespondActivityTaskCompleted => TaskToken;
+    RespondActivityTaskFailed => TaskToken;
+    RespondDecisionTaskCompleted => TaskToken;
+    SignalWorkflowExecution => Domain;
+    StartWorkflowExecution => Domain;
+    TagResource => ResourceArn;
+    TerminateWorkflowExecution => Domain;
+    UndeprecateActivityType => Domain;
+    UndeprecateDomain => DomainName;
+    UndeprecateWorkflowType => Domain;
+    UntagResource => ResourceArn;
 }
 
 /// The prefix of every SWF `X-Amz-Target` value.

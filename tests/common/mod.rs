@@ -409,6 +409,7 @@ impl Proxy {
         let config = swf_warden::config::load(&path).unwrap_or_else(|d| panic!("{d}"));
         let options = swf_warden::server::Options {
             tls,
+            h2c: config.listen.h2c,
             limits: config.limits.clone(),
         };
         let runtime = Arc::new(Runtime::start(config).unwrap());

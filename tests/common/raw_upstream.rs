@@ -92,6 +92,11 @@ impl RawUpstream {
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
+
+    /// Connections that have ended (either side closed them).
+    pub fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
+    }
 }
 
 async fn serve(

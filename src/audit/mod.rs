@@ -4,9 +4,13 @@
 //! Each record is serialized whole, then written with a single `write_all` under a lock on a
 //! file opened for appending, so lines never interleave or tear between writers. Records hold
 //! no secrets, signatures, bodies or whole task tokens; only what `Record` names.
+//! Unauthenticated refusals pass through `flood` first, so they cannot flood the log.
+
+pub mod flood;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -15,7 +19,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 /// The audit `decision`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Outcome {
     Allowed,
@@ -67,6 +71,9 @@ pub struct Record {
     /// A short fingerprint of the task token involved, never the token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task_token_fingerprint: Option<String>,
+    /// In a flood summary: how many refusals from this source this record stands for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<u64>,
 }
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-24T01:02:03.456Z`.
@@ -100,6 +107,8 @@ pub struct Settings {
     pub path: Option<PathBuf>,
     pub include_allowed: bool,
     pub fsync: Fsync,
+    /// Records of unauthenticated refusals per source address and second (`flood`).
+    pub unauthenticated_per_second: u32,
 }
 
 enum Sink {
@@ -119,6 +128,7 @@ pub struct AuditLog {
     inner: Mutex<Inner>,
     include_allowed: AtomicBool,
     healthy: AtomicBool,
+    gate: flood::FloodGate,
 }
 
 fn open_sink(path: Option<&Path>) -> io::Result<Sink> {
@@ -136,6 +146,7 @@ impl AuditLog {
         let sink = open_sink(settings.path.as_deref())?;
         Ok(AuditLog {
             include_allowed: AtomicBool::new(settings.include_allowed),
+            gate: flood::FloodGate::new(settings.unauthenticated_per_second),
             inner: Mutex::new(Inner {
                 sink,
                 settings,
@@ -158,6 +169,8 @@ impl AuditLog {
         }
         self.include_allowed
             .store(settings.include_allowed, Relaxed);
+        self.gate
+            .set_per_second(settings.unauthenticated_per_second);
         inner.settings = settings;
         Ok(())
     }
@@ -192,6 +205,38 @@ impl AuditLog {
             None => Ok(()),
         });
         self.healthy.store(result.is_ok(), Relaxed);
+        result
+    }
+
+    /// Writes the record of an unauthenticated refusal from `source`, unless that source is
+    /// past its allowance this second: then the refusal is only counted, for the summary
+    /// record due when the second is over (written here, or by `flush_summaries`). Returns
+    /// whether the refusal's own record was written.
+    pub fn write_unauthenticated(&self, record: &Record, source: IpAddr) -> io::Result<bool> {
+        let second = unix_second(std::time::SystemTime::now());
+        let (admit, due) = self
+            .gate
+            .admit(source, record.decision, second, &record.request_id);
+        let summary = due.map_or(Ok(()), |s| self.write(&summary_record(s)));
+        match admit {
+            flood::Admit::Write => summary.and(self.write(record)).map(|()| true),
+            flood::Admit::Suppress => summary.map(|()| false),
+        }
+    }
+
+    /// Writes the summaries of the flood windows that are over (once a second), or of every
+    /// window (`final_flush`, at shutdown). Every summary is tried; the first error is returned.
+    pub fn flush_summaries(&self, final_flush: bool) -> io::Result<()> {
+        let second = if final_flush {
+            u64::MAX
+        } else {
+            unix_second(std::time::SystemTime::now())
+        };
+        let mut result = Ok(());
+        for summary in self.gate.flush(second) {
+            let written = self.write(&summary_record(summary));
+            result = result.and(written);
+        }
         result
     }
 
@@ -235,6 +280,35 @@ impl AuditLog {
     }
 }
 
+fn unix_second(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The record that stands for the refusals a flood window suppressed.
+fn summary_record(s: flood::Summary) -> Record {
+    let from = rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.second));
+    Record {
+        event_time: now_rfc3339(),
+        request_id: s.last_request_id,
+        decision: s.decision,
+        error_code: None,
+        cause: None,
+        principal: None,
+        action: None,
+        resource: None,
+        matched_statements: Vec::new(),
+        source_ip: s.source.map_or_else(|| "*".to_owned(), |ip| ip.to_string()),
+        user_agent: None,
+        message: Some(format!(
+            "{} more unauthenticated refusals from this source (an IPv6 source is its /64) in the second from {from} were counted, not recorded one by one (`[audit] unauthenticated_per_second`)",
+            s.suppressed
+        )),
+        task_token_fingerprint: None,
+        suppressed: Some(s.suppressed),
+    }
+}
+
 impl Inner {
     fn file(&self) -> Option<Arc<File>> {
         match &self.sink {
@@ -263,6 +337,7 @@ mod tests {
             user_agent: None,
             message: Some("m".into()),
             task_token_fingerprint: None,
+            suppressed: None,
         }
     }
 
@@ -271,6 +346,7 @@ mod tests {
             path: Some(path.to_owned()),
             include_allowed: false,
             fsync,
+            unauthenticated_per_second: flood::DEFAULT_PER_SECOND,
         }
     }
 
@@ -313,6 +389,7 @@ mod tests {
             path: Some(b.clone()),
             include_allowed: true,
             fsync: Fsync::Interval,
+            unauthenticated_per_second: 1,
         })
         .unwrap();
         log.write(&record("2")).unwrap();
@@ -356,6 +433,57 @@ mod tests {
             assert_eq!(v["cause"], "OPERATION_NOT_PERMITTED");
             assert!(v.get("resource").is_none());
             assert!(v["principal"].is_null());
+        }
+    }
+
+    #[test]
+    fn unauthenticated_floods_are_summarized() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(Settings {
+            unauthenticated_per_second: 2,
+            ..settings(&path, Fsync::Never)
+        })
+        .unwrap();
+        let source = IpAddr::from([127, 0, 0, 9]);
+        let started = unix_second(std::time::SystemTime::now());
+        for i in 0..20 {
+            log.write_unauthenticated(
+                &Record {
+                    decision: Outcome::AuthFailed,
+                    ..record(&i.to_string())
+                },
+                source,
+            )
+            .unwrap();
+        }
+        let seconds = unix_second(std::time::SystemTime::now()) - started + 1;
+        log.flush_summaries(true).unwrap();
+        let records: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let (summaries, single): (Vec<_>, Vec<_>) =
+            records.iter().partition(|r| r.get("suppressed").is_some());
+        let suppressed: u64 = summaries
+            .iter()
+            .map(|r| r["suppressed"].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            single.len() as u64 + suppressed,
+            20,
+            "every refusal counted"
+        );
+        assert!(
+            single.len() as u64 <= 2 * seconds,
+            "{} records",
+            single.len()
+        );
+        assert!(!summaries.is_empty());
+        for s in &summaries {
+            assert_eq!(s["decision"], "authFailed");
+            assert_eq!(s["sourceIp"], "127.0.0.9");
         }
     }
 }
