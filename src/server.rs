@@ -52,6 +52,8 @@ struct Accepted {
     stream: std::net::TcpStream,
     addr: SocketAddr,
     slot: Slot,
+    /// When the connection was accepted: its header deadline counts from here.
+    at: Instant,
 }
 
 /// Serves on `workers` threads, each running its own single-threaded runtime (thread-per-core).
@@ -91,9 +93,15 @@ pub async fn run_workers(
                         }
                     });
                     let server = Server::new(runtime, options, caps);
-                    while let Some(Accepted { stream, addr, slot }) = accepted.recv().await {
+                    while let Some(Accepted {
+                        stream,
+                        addr,
+                        slot,
+                        at,
+                    }) = accepted.recv().await
+                    {
                         match tokio::net::TcpStream::from_std(stream) {
-                            Ok(stream) => server.spawn(stream, addr, slot),
+                            Ok(stream) => server.spawn(stream, addr, slot, at),
                             Err(e) => tracing::warn!(error = %e, "cannot serve a connection"),
                         }
                     }
@@ -106,7 +114,7 @@ pub async fn run_workers(
     }
     let mut next = 0;
     tokio::pin!(shutdown);
-    while let Some((stream, addr, slot)) =
+    while let Some((stream, addr, slot, at)) =
         accept(&listener, &caps, &runtime.metrics, &mut shutdown).await
     {
         let stream = match stream.into_std() {
@@ -116,7 +124,12 @@ pub async fn run_workers(
                 continue;
             }
         };
-        let mut accepted = Accepted { stream, addr, slot };
+        let mut accepted = Accepted {
+            stream,
+            addr,
+            slot,
+            at,
+        };
         // A worker whose thread has ended no longer takes connections: the next one does.
         while !queues.is_empty() {
             next = (next + 1) % queues.len();
@@ -160,8 +173,10 @@ pub async fn run(
     let metrics = runtime.metrics.clone();
     let server = Server::new(runtime, options, caps.clone());
     tokio::pin!(shutdown);
-    while let Some((stream, addr, slot)) = accept(&listener, &caps, &metrics, &mut shutdown).await {
-        server.spawn(stream, addr, slot);
+    while let Some((stream, addr, slot, at)) =
+        accept(&listener, &caps, &metrics, &mut shutdown).await
+    {
+        server.spawn(stream, addr, slot, at);
     }
     drop(listener);
     server.drain().await;
@@ -176,11 +191,11 @@ async fn accept(
     caps: &Arc<Caps>,
     metrics: &Metrics,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
-) -> Option<(TcpStream, SocketAddr, Slot)> {
+) -> Option<(TcpStream, SocketAddr, Slot, Instant)> {
     loop {
-        let (stream, addr) = tokio::select! {
+        let (stream, addr, at) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok((stream, addr)) => (stream, addr, Instant::now()),
                 Err(e) => {
                     // Usually EMFILE or a connection reset before accept; keep serving.
                     tracing::warn!(error = %e, "accept failed");
@@ -200,7 +215,7 @@ async fn accept(
             () = &mut *shutdown => return None,
         };
         let _ = stream.set_nodelay(true);
-        return Some((stream, addr, slot));
+        return Some((stream, addr, slot, at));
     }
 }
 
@@ -254,7 +269,7 @@ impl Server {
     }
 
     /// Serves one connection in a task of its own.
-    fn spawn(&self, stream: TcpStream, addr: SocketAddr, slot: Slot) {
+    fn spawn(&self, stream: TcpStream, addr: SocketAddr, slot: Slot, accepted: Instant) {
         let runtime = self.runtime.clone();
         let connection = Connection {
             builders: self.builders.clone(),
@@ -265,6 +280,7 @@ impl Server {
             tls: self.options.tls.clone(),
             h2c: self.options.h2c,
             addr,
+            accepted,
         };
         tokio::spawn(async move {
             let _slot = slot;
@@ -301,13 +317,15 @@ struct Connection {
     tls: Option<TlsAcceptor>,
     h2c: bool,
     addr: SocketAddr,
+    /// When it was accepted: the header deadline counts from here, a wait for a slot included.
+    accepted: Instant,
 }
 
 impl Connection {
     /// Sets up the transport (the TLS handshake counts against the header read timeout),
     /// picks the protocol, and serves calls until the connection ends.
     async fn serve(self, stream: TcpStream) {
-        let activity = Activity::new();
+        let activity = Activity::new(self.accepted);
         let io = Watched::new(stream, activity.clone());
         let Some(acceptor) = self.tls.clone() else {
             let builders = self.builders.clone();

@@ -59,9 +59,10 @@ pub(super) struct Activity {
 }
 
 impl Activity {
-    pub(super) fn new() -> Arc<Activity> {
+    /// The activity of a connection accepted at `accepted`, when its deadlines start.
+    pub(super) fn new(accepted: Instant) -> Arc<Activity> {
         Arc::new(Activity {
-            epoch: Instant::now(),
+            epoch: accepted,
             calls: AtomicUsize::new(0),
             covered: AtomicBool::new(false),
             served: AtomicBool::new(false),
@@ -431,14 +432,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_without_a_head_goes_at_the_header_deadline() {
-        let activity = Activity::new();
+        let activity = Activity::new(Instant::now());
         let start = activity.epoch();
         let mut dog = Watchdog::new(activity.clone(), timeouts());
         assert_eq!(dog.check(start), (start + secs(10), None));
         assert_eq!(dog.check(start + secs(10)).1, Some(Closed::HeaderTimeout));
 
         // With a head in time, the idle deadline counts from the last call's end.
-        let activity = Activity::new();
+        let activity = Activity::new(Instant::now());
         let start = activity.epoch();
         let mut dog = Watchdog::new(activity.clone(), timeouts());
         let call = activity.enter(&caps(), IP, http::Version::HTTP_11).unwrap();
@@ -457,7 +458,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_later_http1_head_has_the_header_timeout_from_its_first_byte() {
-        let activity = Activity::new();
+        let activity = Activity::new(Instant::now());
         activity.set_h1();
         let start = activity.epoch();
         let mut dog = Watchdog::new(activity.clone(), timeouts());
@@ -480,7 +481,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_not_taken_goes_after_the_write_timeout() {
-        let activity = Activity::new();
+        let activity = Activity::new(Instant::now());
         let start = activity.epoch();
         let mut dog = Watchdog::new(activity.clone(), timeouts());
         let call = activity.enter(&caps(), IP, http::Version::HTTP_2).unwrap();
@@ -499,7 +500,7 @@ mod tests {
         drop(answer);
 
         // A stalled write is timed from when it stalled; one that proceeds starts afresh.
-        let activity = Activity::new();
+        let activity = Activity::new(Instant::now());
         let start = activity.epoch();
         let mut dog = Watchdog::new(activity.clone(), timeouts());
         let _call = activity.enter(&caps(), IP, http::Version::HTTP_11).unwrap();
@@ -514,7 +515,7 @@ mod tests {
 
     #[tokio::test]
     async fn answers_are_handed_out_in_pieces_and_release_their_call() {
-        let activity = Activity::new();
+        let activity = Activity::new(Instant::now());
         let caps = caps();
         let call = activity.enter(&caps, IP, http::Version::HTTP_2).unwrap();
         let second = activity.enter(&caps, IP, http::Version::HTTP_2).unwrap();
