@@ -165,6 +165,19 @@ pub fn refuse_unhandled<B>(
     response
 }
 
+/// Puts on record a request the HTTP layer refused before it became one (two different
+/// `Content-Length` values, a `Transfer-Encoding` not ending in `chunked`, a head over the
+/// limit). The layer has already answered with a bare `400` or `431` and closed the
+/// connection; the record is unauthenticated and goes through the per-source allowance.
+pub fn record_unparsed(app: &App, peer: Peer, error: &hyper::Error) {
+    let error = ProxyError::Serialization(format!(
+        "The HTTP layer refused the request before it was read: {error}."
+    ));
+    let mut call = Call::new(request_id(), peer, None);
+    drop(refuse(app, &mut call, &error));
+    app.metrics.request(None, error.outcome());
+}
+
 /// What steps 1 to 4 produce for step 5.
 struct Prepared {
     op: Operation,

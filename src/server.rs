@@ -414,6 +414,13 @@ impl Connection {
                 result = connection.as_mut() => {
                     if let Err(e) = result {
                         tracing::debug!(error = %e, peer = %peer.addr, "connection ended with an error");
+                        // Framing the HTTP layer refused (and answered with a bare status)
+                        // before any request existed is a refusal too: put it on record.
+                        if let Some(e) = e.downcast_ref::<hyper::Error>() {
+                            if e.is_parse() || e.is_parse_too_large() {
+                                handler::record_unparsed(&self.runtime.app(), peer, e);
+                            }
+                        }
                     }
                     return;
                 }

@@ -194,6 +194,53 @@ mod tests {
         TokenSealer::new(vec![key("k1", &"a".repeat(32))])
     }
 
+    /// The shortest token the sealer makes (empty domain and upstream token) opens; one whose
+    /// sealed body is too short to hold the domain length is refused, even under a good seal.
+    #[test]
+    fn the_shortest_tokens_open_and_a_shorter_sealed_body_is_malformed() {
+        let s = sealer();
+        let opened = s.unseal(&s.seal("", "")).unwrap();
+        assert_eq!(
+            (opened.domain.as_str(), opened.upstream_token.as_str()),
+            ("", "")
+        );
+        let k = key("k1", &"a".repeat(32));
+        // A sealed body whose domain length (5) runs past its end.
+        let mut raw = vec![2u8];
+        raw.extend_from_slice(b"k1");
+        raw.extend_from_slice(&[7u8; NONCE_LEN]);
+        let mut body = [0u8, 5, b'a'];
+        ChaCha20::new(&k.enc.into(), &[7u8; NONCE_LEN].into()).apply_keystream(&mut body);
+        raw.extend_from_slice(&body);
+        let t = tag(&k.mac, &raw);
+        raw.extend_from_slice(&t);
+        let token = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(&raw));
+        assert!(matches!(s.unseal(&token), Err(TokenError::Malformed)));
+        for body_len in [0, 1] {
+            let mut raw = vec![2u8];
+            raw.extend_from_slice(b"k1");
+            raw.extend_from_slice(&[7u8; NONCE_LEN]);
+            raw.extend(std::iter::repeat_n(0u8, body_len));
+            let t = tag(&k.mac, &raw);
+            raw.extend_from_slice(&t);
+            let token = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(&raw));
+            assert!(
+                matches!(s.unseal(&token), Err(TokenError::Malformed)),
+                "{body_len}"
+            );
+        }
+    }
+
+    /// A key shows its id and nothing of its secret or derived keys (it may reach a log).
+    #[test]
+    fn a_key_shows_its_id_and_no_key_material() {
+        let k = key("k1-rotated", &"s3cr3t-".repeat(5));
+        assert_eq!(k.id(), "k1-rotated");
+        let shown = format!("{k:?}");
+        assert_eq!(shown, "TokenKey { id: \"k1-rotated\", .. }");
+        assert!(!shown.contains("s3cr3t"));
+    }
+
     const UPSTREAM: &str = "AAAAKgAAAAEAAAAAAAAAAm upstream/token+with=odd chars";
 
     #[test]
@@ -300,5 +347,65 @@ mod tests {
     fn fingerprint_is_short_and_stable() {
         assert_eq!(fingerprint("abc"), fingerprint("abc"));
         assert_eq!(fingerprint("abc").len(), 12);
+    }
+
+    /// The key the fixed vectors below were sealed with.
+    fn vector_sealer() -> TokenSealer {
+        TokenSealer::new(vec![key(
+            "vector-1",
+            "swf-warden-fixed-test-vector-key-0001",
+        )])
+    }
+
+    /// Sealed once by `seal` as it was when this test was written: tokens held by workers
+    /// across an upgrade must still open.
+    const MINTED_BY_SEAL: &str = "sw1.CHZlY3Rvci0xNStq46ieKOTFugFtUL2NxI8rD87Sn6nXBxZuDLqDWWcKMTQNGM32BHf05SSNWfKhjfajqLEFnssMWFdiRSu42TNKfnH4w58RsxJq2tscWYlLbI0U8jdU-5oR";
+
+    /// Built outside this crate (Python's `hmac` and `cryptography`) from the layout in the
+    /// module doc, with the nonce 01 02 … 0c: the format itself, not this code's reading of it.
+    const MINTED_FROM_LAYOUT: &str = "sw1.CHZlY3Rvci0xAQIDBAUGBwgJCgsMsf1g3PUh9uYNTtmtijcoakqnESb9FFjjcSimE5xYkNmQQS3LzCyjv-Us2QPGCXarbbP69Pk6B1HSXxVSLOF7BLYFYwdbHxsyNJwhK7x6";
+
+    #[test]
+    fn fixed_vectors_open_to_their_domain_and_token() {
+        let expected = Unsealed {
+            domain: "tenant-a".into(),
+            upstream_token: UPSTREAM.into(),
+        };
+        let current = vector_sealer();
+        // The vector key as the older key of a rotation opens them too.
+        let rotated = TokenSealer::new(vec![
+            key("new", &"n".repeat(32)),
+            key("vector-1", "swf-warden-fixed-test-vector-key-0001"),
+        ]);
+        for token in [MINTED_BY_SEAL, MINTED_FROM_LAYOUT] {
+            assert_eq!(current.unseal(token), Ok(expected.clone()), "{token}");
+            assert_eq!(rotated.unseal(token), Ok(expected.clone()), "{token}");
+            assert_eq!(sealer().unseal(token), Err(TokenError::UnknownKey));
+        }
+    }
+
+    #[test]
+    fn fixed_vector_layout() {
+        // kid_len | kid | nonce | ciphertext (2 + domain + token bytes) | 16-byte tag.
+        let raw = URL_SAFE_NO_PAD.decode(&MINTED_FROM_LAYOUT[4..]).unwrap();
+        assert_eq!(raw[0], 8);
+        assert_eq!(&raw[1..9], b"vector-1");
+        assert_eq!(raw[9..21], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        assert_eq!(raw.len(), 21 + 2 + "tenant-a".len() + UPSTREAM.len() + 16);
+        let raw = URL_SAFE_NO_PAD.decode(&MINTED_BY_SEAL[4..]).unwrap();
+        assert_eq!(&raw[..9], b"\x08vector-1");
+        assert_eq!(raw.len(), 21 + 2 + "tenant-a".len() + UPSTREAM.len() + 16);
+    }
+
+    #[test]
+    fn fingerprint_is_the_start_of_sha256_hex() {
+        // SHA-256("abc") = ba7816bf8f01cfea…, SHA-256("") = e3b0c44298fc1c14…: one-way, so
+        // a token's own first bytes (a reversible hex of them) would not match.
+        assert_eq!(fingerprint("abc"), "ba7816bf8f01");
+        assert_eq!(fingerprint(""), "e3b0c44298fc");
+        assert_eq!(
+            fingerprint("sw1.AmsxAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            "f59c5f8df72c"
+        );
     }
 }

@@ -124,6 +124,15 @@ fn signed(proxy: &Proxy) -> Request<Full<Bytes>> {
     Raw::new(TENANT_A, "DescribeDomain", &json!({"name": "tenant-a"})).build(proxy.addr)
 }
 
+/// `b` as one chunk, then the last chunk.
+fn chunked(b: &[u8]) -> String {
+    format!(
+        "{:x}\r\n{}\r\n0\r\n\r\n",
+        b.len(),
+        String::from_utf8_lossy(b)
+    )
+}
+
 fn content_length(b: &[u8]) -> String {
     format!("content-length: {}", b.len())
 }
@@ -212,11 +221,7 @@ async fn methods_other_than_post_are_refused() {
 async fn ambiguous_framing_is_refused() {
     let proxy = Proxy::start().await;
     let b = body();
-    let chunked = format!(
-        "{:x}\r\n{}\r\n0\r\n\r\n",
-        b.len(),
-        String::from_utf8_lossy(&b)
-    );
+    let chunked = chunked(&b);
 
     // Content-Length and Transfer-Encoding together: the HTTP layer resolves it as RFC 9112
     // says (chunked wins, Content-Length is dropped, the connection closes after the answer),
@@ -251,21 +256,6 @@ async fn ambiguous_framing_is_refused() {
         (400, "SerializationException")
     );
 
-    // Two different Content-Length values never get past the HTTP layer: a bare 400.
-    let two = to_wire(
-        &signed(&proxy),
-        &b,
-        &[&content_length(&b), "content-length: 3"],
-    );
-    let answer = exchange(proxy.addr, &two).await;
-    assert_eq!(answer.status, 400);
-    // Neither is a coding that is not chunked last.
-    let last = to_wire(
-        &signed(&proxy),
-        chunked.as_bytes(),
-        &["transfer-encoding: chunked, gzip"],
-    );
-    assert_eq!(exchange(proxy.addr, &last).await.status, 400);
     assert_eq!(
         proxy.upstream.count(),
         forwarded,
@@ -283,6 +273,74 @@ async fn ambiguous_framing_is_refused() {
     )
     .await;
     assert_eq!(answer.status, 200, "{answer:?}");
+}
+
+/// The `n`th audit record whose message starts with `prefix`, once written (it is written
+/// when the connection ends, after the answer).
+async fn audit_record_starting(proxy: &Proxy, prefix: &str, n: usize) -> Value {
+    let matching = || -> Vec<Value> {
+        proxy
+            .audit()
+            .into_iter()
+            .filter(|r| r["message"].as_str().is_some_and(|m| m.starts_with(prefix)))
+            .collect()
+    };
+    wait_until("the refusal is on record", || matching().len() >= n).await;
+    matching().swap_remove(n - 1)
+}
+
+/// The one documented exception to "every refusal is AWS JSON": framing the HTTP layer cannot
+/// read as one request is answered by it with a bare status and no body (there is no request
+/// to answer as SWF would), and the connection closes. Each is still on record.
+#[tokio::test]
+async fn framing_the_http_layer_refuses_is_answered_bare_and_on_record() {
+    let proxy = Proxy::start().await;
+    let b = body();
+    let chunked = chunked(&b);
+    let long = format!("x-long: {}", "a".repeat(64 * 1024));
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        (
+            "two different Content-Length values",
+            to_wire(
+                &signed(&proxy),
+                &b,
+                &[&content_length(&b), "content-length: 3"],
+            ),
+            400,
+        ),
+        (
+            "a Transfer-Encoding not ending in chunked",
+            to_wire(
+                &signed(&proxy),
+                chunked.as_bytes(),
+                &["transfer-encoding: chunked, gzip"],
+            ),
+            400,
+        ),
+        (
+            "a head over max_header_bytes",
+            to_wire(&signed(&proxy), &b, &[&content_length(&b), &long]),
+            431,
+        ),
+    ];
+    for (n, (what, bytes, status)) in cases.into_iter().enumerate() {
+        let answer = exchange(proxy.addr, &bytes).await;
+        assert_eq!(answer.status, status, "{what}: {answer:?}");
+        assert_eq!(answer.body, Value::Null, "{what}: a bare answer");
+        assert!(answer.header("x-amzn-requestid").is_none(), "{what}");
+        let record =
+            audit_record_starting(&proxy, "The HTTP layer refused the request", n + 1).await;
+        assert_eq!(record["decision"], "invalidRequest", "{what}: {record}");
+        assert_eq!(record["errorCode"], "SerializationException", "{what}");
+        assert_eq!(record["sourceIp"], "127.0.0.1", "{what}");
+        assert!(record["principal"].is_null(), "{what}");
+    }
+    assert_eq!(
+        proxy.upstream.count(),
+        0,
+        "none of these reached the upstream"
+    );
+    good_request_still_served(&proxy).await;
 }
 
 #[tokio::test]

@@ -152,9 +152,10 @@ async fn shutdown_drains_a_long_poll_in_flight() {
     // The fake upstream holds "slow" polls for 3 s.
     let poll = tokio::spawn(async move { activity_poll(&a, "tenant-a", "slow").send().await });
     // Wait until the poll is in the proxy, then shut down.
-    while proxy.runtime.metrics.in_flight() == 0 {
-        tokio::task::yield_now().await;
-    }
+    wait_until("the poll is in flight", || {
+        proxy.runtime.metrics.in_flight() > 0
+    })
+    .await;
     let addr = proxy.addr;
     proxy.shutdown().await;
     let task = poll.await.unwrap().expect("the poll in flight is answered");
@@ -232,6 +233,50 @@ async fn calls_that_must_be_audited_are_refused_when_the_audit_log_fails() {
         .metrics
         .render()
         .contains("swf_warden_audit_write_failures_total 2"));
+}
+
+/// `/dev/full` opens, so the log starts healthy: the first write to fail is the one after an
+/// allowed (or shadowed) call was forwarded. Its answer is withheld, never given unrecorded.
+#[tokio::test]
+async fn an_audit_write_that_fails_after_forwarding_withholds_the_answer() {
+    let shadow = "\n[[principal]]\nname = \"shadow\"\naccess_key_id = \"AKIASHADOW0000000001\"\nsecret_access_key = \"secret-shadow\"\npolicies = []\nenforce = false\n";
+    for (what, include_allowed, key, secret) in [
+        (
+            "an allowed call with include_allowed",
+            true,
+            TENANT_A.key,
+            TENANT_A.secret,
+        ),
+        (
+            "a shadowed denial",
+            false,
+            "AKIASHADOW0000000001",
+            "secret-shadow",
+        ),
+    ] {
+        let proxy = Proxy::start_configured(
+            |c| {
+                c.replace(
+                    "path = \"audit.log\"",
+                    &format!("path = \"/dev/full\"\ninclude_allowed = {include_allowed}"),
+                ) + shadow
+            },
+            &[],
+        )
+        .await;
+        assert!(proxy.runtime.app().audit.healthy(), "{what}");
+        let err = describe_refused(&proxy.client_with(key, secret), "tenant-a").await;
+        assert_eq!(sdk_code(&err), "ServiceUnavailableException", "{what}");
+        assert_eq!(
+            proxy.upstream.count(),
+            1,
+            "{what}: forwarded once, its answer withheld"
+        );
+        assert!(
+            !proxy.runtime.app().audit.healthy(),
+            "{what}: the write failed"
+        );
+    }
 }
 
 #[tokio::test]
@@ -407,9 +452,10 @@ async fn beyond_max_connections_new_connections_wait_their_turn() {
             order.lock().unwrap().push("poll");
         })
     };
-    while proxy.runtime.metrics.in_flight() == 0 {
-        tokio::task::yield_now().await;
-    }
+    wait_until("the poll is in flight", || {
+        proxy.runtime.metrics.in_flight() > 0
+    })
+    .await;
     let other = proxy.client(TENANT_A);
     other
         .describe_domain()

@@ -273,12 +273,30 @@ async fn token_sealed_by_another_key_set_is_refused() {
         .await
         .unwrap_err();
     assert_eq!(sdk_code(&err), "OperationNotPermittedFault");
+    assert_eq!(first.upstream.count(), 1, "only the poll was forwarded");
+    let request_id = err
+        .raw_response()
+        .unwrap()
+        .headers()
+        .get("x-amzn-requestid")
+        .unwrap();
+    let record = first.audit_for(request_id);
+    assert_eq!(record["decision"], "invalidRequest", "{record}");
+    assert_eq!(record["principal"]["name"], TENANT_A.name);
+    assert_eq!(record["action"], "swf:RecordActivityTaskHeartbeat");
+    assert!(
+        record["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("task token")),
+        "{record}"
+    );
     // The genuine token still works.
     a.record_activity_task_heartbeat()
         .task_token(&token)
         .send()
         .await
         .unwrap();
+    assert_eq!(first.upstream.count(), 2);
 }
 
 #[tokio::test]

@@ -79,37 +79,43 @@ async fn authentication_errors() {
         parts,
         Full::new(Bytes::from_static(br#"{"name":"tenant-b"}"#)),
     );
+    // The messages name the rule that refused; the two unrecognized-client rows share AWS's
+    // one sentence (an unknown key, an unsigned session token).
+    const MISMATCH: &str =
+        "The request signature we calculated does not match the signature you provided.";
+    const UNRECOGNIZED: &str = "The security token included in the request is invalid.";
     // (what is wrong, the request, the error, how its message starts)
     let cases: Vec<(&str, Request<Full<Bytes>>, &str, &str)> = vec![
         (
             "no Authorization",
             without("authorization"),
             "MissingAuthenticationTokenException",
-            "",
+            "Request is missing Authentication Token",
         ),
         (
             "garbage Authorization",
             with_header(signed(), "authorization", "AWS4-HMAC-SHA256 garbage"),
             "IncompleteSignatureException",
-            "",
+            "Authorization header is malformed.",
         ),
         (
             "Authorization without a signature",
             with_header(signed(), "authorization", &partial),
             "IncompleteSignatureException",
-            "",
+            "Authorization header requires 'Signature' parameter. \
+             Authorization header requires 'SignedHeaders' parameter.",
         ),
         (
             "no X-Amz-Date",
             without("x-amz-date"),
             "IncompleteSignatureException",
-            "",
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
         ),
         (
             "wrong secret",
             altered(|r| r.secret = "wrong"),
             "InvalidSignatureException",
-            "",
+            MISMATCH,
         ),
         (
             "signed 16 minutes ago",
@@ -127,31 +133,31 @@ async fn authentication_errors() {
             "another region",
             altered(|r| r.region = "eu-west-1"),
             "InvalidSignatureException",
-            "",
+            "Credential should be scoped to a valid region, not 'eu-west-1'.",
         ),
         (
             "another service",
             altered(|r| r.service = "sqs"),
             "InvalidSignatureException",
-            "",
+            "Credential should be scoped to correct service: 'swf'.",
         ),
         (
             "unknown access key",
             altered(|r| r.key = "AKIAUNKNOWN000000001"),
             "UnrecognizedClientException",
-            "",
+            UNRECOGNIZED,
         ),
         (
             "unsigned x-amz-* header",
             with_header(signed(), "x-amz-meta-extra", "1"),
             "InvalidSignatureException",
-            "",
+            "'x-amz-meta-extra' must be a 'SignedHeader' in the AWS Authorization.",
         ),
         (
             "unsigned session token",
             with_header(signed(), "x-amz-security-token", "t"),
             "UnrecognizedClientException",
-            "",
+            UNRECOGNIZED,
         ),
         (
             "target changed after signing",
@@ -161,19 +167,22 @@ async fn authentication_errors() {
                 "SimpleWorkflowService.DeprecateDomain",
             ),
             "InvalidSignatureException",
-            "",
+            MISMATCH,
         ),
         (
             "body changed after signing",
             swapped_body,
             "InvalidSignatureException",
-            "",
+            MISMATCH,
         ),
     ];
     for (what, request, error, message) in cases {
         let record = refused(&proxy, request, 400, error, "authFailed").await;
         let text = record["message"].as_str().unwrap();
-        assert!(text.starts_with(message), "{what}: {text}");
+        assert!(
+            !message.is_empty() && text.starts_with(message),
+            "{what}: refused by another rule: expected {message:?}, got {text:?}"
+        );
         if error == "UnrecognizedClientException" {
             assert!(record["principal"].is_null(), "{what}: {record}");
         }

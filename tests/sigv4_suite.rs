@@ -108,14 +108,49 @@ fn timestamp(case: &Case) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(t.unix_timestamp() as u64)
 }
 
-fn verify(case: &Case, parts: &Parts, body: &[u8]) -> Result<(), String> {
-    let verifier = Verifier {
+/// Why a request was refused: the AWS error type and the message, which names the rule.
+type Refusal = (&'static str, String);
+
+const INVALID: &str = "InvalidSignatureException";
+const UNKNOWN_OPERATION: &str = "UnknownOperationException";
+/// The signature check's message: no earlier rule refused, the signed bytes differ.
+const MISMATCH: &str =
+    "The request signature we calculated does not match the signature you provided.";
+
+/// Asserts that `result` is a refusal of type `kind` whose message starts with `prefix`.
+#[track_caller]
+fn assert_refused(result: Result<(), Refusal>, kind: &str, prefix: &str, what: &str) {
+    let Err((refused_as, message)) = result else {
+        panic!("{what}: accepted");
+    };
+    assert_eq!(refused_as, kind, "{what}: {message}");
+    assert!(
+        message.starts_with(prefix),
+        "{what}: refused by another rule: expected {prefix:?}, got {message:?}"
+    );
+}
+
+/// The generic SigV4 profile, for the case's own scope.
+fn generic_verifier(case: &Case) -> Verifier {
+    Verifier {
         region: case.context["region"].as_str().unwrap().to_owned(),
         service: case.context["service"].as_str().unwrap().to_owned(),
         max_skew: Duration::from_secs(900),
         required_signed: &["host", "x-amz-date"],
         hosts: Vec::new(),
-    };
+    }
+}
+
+fn verify(case: &Case, parts: &Parts, body: &[u8]) -> Result<(), Refusal> {
+    verify_with(&generic_verifier(case), case, parts, body)
+}
+
+fn verify_with(
+    verifier: &Verifier,
+    case: &Case,
+    parts: &Parts,
+    body: &[u8],
+) -> Result<(), Refusal> {
     let creds = &case.context["credentials"];
     let holder = Holder(Credential::new(
         creds["access_key_id"].as_str().unwrap(),
@@ -127,7 +162,7 @@ fn verify(case: &Case, parts: &Parts, body: &[u8]) -> Result<(), String> {
             (k == key).then_some(&holder)
         })
         .map(|_| ())
-        .map_err(|e| e.wire().short_name().to_owned())
+        .map_err(|e| (e.wire().short_name(), e.to_string()))
 }
 
 fn clone_parts(parts: &Parts) -> Parts {
@@ -153,6 +188,15 @@ fn shape_refusal(case: &Case) -> Option<&'static str> {
     }
 }
 
+/// The error type and message start with which the request-shape rule `rule` refuses.
+fn shape_error(rule: &str) -> (&'static str, &'static str) {
+    if rule == "query string" {
+        (INVALID, "Requests must not carry a query string.")
+    } else {
+        (UNKNOWN_OPERATION, "Only POST / is served; got ")
+    }
+}
+
 #[test]
 fn aws_signing_suite() {
     let cases = cases();
@@ -165,26 +209,18 @@ fn aws_signing_suite() {
         let result = verify(case, &case.parts, &case.body);
         match shape_refusal(case) {
             Some(rule) => {
-                let expected = if rule == "query string" {
-                    "InvalidSignatureException"
-                } else {
-                    "UnknownOperationException"
-                };
-                assert_eq!(
-                    result,
-                    Err(expected.to_owned()),
-                    "{}: refused for its {rule}",
-                    case.name
-                );
+                let (kind, message) = shape_error(rule);
+                let what = format!("{}: refused for its {rule}", case.name);
+                assert_refused(result, kind, message, &what);
                 refused_by_shape.push(rule);
             }
             None if case.context["omit_session_token"] == true => {
                 // The token was added after signing: an unsigned session token.
-                assert_eq!(
+                assert_refused(
                     result,
-                    Err("UnrecognizedClientException".to_owned()),
-                    "{}",
-                    case.name
+                    "UnrecognizedClientException",
+                    "The security token included in the request is invalid.",
+                    &case.name,
                 );
                 refused_unsigned_token.push(case.name.clone());
             }
@@ -210,8 +246,9 @@ fn aws_signing_suite() {
     assert_eq!(refused_unsigned_token, ["post-sts-header-after"]);
 }
 
-/// Changing any signed byte (each signed header, the body, the date, the path, a target)
-/// makes a verifying case fail.
+/// Changing any signed byte (each signed header, the body, the date, the signature) makes a
+/// verifying case fail the signature check itself; changing the path or adding an unsigned
+/// target is refused by the rule for each.
 fn tampering_is_refused(case: &Case) {
     let auth = case.parts.headers["authorization"]
         .to_str()
@@ -227,6 +264,15 @@ fn tampering_is_refused(case: &Case) {
         .split(';')
         .map(str::to_owned)
         .collect();
+    let what = |change: &str| format!("{}: {change}", case.name);
+    // A declared payload hash is held to the body before the signature is checked.
+    const DECLARED_HASH: &str =
+        "The provided 'x-amz-content-sha256' header does not match what was computed.";
+    let body_rule = if case.parts.headers.contains_key("x-amz-content-sha256") {
+        DECLARED_HASH
+    } else {
+        MISMATCH
+    };
     for name in &signed {
         let mut parts = clone_parts(&case.parts);
         let old = parts.headers[name.as_str()].to_str().unwrap().to_owned();
@@ -235,38 +281,62 @@ fn tampering_is_refused(case: &Case) {
         } else {
             format!("{old}x")
         };
+        assert_ne!(new, old, "{}", what(name));
         parts.headers.insert(
             http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
             new.parse().unwrap(),
         );
-        assert!(
-            verify(case, &parts, &case.body).is_err(),
-            "{}: changed {name}",
-            case.name
+        let rule = if name == "x-amz-content-sha256" {
+            DECLARED_HASH
+        } else {
+            MISMATCH
+        };
+        assert_refused(
+            verify(case, &parts, &case.body),
+            INVALID,
+            rule,
+            &what(&format!("changed {name}")),
         );
     }
     let mut body = case.body.clone();
     body.push(b'!');
-    assert!(
-        verify(case, &case.parts, &body).is_err(),
-        "{}: changed body",
-        case.name
+    assert_refused(
+        verify(case, &case.parts, &body),
+        INVALID,
+        body_rule,
+        &what("changed body"),
     );
     if !case.body.is_empty() {
         let mut flipped = case.body.clone();
         flipped[0] ^= 1;
-        assert!(
-            verify(case, &case.parts, &flipped).is_err(),
-            "{}: flipped a body bit",
-            case.name
+        assert_refused(
+            verify(case, &case.parts, &flipped),
+            INVALID,
+            body_rule,
+            &what("flipped a body bit"),
+        );
+    }
+    if body_rule == DECLARED_HASH {
+        // The declared hash brought in line with the changed body: the signature refuses.
+        let mut parts = clone_parts(&case.parts);
+        let hash = swf_warden::sigv4::canonical::sha256_hex(&body);
+        parts
+            .headers
+            .insert("x-amz-content-sha256", hash.parse().unwrap());
+        assert_refused(
+            verify(case, &parts, &body),
+            INVALID,
+            MISMATCH,
+            &what("changed body and its declared hash"),
         );
     }
     let mut parts = clone_parts(&case.parts);
     parts.uri = "/x".parse().unwrap();
-    assert!(
-        verify(case, &parts, &case.body).is_err(),
-        "{}: changed path",
-        case.name
+    assert_refused(
+        verify(case, &parts, &case.body),
+        UNKNOWN_OPERATION,
+        "Only POST / is served; got POST /x.",
+        &what("changed path"),
     );
     let mut parts = clone_parts(&case.parts);
     parts.headers.insert(
@@ -275,10 +345,11 @@ fn tampering_is_refused(case: &Case) {
             .parse()
             .unwrap(),
     );
-    assert!(
-        verify(case, &parts, &case.body).is_err(),
-        "{}: added a target",
-        case.name
+    assert_refused(
+        verify(case, &parts, &case.body),
+        INVALID,
+        "'x-amz-target' must be a 'SignedHeader' in the AWS Authorization.",
+        &what("added a target"),
     );
     let mut parts = clone_parts(&case.parts);
     let tampered_sig = {
@@ -289,25 +360,58 @@ fn tampering_is_refused(case: &Case) {
     parts
         .headers
         .insert("authorization", tampered_sig.parse().unwrap());
-    assert!(
-        verify(case, &parts, &case.body).is_err(),
-        "{}: changed signature",
-        case.name
+    assert_refused(
+        verify(case, &parts, &case.body),
+        INVALID,
+        MISMATCH,
+        &what("changed signature"),
     );
 }
 
 #[test]
 fn suite_requests_are_refused_by_the_swf_profile() {
-    // None of the suite's requests sign `x-amz-target` or `content-type`, nor are they scoped
-    // to `swf`: the SWF verifier refuses every one of them.
+    // The SWF verifier refuses every one of the suite's requests: those of another shape by
+    // the shape rules, the rest because they are scoped to the service `service`, not `swf`.
+    // With that scope allowed, none of them carries the SWF headers either: each lacks
+    // `content-type`, or (the form-encoded posts, which sign one) `x-amz-target`.
+    let mut by_scope = 0;
     for case in cases() {
-        let verifier = Verifier::swf("us-east-1", Duration::from_secs(900));
-        let creds = &case.context["credentials"];
-        let holder = Holder(Credential::new(
-            creds["access_key_id"].as_str().unwrap(),
-            Secret::new(creds["secret_access_key"].as_str().unwrap()),
-        ));
-        let result = verifier.verify(&case.parts, &case.body, timestamp(&case), |_| Some(&holder));
-        assert!(result.is_err(), "{}", case.name);
+        let swf = Verifier::swf("us-east-1", Duration::from_secs(900));
+        let swf_headers_only = Verifier {
+            required_signed: swf.required_signed,
+            ..generic_verifier(&case)
+        };
+        let results = [
+            verify_with(&swf, &case, &case.parts, &case.body),
+            verify_with(&swf_headers_only, &case, &case.parts, &case.body),
+        ];
+        match shape_refusal(&case) {
+            Some(rule) => {
+                let (kind, message) = shape_error(rule);
+                for result in results {
+                    assert_refused(result, kind, message, &case.name);
+                }
+            }
+            None => {
+                let [scoped, headers] = results;
+                assert_refused(
+                    scoped,
+                    INVALID,
+                    "Credential should be scoped to correct service: 'swf'.",
+                    &case.name,
+                );
+                let expected = if case.parts.headers.contains_key("content-type") {
+                    "The request has no 'x-amz-target' header."
+                } else {
+                    "The request has no 'content-type' header."
+                };
+                assert_refused(headers, INVALID, expected, &case.name);
+                by_scope += 1;
+            }
+        }
     }
+    assert_eq!(
+        by_scope, 8,
+        "the 7 verifying cases and post-sts-header-after"
+    );
 }

@@ -65,15 +65,68 @@ async fn sdk_over_tls_polls_heartbeats_and_is_refused_elsewhere() {
 }
 
 #[tokio::test]
-async fn plain_http_to_a_tls_listener_gets_nothing() {
+async fn plain_http_to_a_tls_listener_gets_no_http_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let m = material();
-    let proxy = Proxy::start_tls(m.acceptor).await;
-    let err = describe_refused(&proxy.client(TENANT_A), "tenant-a").await;
+    let proxy = Proxy::start_tls(m.acceptor.clone()).await;
+    // The listener is up and accepts the connection, but plain HTTP is not TLS: the answer
+    // (if any) is a TLS alert, never an HTTP response, and the connection ends.
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the proxy ends the connection")
+    .ok();
+    assert!(!answer.starts_with(b"HTTP/"), "{answer:?}");
     assert!(
-        err.as_service_error().is_none(),
-        "no HTTP answer over a TLS port: {err:?}"
+        answer.is_empty() || answer[0] == 0x15,
+        "nothing, or a TLS alert record: {answer:?}"
     );
-    assert_eq!(proxy.upstream.count(), 0);
+    // The same listener serves TLS clients.
+    let a = https_client(&proxy, TENANT_A, &m.cert_pem);
+    a.describe_domain().name("tenant-a").send().await.unwrap();
+    assert_eq!(proxy.upstream.count(), 1, "only the TLS call was forwarded");
+}
+
+/// `aws:SecureTransport` is true over TLS: a statement that allows only over TLS allows there
+/// (and the same call over plain HTTP is refused: tests/policy_enforcement.rs).
+#[tokio::test]
+async fn secure_transport_is_true_over_tls() {
+    const OVER_TLS: &str = r#"{"Version": "2012-10-17", "Statement": [
+      {"Sid": "OnlyOverTls", "Effect": "Allow", "Action": "swf:ListDomains", "Resource": "*",
+       "Condition": {"Bool": {"aws:SecureTransport": "true"}}},
+      {"Sid": "NeverOverTls", "Effect": "Allow", "Action": "swf:DescribeDomain", "Resource": "*",
+       "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}"#;
+    let tls_only = "\n[[principal]]\nname = \"tls-only\"\naccess_key_id = \"AKIATLSONLY000000001\"\nsecret_access_key = \"secret-tls-only\"\npolicies = [\"tls-only\"]\n";
+    let m = material();
+    let proxy = Proxy::start_tls_with(
+        |c| c + tls_only,
+        &[("tls-only.json", OVER_TLS)],
+        m.acceptor.clone(),
+    )
+    .await;
+    let tenant = Tenant {
+        name: "tls-only",
+        key: "AKIATLSONLY000000001",
+        secret: "secret-tls-only",
+    };
+    let client = https_client(&proxy, tenant, &m.cert_pem);
+    client
+        .list_domains()
+        .registration_status(aws_sdk_swf::types::RegistrationStatus::Registered)
+        .send()
+        .await
+        .expect("allowed over TLS");
+    let err = describe_refused(&client, "tenant-a").await;
+    assert_eq!(sdk_code(&err), "OperationNotPermittedFault");
+    assert_eq!(proxy.upstream.operations(), ["ListDomains"]);
 }
 
 #[test]

@@ -207,4 +207,91 @@ mod tests {
             .swf_keys()
             .contains(&"activityType.name"));
     }
+
+    /// Every action's SWF condition keys, as the SWF Developer Guide lists them ("API
+    /// summary": which parameters each action's keys constrain); an action not named here
+    /// carries none.
+    #[test]
+    fn every_action_carries_the_documented_keys() {
+        use DecisionKind as D;
+        use Operation as O;
+        let tags = [
+            "tagList.member.0",
+            "tagList.member.1",
+            "tagList.member.2",
+            "tagList.member.3",
+            "tagList.member.4",
+        ];
+        let with_tags = |rest: &[&'static str]| -> Vec<&'static str> {
+            let mut keys: Vec<&str> = tags.to_vec();
+            keys.extend_from_slice(rest);
+            keys
+        };
+        let mut expected: Vec<(Action, Vec<&str>)> = Vec::new();
+        for op in [
+            O::CountPendingActivityTasks,
+            O::CountPendingDecisionTasks,
+            O::PollForActivityTask,
+            O::PollForDecisionTask,
+        ] {
+            expected.push((Action::Operation(op), vec!["taskList.name"]));
+        }
+        for op in [
+            O::DeprecateActivityType,
+            O::DescribeActivityType,
+            O::UndeprecateActivityType,
+            O::DeleteActivityType,
+        ] {
+            expected.push((
+                Action::Operation(op),
+                vec!["activityType.name", "activityType.version"],
+            ));
+        }
+        for op in [
+            O::DeprecateWorkflowType,
+            O::DescribeWorkflowType,
+            O::UndeprecateWorkflowType,
+            O::DeleteWorkflowType,
+        ] {
+            expected.push((
+                Action::Operation(op),
+                vec!["workflowType.name", "workflowType.version"],
+            ));
+        }
+        for op in [
+            O::CountClosedWorkflowExecutions,
+            O::CountOpenWorkflowExecutions,
+            O::ListClosedWorkflowExecutions,
+            O::ListOpenWorkflowExecutions,
+        ] {
+            expected.push((
+                Action::Operation(op),
+                vec!["tagFilter.tag", "typeFilter.name", "typeFilter.version"],
+            ));
+        }
+        for op in [O::RegisterActivityType, O::RegisterWorkflowType] {
+            expected.push((
+                Action::Operation(op),
+                vec!["defaultTaskList.name", "name", "version"],
+            ));
+        }
+        let start = with_tags(&["taskList.name", "workflowType.name", "workflowType.version"]);
+        expected.push((Action::Operation(O::StartWorkflowExecution), start.clone()));
+        expected.push((Action::Decision(D::StartChildWorkflowExecution), start));
+        expected.push((
+            Action::Decision(D::ContinueAsNewWorkflowExecution),
+            with_tags(&["taskList.name", "workflowType.version"]),
+        ));
+        expected.push((
+            Action::Decision(D::ScheduleActivityTask),
+            vec!["activityType.name", "activityType.version", "taskList.name"],
+        ));
+        for action in Action::all() {
+            let want = expected
+                .iter()
+                .find(|(a, _)| *a == action)
+                .map_or(&[][..], |(_, keys)| keys.as_slice());
+            assert_eq!(action.swf_keys(), want, "{action:?}");
+        }
+    }
 }

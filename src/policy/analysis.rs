@@ -130,7 +130,6 @@ fn statement(s: &Statement, variables: bool, report: &mut dyn FnMut(Result<Strin
         }
         let wildcard_value = c.values.iter().any(|v| v.contains(['*', '?']));
         if wildcard_value
-            && !operator.is_like()
             && matches!(
                 operator.kind,
                 super::condition::Kind::StringEquals
@@ -275,7 +274,7 @@ Sid = "Own"
 Effect = "Allow"
 Action = ["swf:PollForActivityTask", "swf:ScheduleActivityTask"]
 Resource = "arn:aws:swf:*:123456789012:/domain/${aws:PrincipalTag/team}"
-Condition = { StringLike = { "swf:taskList.name" = "${aws:username}-*" } }
+Condition = { StringLike = { "swf:taskList.name" = "${aws:username}-*" }, StringEquals = { "swf:activityType.name" = "resize" } }
 "#,
         );
         assert!(found.is_empty(), "{found:?}");

@@ -102,11 +102,6 @@ impl Operator {
             set,
         })
     }
-
-    /// Whether the operator takes wildcards (`…Like`, `Arn…`).
-    pub fn is_like(&self) -> bool {
-        matches!(self.kind, Kind::StringLike | Kind::Arn)
-    }
 }
 
 /// One compiled policy value.

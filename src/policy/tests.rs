@@ -292,6 +292,38 @@ fn authorize_builds_aws_denial_messages() {
     .unwrap();
     assert!(permit.shadowed());
     assert_eq!(permit.decision().kind, DecisionKind::ExplicitDeny);
+    // An allowed call is never marked shadowed, enforced or not.
+    let s = set(&[policy("all", &statement("Allow", "\"swf:*\"", "\"*\""))]);
+    for enforce in [true, false] {
+        let permit = with_ctx(Operation::PollForActivityTask, |ctx| {
+            authorize(&s, arn, A, ctx, enforce)
+        })
+        .unwrap();
+        assert!(!permit.shadowed());
+        assert_eq!(permit.decision().kind, DecisionKind::Allowed);
+    }
+}
+
+/// The names decisions go by in the audit log, `explain` and `test`.
+#[test]
+fn decision_kinds_have_their_audit_names() {
+    assert_eq!(DecisionKind::Allowed.as_str(), "allowed");
+    assert_eq!(DecisionKind::ExplicitDeny.as_str(), "explicitDeny");
+    assert_eq!(DecisionKind::ImplicitDeny.as_str(), "implicitDeny");
+}
+
+/// Only `.toml` and `.json` files are policies; folders and other files are passed over.
+#[test]
+fn the_policy_folder_holds_only_toml_and_json_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(p.join("a.toml"), statement("Allow", "\"swf:*\"", "\"*\"")).unwrap();
+    std::fs::write(p.join("notes.md"), "not a policy").unwrap();
+    std::fs::create_dir(p.join("archive.json")).unwrap();
+    std::fs::create_dir(p.join("old.toml")).unwrap();
+    let (policies, errors) = load_dir(p);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(policies.keys().collect::<Vec<_>>(), ["a"]);
 }
 
 #[test]
@@ -350,4 +382,36 @@ fn the_index_finds_what_a_scan_finds() {
         eval(&s, Operation::PollForActivityTask, "not-an-arn").kind,
         DecisionKind::ImplicitDeny
     );
+}
+
+/// A resource with a policy variable matches per ARN segment once resolved, and only whole
+/// six-part ARNs: `${aws:username}` is `w` here.
+#[test]
+fn resources_with_variables_match_whole_arns_once_resolved() {
+    let own = "arn:aws:swf:*:123456789012:/domain/${aws:username}";
+    let s = set(&[policy(
+        "own",
+        &format!(
+            "Version = \"2012-10-17\"\n{}",
+            statement("Allow", "\"swf:*\"", &format!("\"{own}\""))
+        ),
+    )]);
+    let domain = |name: &str| format!("arn:aws:swf:us-east-1:123456789012:/domain/{name}");
+    assert_eq!(
+        kind(&s, Operation::DescribeDomain, &domain("w")),
+        DecisionKind::Allowed
+    );
+    for other in [
+        domain("x"),
+        domain("w2"),
+        "arn:aws:swf:us-east-1:210987654321:/domain/w".to_owned(),
+        "arn:aws:swf:us-east-1:123456789012".to_owned(),
+        "w".to_owned(),
+    ] {
+        assert_eq!(
+            kind(&s, Operation::DescribeDomain, &other),
+            DecisionKind::ImplicitDeny,
+            "{other}"
+        );
+    }
 }

@@ -171,6 +171,24 @@ mod tests {
         assert_eq!(a.signature.len(), 64);
     }
 
+    /// Header names may carry digits, `-`, `_` and `.` (all HTTP token characters SDKs use).
+    #[test]
+    fn signed_header_names_take_digits_dashes_underscores_and_dots() {
+        let header = GOOD.replace(
+            "SignedHeaders=content-type;host;",
+            "SignedHeaders=content-type;host;x-1.b;x-1_b;",
+        );
+        let a = parse(header.as_bytes()).unwrap();
+        assert!(a.signs("x-1.b") && a.signs("x-1_b"));
+        for name in ["x-1 b", "x-1:b", "x-1/b"] {
+            let header = GOOD.replace(
+                "SignedHeaders=content-type;",
+                &format!("SignedHeaders=content-type;{name};"),
+            );
+            assert!(parse(header.as_bytes()).is_err(), "{name}");
+        }
+    }
+
     #[test]
     fn refuses_malformed_headers() {
         let cases = [

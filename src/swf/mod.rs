@@ -142,6 +142,29 @@ mod tests {
         r.unwrap_err().wire().short_name()
     }
 
+    /// A member of the wrong type is named with its JSON type (the strict parser refuses such
+    /// bodies first; this is the accessor's own guard for requests built in code).
+    #[test]
+    fn a_string_member_of_another_type_names_that_type() {
+        let input = serde_json::json!({"name": 1, "tags": [], "none": null, "ok": "x"});
+        let request = SwfRequest {
+            op: Operation::DescribeDomain,
+            input: input.as_object().unwrap().clone(),
+        };
+        let message = |member: &str| request.string(member).unwrap_err().to_string();
+        assert_eq!(
+            message("name"),
+            "Member 'name' must be a string, not a number."
+        );
+        assert_eq!(
+            message("tags"),
+            "Member 'tags' must be a string, not an array."
+        );
+        assert_eq!(message("none"), "Member 'none' must be a string, not null.");
+        assert!(message("absent").contains("Member must not be null"));
+        assert_eq!(request.string("ok").unwrap(), "x");
+    }
+
     #[test]
     fn unknown_and_miscased_targets() {
         assert!(operation(b"SimpleWorkflowService.PollForActivityTask").is_ok());

@@ -123,6 +123,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_the_polls_issue_task_tokens() {
+        let issuing: Vec<Operation> = Operation::ALL
+            .iter()
+            .copied()
+            .filter(|op| op.issues_task_token())
+            .collect();
+        assert_eq!(
+            issuing,
+            [
+                Operation::PollForActivityTask,
+                Operation::PollForDecisionTask
+            ]
+        );
+    }
+
+    #[test]
     fn targets_resolve_exactly() {
         assert_eq!(
             Operation::from_target("SimpleWorkflowService.RecordActivityTaskHeartbeat"),

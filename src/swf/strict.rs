@@ -408,6 +408,38 @@ mod tests {
     fn a_case_variant_names_the_modeled_member() {
         let err = check(Operation::DescribeDomain, r#"{"Name":"d"}"#).unwrap_err();
         assert!(err.contains("the modeled one is 'name'"), "{err}");
+        for (body, modeled) in [
+            (r#"{"domain":"d","TASKLIST":{"name":"t"}}"#, "'taskList'"),
+            (r#"{"taskList":{"name":"t"},"doma\u0131n":"d"}"#, "'domain'"),
+            (
+                r#"{"domain":"d","taskList":{"name":"t"},"Identity":"w"}"#,
+                "'identity'",
+            ),
+        ] {
+            let err = check(Operation::PollForActivityTask, body).unwrap_err();
+            assert!(
+                err.contains(&format!("the modeled one is {modeled}")),
+                "{body}: {err}"
+            );
+        }
+        // A member that imitates none is only unknown.
+        let err = check(
+            Operation::PollForActivityTask,
+            r#"{"domain":"d","extra":1}"#,
+        )
+        .unwrap_err();
+        assert!(err.starts_with("unknown member 'extra'"), "{err}");
+        assert!(!err.contains("modeled"), "{err}");
+    }
+
+    #[test]
+    fn booleans_are_accepted_where_modeled() {
+        for reverse in ["true", "false"] {
+            let body = format!(r#"{{"registrationStatus":"REGISTERED","reverseOrder":{reverse}}}"#);
+            let (value, problems) = check(Operation::ListDomains, &body).unwrap();
+            assert!(problems.is_empty(), "{problems:?}");
+            assert_eq!(value["reverseOrder"], reverse == "true");
+        }
     }
 
     #[test]
@@ -486,6 +518,79 @@ mod tests {
         );
     }
 
+    /// A wrong type names where it is: the member's path, or the request itself.
+    #[test]
+    fn a_wrong_type_names_its_place() {
+        let err = check(Operation::PollForActivityTask, r#"{"domain":5}"#).unwrap_err();
+        assert!(
+            err.contains("member 'domain' must be a string, not"),
+            "{err}"
+        );
+        let err = check(Operation::PollForActivityTask, "[]").unwrap_err();
+        assert!(
+            err.contains("member '(the request)' must be an object"),
+            "{err}"
+        );
+    }
+
+    /// Every problem is counted; the first ten are described.
+    #[test]
+    fn problems_past_ten_are_counted_not_described() {
+        let model = Model::get();
+        let shape = model.input(Operation::RespondDecisionTaskCompleted);
+        for n in [1, 9, 10, 11, 12] {
+            let decisions = vec!["{}"; n].join(",");
+            let body = format!(r#"{{"taskToken":"t","decisions":[{decisions}]}}"#);
+            let (_, problems) = parse(model, shape, body.as_bytes()).unwrap();
+            assert_eq!(problems.count, n);
+            assert_eq!(problems.details.len(), n.min(MAX_DETAILS));
+            // The same for problems with a value (an enum here), counted and described alike.
+            let decisions = vec![r#"{"decisionType":"Bogus"}"#; n].join(",");
+            let body = format!(r#"{{"taskToken":"t","decisions":[{decisions}]}}"#);
+            let (_, problems) = parse(model, shape, body.as_bytes()).unwrap();
+            assert_eq!(problems.count, n);
+            assert_eq!(problems.details.len(), n.min(MAX_DETAILS));
+            assert!(
+                problems.details[0].contains("Value 'Bogus'"),
+                "{:?}",
+                problems.details
+            );
+        }
+    }
+
+    /// Number ranges are inclusive at both bounds (a page size is 0 to 1000).
+    #[test]
+    fn the_bounds_of_a_range_are_allowed() {
+        let page = |size: i64| {
+            let body = format!(r#"{{"registrationStatus":"REGISTERED","maximumPageSize":{size}}}"#);
+            check(Operation::ListDomains, &body).unwrap().1
+        };
+        assert_eq!(page(0), Vec::<String>::new());
+        assert_eq!(page(1000), Vec::<String>::new());
+        assert_eq!(page(-1), ["Value '-1' at 'maximumPageSize' failed to satisfy constraint: Member must have value greater than or equal to 0"]);
+        assert_eq!(page(1001).len(), 1);
+    }
+
+    /// Lengths are inclusive at both bounds.
+    #[test]
+    fn the_bounds_of_a_length_are_allowed() {
+        for len in [1, 256] {
+            let body = format!(
+                r#"{{"domain":"{}","taskList":{{"name":"t"}}}}"#,
+                "x".repeat(len)
+            );
+            let (_, problems) = check(Operation::PollForActivityTask, &body).unwrap();
+            assert!(problems.is_empty(), "{len}: {problems:?}");
+        }
+        let (_, problems) = check(
+            Operation::PollForActivityTask,
+            r#"{"domain":"","taskList":{"name":"t"}}"#,
+        )
+        .unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].ends_with("have length greater than or equal to 1"));
+    }
+
     #[test]
     fn the_task_token_is_not_held_to_the_upstream_length() {
         let token = "s".repeat(2000);
@@ -501,6 +606,8 @@ mod tests {
     fn timestamps_are_numbers() {
         let ok = r#"{"domain":"d","startTimeFilter":{"oldestDate":1700000000.5}}"#;
         assert!(check(Operation::CountOpenWorkflowExecutions, ok).is_ok());
+        let whole = r#"{"domain":"d","startTimeFilter":{"oldestDate":1700000000}}"#;
+        assert!(check(Operation::CountOpenWorkflowExecutions, whole).is_ok());
         let bad = r#"{"domain":"d","startTimeFilter":{"oldestDate":"2023-11-14"}}"#;
         assert!(check(Operation::CountOpenWorkflowExecutions, bad).is_err());
     }

@@ -388,9 +388,18 @@ impl Proxy {
         edit: impl FnOnce(String) -> String,
         acceptor: tokio_rustls::TlsAcceptor,
     ) -> Proxy {
+        Proxy::start_tls_with(edit, &[], acceptor).await
+    }
+
+    /// Like `start_tls_configured`, with more policy files.
+    pub async fn start_tls_with(
+        edit: impl FnOnce(String) -> String,
+        policies: &[(&str, &str)],
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> Proxy {
         let upstream = FakeSwf::start().await;
         let text = edit(config_text(upstream.addr, ""));
-        Proxy::launch(upstream, text, &[], Some(acceptor)).await
+        Proxy::launch(upstream, text, policies, Some(acceptor)).await
     }
 
     async fn launch(
@@ -671,5 +680,18 @@ where
             e.err().request_id().unwrap_or("").to_owned()
         }
         other => panic!("expected a service error, got {other:?}"),
+    }
+}
+
+/// Waits until `ready()` holds, checking every few milliseconds; fails the test after 10 s,
+/// so that a regression fails instead of hanging the suite.
+pub async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !ready() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

@@ -9,7 +9,7 @@ import urllib.request
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError, SSLError
+from botocore.exceptions import ClientError
 
 from conftest import ACCOUNT, REGION, TENANTS, binary, free_port, wait_for
 
@@ -80,11 +80,6 @@ def test_boto3_over_tls_with_the_test_ca(tls_proxy, domains):
     with pytest.raises(ClientError) as caught:
         swf.describe_domain(name=TENANTS["b"]["domain"])
     assert caught.value.response["Error"]["Code"] == "OperationNotPermittedFault"
-
-
-def test_boto3_refuses_an_unknown_ca(tls_proxy):
-    with pytest.raises(SSLError):
-        tls_client(tls_proxy, True).list_domains(registrationStatus="REGISTERED")
 
 
 @pytest.mark.parametrize("version,alpn", [("--http1.1", "http/1.1"), ("--http2", "h2")])

@@ -7,6 +7,13 @@ use crate::swf::Operation;
 use std::collections::BTreeMap;
 
 fn eval(op: &str, key: &str, values: &[&str], overrides: &[(&str, &[&str])]) -> bool {
+    let values: Vec<String> = values.iter().map(|s| s.to_string()).collect();
+    let condition = Condition::compile(op, key, &values, true).unwrap();
+    with_ctx(overrides, |ctx| condition.evaluate(ctx))
+}
+
+/// Runs `f` with alice's context, `overrides` standing for keys the request carries.
+fn with_ctx<R>(overrides: &[(&str, &[&str])], f: impl FnOnce(&Context<'_>) -> R) -> R {
     let tags = BTreeMap::from([("team".to_owned(), "a".to_owned())]);
     let overrides: BTreeMap<String, Vec<String>> = overrides
         .iter()
@@ -31,10 +38,7 @@ fn eval(op: &str, key: &str, values: &[&str], overrides: &[(&str, &[&str])]) -> 
         region: "us-east-1",
         overrides: Some(&overrides),
     };
-    let values: Vec<String> = values.iter().map(|s| s.to_string()).collect();
-    Condition::compile(op, key, &values, true)
-        .unwrap()
-        .evaluate(&ctx)
+    f(&ctx)
 }
 
 #[test]
@@ -290,4 +294,128 @@ fn bad_values_and_operators_are_refused() {
     }
     assert!(Condition::compile("StringEquals", "aws:username", &[], true).is_err());
     assert!(Operator::parse("forallvalues:stringlikeifexists").is_some());
+}
+
+/// Every numeric and date comparison, below, at and above the value (`aws:EpochTime` is
+/// 1700000000, `aws:CurrentTime` 2023-11-14T22:13:20Z): equality is inclusive where the name
+/// says so.
+#[test]
+fn comparisons_at_their_boundaries() {
+    let cases: [(&str, [bool; 3]); 6] = [
+        ("Equals", [false, true, false]),
+        ("NotEquals", [true, false, true]),
+        ("LessThan", [false, false, true]),
+        ("LessThanEquals", [false, true, true]),
+        ("GreaterThan", [true, false, false]),
+        ("GreaterThanEquals", [true, true, false]),
+    ];
+    let numbers = ["1699999999", "1700000000", "1700000001"];
+    let dates = [
+        "2023-11-14T22:13:19Z",
+        "2023-11-14T22:13:20Z",
+        "2023-11-14T22:13:21Z",
+    ];
+    for (name, expected) in cases {
+        for (i, want) in expected.into_iter().enumerate() {
+            let numeric = format!("Numeric{name}");
+            assert_eq!(
+                eval(&numeric, "aws:EpochTime", &[numbers[i]], &[]),
+                want,
+                "{numeric} {}",
+                numbers[i]
+            );
+            let date = format!("Date{name}");
+            assert_eq!(
+                eval(&date, "aws:CurrentTime", &[dates[i]], &[]),
+                want,
+                "{date} {}",
+                dates[i]
+            );
+        }
+    }
+}
+
+/// `explain`'s line for a condition: operator, key, policy values, the request's value and
+/// the result, then what each variable resolved to.
+#[test]
+fn a_condition_describes_itself_for_explain() {
+    let values = vec!["${aws:username}-*".to_owned()];
+    let condition = Condition::compile("StringLike", "aws:username", &values, true).unwrap();
+    let line = with_ctx(&[], |ctx| condition.describe(ctx));
+    assert_eq!(
+        line,
+        r#"StringLike aws:username ["${aws:username}-*"]: request ["alice"] -> false; ${aws:username} = `alice`"#
+    );
+
+    let absent = Condition::compile(
+        "StringEquals",
+        "aws:PrincipalTag/none",
+        &["x".to_owned()],
+        true,
+    )
+    .unwrap();
+    let line = with_ctx(&[], |ctx| absent.describe(ctx));
+    assert!(line.contains("request absent -> false"), "{line}");
+}
+
+/// A value that is not a six-part ARN matches only the pattern `*`; a pattern that is not a
+/// six-part ARN matches no ARN.
+#[test]
+fn arn_operators_on_values_that_are_not_arns() {
+    let not_an_arn: &[(&str, &[&str])] = &[("aws:PrincipalArn", &["not-an-arn"])];
+    assert!(eval("ArnLike", "aws:PrincipalArn", &["*"], not_an_arn));
+    assert!(!eval("ArnLike", "aws:PrincipalArn", &["not-*"], not_an_arn));
+    assert!(!eval(
+        "ArnLike",
+        "aws:PrincipalArn",
+        &["not-an-arn"],
+        not_an_arn
+    ));
+    assert!(!eval("ArnLike", "aws:PrincipalArn", &["arn:*"], &[]));
+    assert!(eval("ArnLike", "aws:PrincipalArn", &["*"], &[]));
+}
+
+/// Date-only values stand for midnight UTC of that day.
+#[test]
+fn a_date_alone_is_midnight() {
+    assert!(eval(
+        "DateGreaterThan",
+        "aws:CurrentTime",
+        &["2023-11-14"],
+        &[]
+    ));
+    assert!(!eval(
+        "DateLessThan",
+        "aws:CurrentTime",
+        &["2023-11-14"],
+        &[]
+    ));
+    assert!(eval(
+        "DateLessThan",
+        "aws:CurrentTime",
+        &["2023-11-15"],
+        &[]
+    ));
+}
+
+/// IPv6 sources match IPv6 networks, and an IPv4-mapped IPv6 source matches its IPv4 network.
+#[test]
+fn ipv6_sources() {
+    let from = |ip: &str, network: &str| {
+        let condition =
+            Condition::compile("IpAddress", "aws:SourceIp", &[network.to_owned()], true).unwrap();
+        with_ctx(&[], |ctx| {
+            let ctx = Context {
+                source_ip: Some(ip.parse().unwrap()),
+                ..*ctx
+            };
+            condition.evaluate(&ctx)
+        })
+    };
+    assert!(from("2001:db8::1", "2001:db8::/32"));
+    assert!(!from("2001:db9::1", "2001:db8::/32"));
+    assert!(from("::ffff:10.1.2.3", "10.0.0.0/8"));
+    assert!(!from("::ffff:11.1.2.3", "10.0.0.0/8"));
+    assert!(!from("2001:db8::1", "10.0.0.0/8"));
+    assert!(!from("10.1.2.3", "2001:db8::/32"));
 }
