@@ -159,10 +159,7 @@ pub fn refuse_unhandled<B>(
     error: &ProxyError,
 ) -> Response<Body> {
     let user_agent = request.headers().get(http::header::USER_AGENT).cloned();
-    let mut call = Call::new(request_id(), peer, user_agent);
-    let response = refuse(app, &mut call, error);
-    app.metrics.request(None, error.outcome());
-    response
+    refuse_outside(app, peer, user_agent, error)
 }
 
 /// Puts on record a request the HTTP layer refused before it became one (two different
@@ -173,9 +170,20 @@ pub fn record_unparsed(app: &App, peer: Peer, error: &hyper::Error) {
     let error = ProxyError::Serialization(format!(
         "The HTTP layer refused the request before it was read: {error}."
     ));
-    let mut call = Call::new(request_id(), peer, None);
-    drop(refuse(app, &mut call, &error));
+    drop(refuse_outside(app, peer, None, &error));
+}
+
+/// Audits, counts and answers a refusal made outside `handle`.
+fn refuse_outside(
+    app: &App,
+    peer: Peer,
+    user_agent: Option<HeaderValue>,
+    error: &ProxyError,
+) -> Response<Body> {
+    let mut call = Call::new(request_id(), peer, user_agent);
+    let response = refuse(app, &mut call, error);
     app.metrics.request(None, error.outcome());
+    response
 }
 
 /// What steps 1 to 4 produce for step 5.

@@ -417,7 +417,8 @@ impl Connection {
                         // Framing the HTTP layer refused (and answered with a bare status)
                         // before any request existed is a refusal too: put it on record.
                         if let Some(e) = e.downcast_ref::<hyper::Error>() {
-                            if e.is_parse() || e.is_parse_too_large() {
+                            // `is_parse` covers an oversized head too.
+                            if e.is_parse() {
                                 handler::record_unparsed(&self.runtime.app(), peer, e);
                             }
                         }
