@@ -1,5 +1,7 @@
 //! The admin listener: `/healthz` (the process serves), `/readyz` (a valid configuration is
-//! loaded; the body tells the last reload's outcome) and `/metrics` (Prometheus text format).
+//! loaded; the body tells which generation serves, when it was loaded and what it holds, and
+//! how the last reload went) and `/metrics` (Prometheus text format). `GET` (and `HEAD`) only:
+//! any other method is 405.
 //! Kept apart from the proxy port so probes and scrapers need no credentials.
 
 use std::convert::Infallible;
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
@@ -18,16 +20,13 @@ use crate::runtime::Runtime;
 
 fn respond(request: &Request<hyper::body::Incoming>, runtime: &Runtime) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match request.uri().path() {
+        _ if !matches!(*request.method(), Method::GET | Method::HEAD) => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed: the admin endpoints answer GET only\n".to_owned(),
+        ),
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        "/readyz" => {
-            let body = match runtime.last_reload_error() {
-                None => "ready\n".to_owned(),
-                Some(e) => format!(
-                    "ready; the last reload failed and the previous configuration serves:\n{e}\n"
-                ),
-            };
-            (StatusCode::OK, "text/plain", body)
-        }
+        "/readyz" => (StatusCode::OK, "text/plain", runtime.readiness()),
         "/metrics" => (
             StatusCode::OK,
             "text/plain; version=0.0.4",
@@ -41,6 +40,12 @@ fn respond(request: &Request<hyper::body::Incoming>, runtime: &Runtime) -> Respo
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        response.headers_mut().insert(
+            http::header::ALLOW,
+            http::HeaderValue::from_static("GET, HEAD"),
+        );
+    }
     if let Ok(v) = content_type.parse() {
         response.headers_mut().insert(http::header::CONTENT_TYPE, v);
     }

@@ -56,6 +56,8 @@ pub struct App {
     pub body_read_timeout: std::time::Duration,
     /// The policy folder this generation was read from.
     pub policy_dir: std::path::PathBuf,
+    /// Whether each call writes an access log line (`[log] access`).
+    pub access_log: bool,
 }
 
 /// Why the state could not be built from a valid configuration.
@@ -129,6 +131,7 @@ impl App {
             max_decisions: config.limits.max_decisions,
             body_read_timeout: config.limits.body_read_timeout,
             policy_dir: config.policy_dir,
+            access_log: config.log.access,
         })
     }
 

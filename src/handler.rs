@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::Value;
 
+use crate::access;
 use crate::app::{App, Principal};
 use crate::audit::{self, MatchedStatement, Outcome, Record};
 use crate::error::ProxyError;
@@ -139,14 +140,28 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
         Ok(response) => (response, call.outcome),
         Err(error) => {
             let outcome = error.outcome();
-            tracing::debug!(error = error.wire().short_name(), decision = ?outcome, "refused");
+            tracing::debug!(
+                error = error.wire().short_name(),
+                decision = outcome.as_str(),
+                "refused"
+            );
             (refuse(app, &mut call, &error), outcome)
         }
     };
     app.metrics.request(call.operation, outcome);
-    app.metrics
-        .proxy_time
-        .observe(started.elapsed().saturating_sub(call.upstream_time));
+    let proxy_time = started.elapsed().saturating_sub(call.upstream_time);
+    app.metrics.proxy_time.observe(proxy_time);
+    if app.access_log {
+        access::log(&access::Line {
+            principal: call.principal.map(|p| p.name.as_str()),
+            operation: call.operation.map(Operation::name),
+            resource: call.resource.as_deref(),
+            decision: outcome,
+            status: response.status().as_u16(),
+            upstream_time: call.upstream_time,
+            proxy_time,
+        });
+    }
     response
 }
 

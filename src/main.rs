@@ -40,6 +40,9 @@ enum Command {
     Check {
         #[arg(long)]
         config: PathBuf,
+        /// Print errors only, not warnings.
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Show the decision for one request and the statements and conditions behind it.
     Explain {
@@ -88,7 +91,9 @@ fn main() -> ExitCode {
     };
     let config_path = match (cli.command, cli.config) {
         (Some(Command::Serve { config }), _) | (None, Some(config)) => config,
-        (Some(Command::Check { config }), _) => return ExitCode::from(cli::check::run(&config)),
+        (Some(Command::Check { config, quiet }), _) => {
+            return ExitCode::from(cli::check::run(&config, quiet))
+        }
         (
             Some(Command::Explain {
                 config,
@@ -127,8 +132,10 @@ fn init_logging(log: &config::Log) {
     // RUST_LOG, when set, overrides the configured level.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
+    // Colours only on a terminal: a log file or collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if log.json {
         builder
@@ -151,10 +158,8 @@ fn serve(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    // The configuration's warnings are logged by `Runtime::start`, each once per process.
     init_logging(&config.log);
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
     let tls = match &config.listen.tls {
         Some((cert, key)) => match swf_warden::tls::acceptor(cert, key) {
             Ok(acceptor) => Some(acceptor),

@@ -17,17 +17,6 @@ const OUTCOMES: [Outcome; 6] = [
     Outcome::InvalidRequest,
 ];
 
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Allowed => "allowed",
-        Outcome::ExplicitDeny => "explicitDeny",
-        Outcome::ImplicitDeny => "implicitDeny",
-        Outcome::WouldDeny => "wouldDeny",
-        Outcome::AuthFailed => "authFailed",
-        Outcome::InvalidRequest => "invalidRequest",
-    }
-}
-
 fn outcome_index(o: Outcome) -> usize {
     OUTCOMES.iter().position(|x| *x == o).unwrap_or(0)
 }
@@ -247,7 +236,7 @@ impl Metrics {
                     let _ = writeln!(
                         out,
                         "swf_warden_requests_total{{operation=\"{op}\",decision=\"{}\"}} {n}",
-                        outcome_name(*outcome)
+                        outcome.as_str()
                     );
                 }
             }

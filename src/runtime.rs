@@ -7,6 +7,7 @@
 //! logged and the last good set keeps serving. Listener settings (addresses, TLS, limits, log)
 //! take effect on restart only.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,7 +17,46 @@ use arc_swap::ArcSwap;
 use crate::app::{App, StartupError};
 use crate::audit::AuditLog;
 use crate::config::{self, Config};
+use crate::diag::{Diagnostic, Diagnostics};
 use crate::metrics::Metrics;
+
+/// A configuration generation as `/readyz` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    /// 1 at start, one more for each successful reload.
+    pub number: u64,
+    /// RFC 3339.
+    pub loaded_at: String,
+    pub principals: usize,
+    pub policies: usize,
+    pub statements: usize,
+}
+
+impl Generation {
+    fn of(config: &Config, number: u64) -> Generation {
+        Generation {
+            number,
+            loaded_at: crate::audit::now_rfc3339(),
+            principals: config.principals.len(),
+            policies: config.policies.len(),
+            statements: config
+                .policies
+                .values()
+                .map(|p| p.document.statements.len())
+                .sum(),
+        }
+    }
+}
+
+/// What is serving, and how the last reload went.
+#[derive(Debug)]
+struct Status {
+    serving: Generation,
+    /// When the last reload failed and its errors, unless a later one succeeded.
+    failed: Option<(String, String)>,
+    /// Warnings already logged: each is logged once per process, not at every reload.
+    warned: BTreeSet<String>,
+}
 
 /// The process's state.
 pub struct Runtime {
@@ -24,13 +64,19 @@ pub struct Runtime {
     pub audit: Arc<AuditLog>,
     pub metrics: Arc<Metrics>,
     config_path: PathBuf,
-    /// Serializes reloads; holds the last reload's error, if it failed.
-    last_reload: Mutex<Option<String>>,
+    /// Serializes reloads; what serves and how the last reload went.
+    status: Mutex<Status>,
 }
 
 impl Runtime {
-    /// Builds the first generation.
+    /// Builds the first generation, logging the configuration's warnings.
     pub fn start(config: Config) -> Result<Runtime, StartupError> {
+        let mut status = Status {
+            serving: Generation::of(&config, 1),
+            failed: None,
+            warned: BTreeSet::new(),
+        };
+        warn_once(&mut status.warned, &config.warnings);
         let audit = Arc::new(
             AuditLog::open(config.audit.clone())
                 .map_err(|e| StartupError::audit(&config.audit, e))?,
@@ -43,7 +89,7 @@ impl Runtime {
             audit,
             metrics,
             config_path,
-            last_reload: Mutex::new(None),
+            status: Mutex::new(status),
         })
     }
 
@@ -59,8 +105,14 @@ impl Runtime {
     /// Loads, validates and swaps in the configuration from disk. On any error the current
     /// generation keeps serving and the error is returned (and kept for `/readyz`).
     pub fn reload(&self) -> Result<(), String> {
-        let mut last = self.last_reload.lock().unwrap_or_else(|p| p.into_inner());
-        let result = self.build().map(|app| self.current.store(Arc::new(app)));
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let next = status.serving.number + 1;
+        let result = self
+            .build(next, &mut status.warned)
+            .map(|(app, generation)| {
+                self.current.store(Arc::new(app));
+                status.serving = generation;
+            });
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -73,27 +125,67 @@ impl Runtime {
                 tracing::error!(config = %self.config_path.display(), "reload refused, the previous configuration keeps serving:\n{e}")
             }
         }
-        *last = result.as_ref().err().cloned();
+        status.failed = result
+            .as_ref()
+            .err()
+            .map(|e| (crate::audit::now_rfc3339(), e.clone()));
         result
     }
 
-    fn build(&self) -> Result<App, String> {
-        let config = config::load(&self.config_path).map_err(|d| d.to_string())?;
-        for w in &config.warnings {
-            tracing::warn!("{w}");
-        }
+    /// Loads generation `number`; a refusal carries the errors (warnings are logged apart).
+    fn build(
+        &self,
+        number: u64,
+        warned: &mut BTreeSet<String>,
+    ) -> Result<(App, Generation), String> {
+        let config = config::load(&self.config_path).map_err(|d| {
+            Diagnostics(d.0.into_iter().filter(Diagnostic::is_error).collect()).to_string()
+        })?;
+        warn_once(warned, &config.warnings);
+        let generation = Generation::of(&config, number);
         self.audit
             .reconfigure(config.audit.clone())
             .map_err(|e| format!("audit log: {e}"))?;
-        App::new(config, self.audit.clone(), self.metrics.clone()).map_err(|e| e.to_string())
+        let app = App::new(config, self.audit.clone(), self.metrics.clone())
+            .map_err(|e| e.to_string())?;
+        Ok((app, generation))
     }
 
-    /// The last reload's outcome, for `/readyz`: `None` when none failed. A failed reload does
+    /// What is serving and how the last reload went: `/readyz`'s body. A failed reload does
     /// not make the proxy unready: it keeps serving the previous, valid configuration.
-    pub fn last_reload_error(&self) -> Option<String> {
-        self.last_reload
+    pub fn readiness(&self) -> String {
+        let status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let g = &status.serving;
+        let mut out = format!(
+            "ready\ngeneration {}, loaded {}: {} principals, {} policies, {} statements\n",
+            g.number, g.loaded_at, g.principals, g.policies, g.statements
+        );
+        if let Some((at, errors)) = &status.failed {
+            out.push_str(&format!(
+                "the last reload failed at {at}; generation {} keeps serving:\n{errors}\n",
+                g.number
+            ));
+        }
+        out
+    }
+
+    /// The generation serving.
+    pub fn generation(&self) -> Generation {
+        self.status
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .serving
             .clone()
+    }
+}
+
+/// Logs each warning not logged before in this process.
+fn warn_once(warned: &mut BTreeSet<String>, warnings: &[Diagnostic]) {
+    for w in warnings {
+        let text = w.to_string();
+        if !warned.contains(&text) {
+            tracing::warn!("{text}");
+            warned.insert(text);
+        }
     }
 }

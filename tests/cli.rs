@@ -1,7 +1,7 @@
 //! The `swf-warden` binary: exit codes, configuration errors on stderr, and a real start and
 //! stop with the shipped example configuration.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_swf-warden");
@@ -75,13 +75,61 @@ fn starts_with_the_example_and_stops_cleanly_on_sigterm() {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let listening = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.contains("swf-warden listening"))
-        .expect("the proxy reports its address");
-    assert!(listening.contains("127.0.0.1:"), "{listening}");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next_line_with = |needle: &str| loop {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    let listening = next_line_with("swf-warden listening");
+    let port: String = listening
+        .split("127.0.0.1:")
+        .nth(1)
+        .expect("the proxy reports its address")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+
+    // One call, unsigned and carrying a task token: one access line, in the audit log's words,
+    // without the token.
+    let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    let body = r#"{"taskToken":"sw1.not-a-real-token-SECRETTEXT"}"#;
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.0\r\nX-Amz-Target: SimpleWorkflowService.RecordActivityTaskHeartbeat\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let access = next_line_with("swf_warden::access");
+    assert!(
+        !access.contains('\u{1b}'),
+        "no colour codes in a log that is not a terminal: {access}"
+    );
+    for field in [
+        "request_id=",
+        "principal=-",
+        // What a call asks is taken as known once its caller is (as in the audit log).
+        "operation=-",
+        "decision=authFailed",
+        "status=400",
+        "upstream_ms=0.000",
+        "proxy_ms=",
+    ] {
+        assert!(access.contains(field), "{field}: {access}");
+    }
+    assert!(!access.contains("SECRETTEXT"), "{access}");
+
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -127,21 +175,30 @@ fn check_passes_the_example_with_warnings_only() {
     let (code, out, _) = run(&["check", "--config", "config.example.toml"]);
     assert_eq!(code, Some(0), "{out}");
     let example = std::fs::read_to_string("config.example.toml").unwrap();
-    let line = example
+    let lines: Vec<String> = example
         .lines()
-        .position(|l| l.starts_with("secret_access_key = \"upstream"))
-        .unwrap()
-        + 1;
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("secret_access_key = ") || l.contains("secret = \""))
+        .map(|(i, _)| (i + 1).to_string())
+        .collect();
+    assert_eq!(lines.len(), 4, "the example gives four secrets inline");
+    // One warning names them all, at the first.
     assert!(
         out.contains(&format!(
-            "config.example.toml:{line}:21: warning: `secret_access_key` is given inline"
+            "config.example.toml:{}:21: warning: 4 secrets are given inline (lines {});",
+            lines[0],
+            lines.join(", ")
         )),
         "{out}"
     );
+    assert_eq!(out.matches("warning:").count(), 1, "{out}");
     assert!(
-        out.contains("ok (3 policies, 2 principals, 4 warning(s))"),
+        out.contains("ok (3 policies, 2 principals, 1 warning(s))"),
         "{out}"
     );
+    let (code, quiet, _) = run(&["check", "--quiet", "--config", "config.example.toml"]);
+    assert_eq!(code, Some(0), "{quiet}");
+    assert!(!quiet.contains("warning:"), "{quiet}");
 }
 
 #[test]
@@ -177,14 +234,18 @@ fn check_reports_policy_errors_with_line_and_column_and_exits_64() {
     .unwrap();
     let (code, out, _) = run(&["check", "--config", config.to_str().unwrap()]);
     assert_eq!(code, Some(64), "{out}");
+    assert!(
+        !out.contains("can never match"),
+        "no warning that follows from an error: {out}"
+    );
     let file = policies.join("tenant-b.json").display().to_string();
     assert!(
         out.contains(&format!(
-            "{file}:4:5: error: statement `X`: unknown action `swf:PollForActivityTasks`"
+            "{file}:4:47: error: statement `X`: unknown action `swf:PollForActivityTasks`"
         )),
         "{out}"
     );
-    assert!(out.contains(&format!("{file}:4:5: error: statement `X`: resource `arn:aws:sqs:*:*:q` is for the service `sqs`")), "{out}");
+    assert!(out.contains(&format!("{file}:4:87: error: statement `X`: resource `arn:aws:sqs:*:*:q` is for the service `sqs`")), "{out}");
     // `serve` refuses the same configuration before binding.
     let (code, _, err) = run(&["serve", "--config", config.to_str().unwrap()]);
     assert_eq!(code, Some(64), "{err}");
@@ -277,18 +338,50 @@ fn test_command_passes_the_shipped_cases_and_fails_a_wrong_one() {
     );
     assert!(out.contains("0 passed, 1 failed"), "{out}");
 
-    std::fs::write(&cases, "[[case]]\nname = \"x\"\nprincipal = \"ghost\"\naction = \"swf:ListDomains\"\ndomain = \"d\"\nexpect = \"allowed\"\n").unwrap();
-    let (code, _, err) = run(&[
+    // Every case runs: one that cannot (an unknown principal) and one that fails do not stop
+    // the next, and expectations are shown in policy terms.
+    std::fs::write(
+        &cases,
+        r#"[[case]]
+name = "x"
+principal = "ghost"
+action = "swf:ListDomains"
+domain = "d"
+expect = "allowed"
+
+[[case]]
+name = "terminate is allowed"
+principal = "tenant-a-worker"
+action = "swf:TerminateWorkflowExecution"
+domain = "tenant-a"
+expect = "allowed"
+statements = [{ policy = "tenant-a", sid = "OwnDomain" }]
+
+[[case]]
+name = "own domain"
+principal = "tenant-a-worker"
+action = "swf:DescribeDomain"
+domain = "tenant-a"
+expect = "allowed"
+"#,
+    )
+    .unwrap();
+    let (code, out, _) = run(&[
         "test",
         "--config",
         "config.example.toml",
         cases.to_str().unwrap(),
     ]);
-    assert_eq!(code, Some(64));
+    assert_eq!(code, Some(1), "{out}");
     assert!(
-        err.contains("wrong.toml:1:1") && err.contains("unknown principal `ghost`"),
-        "{err}"
+        out.contains("wrong.toml:1:1: error: case `x`: unknown principal `ghost`"),
+        "{out}"
     );
+    assert!(
+        out.contains("expected allowed by statement `OwnDomain` of policy `tenant-a`, got explicitDeny by statement `NeverTerminate` of policy `guardrails`"),
+        "{out}"
+    );
+    assert!(out.contains("1 passed, 2 failed"), "{out}");
 }
 
 #[test]

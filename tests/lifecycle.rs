@@ -129,7 +129,11 @@ fn reload_on_sighup_and_on_file_change() {
 
     // Put the good policy back without a signal: the file watcher reloads it.
     std::fs::write(policy(r.dir.path()), good).unwrap();
-    wait_until(|| get(r.admin, "/readyz").is_some_and(|(_, b)| b == "ready\n"));
+    wait_until(|| {
+        get(r.admin, "/readyz").is_some_and(|(_, b)| {
+            b.starts_with("ready\ngeneration 2, loaded ") && !b.contains("failed")
+        })
+    });
     let metrics = get(r.admin, "/metrics").unwrap().1;
     assert!(
         metrics.contains("swf_warden_last_reload_success 1"),

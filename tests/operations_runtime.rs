@@ -81,7 +81,17 @@ async fn a_broken_reload_is_refused_and_the_last_good_set_keeps_serving() {
         err.contains("tenant-a.toml") && err.contains("`Effect` must be"),
         "{err}"
     );
-    assert!(proxy.runtime.last_reload_error().is_some());
+    let readiness = proxy.runtime.readiness();
+    assert!(
+        readiness.contains("the last reload failed at ")
+            && readiness.contains("generation 1 keeps serving")
+            && readiness.contains("`Effect` must be"),
+        "{readiness}"
+    );
+    assert!(
+        !readiness.contains("warning"),
+        "a failed reload shows its errors only: {readiness}"
+    );
     assert!(proxy
         .runtime
         .metrics
@@ -102,7 +112,12 @@ async fn a_broken_reload_is_refused_and_the_last_good_set_keeps_serving() {
     )
     .unwrap();
     proxy.runtime.reload().unwrap();
-    assert!(proxy.runtime.last_reload_error().is_none());
+    let readiness = proxy.runtime.readiness();
+    assert!(
+        readiness.starts_with("ready\ngeneration 2, loaded ") && !readiness.contains("failed"),
+        "{readiness}"
+    );
+    assert_eq!(proxy.runtime.generation().number, 2);
     let err = describe_refused(&proxy.client(TENANT_A), "tenant-a").await;
     assert_eq!(
         sdk_code(&err),
@@ -373,7 +388,17 @@ async fn admin_endpoints() {
         (status, String::from_utf8(body.to_vec()).unwrap())
     };
     assert_eq!(get("/healthz").await, (200, "ok\n".to_owned()));
-    assert_eq!(get("/readyz").await, (200, "ready\n".to_owned()));
+    let (status, readiness) = get("/readyz").await;
+    assert_eq!(status, 200);
+    let g = proxy.runtime.generation();
+    assert_eq!(
+        readiness,
+        format!(
+            "ready\ngeneration 1, loaded {}: {} principals, {} policies, {} statements\n",
+            g.loaded_at, g.principals, g.policies, g.statements
+        )
+    );
+    assert!(g.principals > 0 && g.policies > 0 && g.statements >= g.policies);
     let (status, metrics) = get("/metrics").await;
     assert_eq!(status, 200);
     for line in [
@@ -387,6 +412,17 @@ async fn admin_endpoints() {
         assert!(metrics.contains(line), "{line}\n{metrics}");
     }
     assert_eq!(get("/nope").await.0, 404);
+    // GET only: a POST (a probe misconfigured, or a request smuggled through) is 405.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let request = http::Request::post(format!("http://{admin}{path}"))
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"x")))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), 405, "{path}");
+        assert_eq!(response.headers()["allow"], "GET, HEAD");
+    }
 }
 
 #[tokio::test]

@@ -58,7 +58,7 @@ fn policies(file: &Path, corpus: &CorpusFile) -> PolicySet {
     let mut set = PolicySet::default();
     for (name, json) in &corpus.policies {
         let path = PathBuf::from(format!("{}#{name}", file.display()));
-        let doc = document::parse_json(&path, json).unwrap_or_else(|d| panic!("{d}"));
+        let doc = document::parse_json(&path, json).unwrap_or_else(|d| panic!("{d:?}"));
         let policy = Policy::compile(name, &path, doc).unwrap_or_else(|d| panic!("{d:?}"));
         let errors: Vec<_> = analysis::analyze(&policy)
             .into_iter()

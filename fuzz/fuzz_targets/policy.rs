@@ -92,7 +92,19 @@ fuzz_target!(|data: &[u8]| {
         document::parse_toml(Path::new("p.toml"), text),
         document::parse_json(Path::new("p.json"), text),
     ] {
-        let Ok(doc) = doc else { continue };
+        let doc = match doc {
+            Ok(doc) => doc,
+            Err(errors) => {
+                // Every error points inside the text, in order.
+                assert!(!errors.is_empty(), "a refusal names at least one error");
+                let lines = text.split('\n').count();
+                for e in &errors {
+                    assert!(e.line <= lines, "{e} points past the last line ({lines})");
+                }
+                assert!(errors.windows(2).all(|w| w[0].line <= w[1].line));
+                continue;
+            }
+        };
         let Some(policy) = compile(doc.clone()) else {
             continue;
         };

@@ -30,6 +30,20 @@ pub enum Outcome {
     InvalidRequest,
 }
 
+impl Outcome {
+    /// The word the audit log uses (`decision`), and the access log and metrics with it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::ExplicitDeny => "explicitDeny",
+            Outcome::ImplicitDeny => "implicitDeny",
+            Outcome::WouldDeny => "wouldDeny",
+            Outcome::AuthFailed => "authFailed",
+            Outcome::InvalidRequest => "invalidRequest",
+        }
+    }
+}
+
 /// `principal` in a record.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,6 +1,9 @@
 //! `swf-warden test`: policy test cases in the spirit of `opa test`. Each case names a
 //! principal, an action, a domain or resource, optional context, the expected decision and
-//! optionally the statements expected to decide it. Failures print the explanation.
+//! optionally the statements expected to decide it. Every case of every file is run: a failure
+//! prints, in policy terms, what was expected and what decided, then the explanation; a case
+//! that cannot run (an unknown principal, a bad action) is reported at its line and counted as
+//! failed.
 //!
 //! ```toml
 //! [[case]]
@@ -55,6 +58,27 @@ struct Expected {
     sid: Option<String>,
 }
 
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.sid {
+            Some(sid) => write!(f, "statement `{sid}` of policy `{}`", self.policy),
+            None => write!(f, "a statement without Sid of policy `{}`", self.policy),
+        }
+    }
+}
+
+/// `a, b and c`, or `no statement`.
+fn statements<T: std::fmt::Display>(list: &[T]) -> String {
+    match list {
+        [] => "no statement".to_owned(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!(
+            "{} and {last}",
+            init.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
 /// The outcome of a run: how many passed and failed.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -67,17 +91,17 @@ pub fn run(config: &Path, files: &[PathBuf]) -> u8 {
         return EXIT_USAGE;
     };
     let mut summary = Summary::default();
+    let mut unreadable = 0;
     for file in files {
-        match run_file(&config, file, &mut summary) {
-            Ok(()) => {}
-            Err(d) => {
-                eprintln!("{d}");
-                return EXIT_USAGE;
-            }
+        if let Err(d) = run_file(&config, file, &mut summary) {
+            eprintln!("{d}");
+            unreadable += 1;
         }
     }
     println!("{} passed, {} failed", summary.passed, summary.failed);
-    if summary.failed == 0 {
+    if unreadable > 0 {
+        EXIT_USAGE
+    } else if summary.failed == 0 {
         EXIT_OK
     } else {
         EXIT_FAILED
@@ -112,21 +136,31 @@ fn run_file(
                 Values::Many(list) => list.iter().map(|s| format!("{k}={s}")).collect(),
             })
             .collect();
-        if !matches!(
-            case.expect.as_str(),
-            "allowed" | "explicitDeny" | "implicitDeny"
-        ) {
-            return Err(at(format!(
-                "`expect` must be allowed, explicitDeny or implicitDeny, not `{}`",
-                case.expect
-            )));
-        }
-        let query = super::Query {
-            principal: super::principal(config, &case.principal).map_err(at)?,
-            action: super::action(&case.action).map_err(at)?,
-            resource: super::resource(config, case.domain.as_deref(), case.resource.as_deref())
-                .map_err(at)?,
-            context: super::context(&context).map_err(at)?,
+        let query = (|| {
+            if !matches!(
+                case.expect.as_str(),
+                "allowed" | "explicitDeny" | "implicitDeny"
+            ) {
+                return Err(at(format!(
+                    "`expect` must be allowed, explicitDeny or implicitDeny, not `{}`",
+                    case.expect
+                )));
+            }
+            Ok(super::Query {
+                principal: super::principal(config, &case.principal).map_err(at)?,
+                action: super::action(&case.action).map_err(at)?,
+                resource: super::resource(config, case.domain.as_deref(), case.resource.as_deref())
+                    .map_err(at)?,
+                context: super::context(&context).map_err(at)?,
+            })
+        })();
+        let query = match query {
+            Ok(q) => q,
+            Err(d) => {
+                summary.failed += 1;
+                println!("FAIL  {d}");
+                continue;
+            }
         };
         let decision = query.decide(&config.service.region);
         let mut got: Vec<Expected> = decision
@@ -149,15 +183,15 @@ fn run_file(
         } else {
             summary.failed += 1;
             println!(
-                "FAIL  {}:{line} {}: expected {}{}, got {} {:?}",
+                "FAIL  {}:{line} {}: expected {}{}, got {} by {}",
                 file.display(),
                 case.name,
                 case.expect,
                 case.statements
                     .as_ref()
-                    .map_or(String::new(), |s| format!(" by {s:?}")),
+                    .map_or(String::new(), |s| format!(" by {}", statements(s))),
                 decision.kind.as_str(),
-                got
+                statements(&got)
             );
             let (_, text) = query.evaluate(crate::policy::explain::explain, &config.service.region);
             for l in text.lines() {

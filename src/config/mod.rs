@@ -140,6 +140,8 @@ impl Default for Limits {
 pub struct Log {
     pub json: bool,
     pub level: String,
+    /// One line per call at `info` (the access log).
+    pub access: bool,
 }
 
 #[derive(Debug)]
@@ -159,6 +161,11 @@ struct Ctx<'a> {
     dir: &'a Path,
     source: &'a str,
     errors: Vec<Diagnostic>,
+    /// `policy NAME` and `group NAME` for each whose own definition failed: a reference to
+    /// one is not another error.
+    broken: BTreeSet<String>,
+    /// Where secrets are given inline: one warning names them all.
+    inline_secrets: Vec<Range<usize>>,
 }
 
 impl Ctx<'_> {
@@ -172,16 +179,41 @@ impl Ctx<'_> {
             .push(Diagnostic::at(self.file, self.source, span.start, message).warning());
     }
 
-    /// Deserializes one section, recording its error (with span) on failure.
-    fn section<T: DeserializeOwned>(&mut self, value: Spanned<DeValue<'_>>) -> Option<T> {
+    /// Deserializes one section (or one `[[group]]`/`[[principal]]`), recording every error
+    /// with its span: a key that fails is reported, dropped, and the rest read again, so that
+    /// one mistake hides no other. `None` when a required key failed.
+    fn section<T: DeserializeOwned>(&mut self, mut value: Spanned<DeValue<'_>>) -> Option<T> {
         let span = value.span();
-        match T::deserialize(ValueDeserializer::from(value)) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let at = e.span().unwrap_or(span);
-                self.error(at, e.message().to_owned());
-                None
+        let mut dropped: Vec<String> = Vec::new();
+        loop {
+            // With keys dropped the load fails anyway; what remains is still checked.
+            let error = match T::deserialize(ValueDeserializer::from(value.clone())) {
+                Ok(v) => return Some(v),
+                Err(e) => e,
+            };
+            let at = error.span().unwrap_or(span.clone());
+            // A required key dropped for its own error is then missing: already reported.
+            let message = error.message();
+            if dropped
+                .iter()
+                .any(|k| message == format!("missing field `{k}`"))
+            {
+                return None;
             }
+            self.error(at.clone(), message.to_owned());
+            let DeValue::Table(table) = value.get_mut() else {
+                return None;
+            };
+            let inside = |r: Range<usize>| r.start <= at.start && at.start < r.end.max(r.start + 1);
+            let key = table
+                .iter()
+                .find(|(k, v)| inside(k.span()) || inside(v.span()))
+                .map(|(k, _)| k.get_ref().to_string())?;
+            *table = std::mem::take(table)
+                .into_iter()
+                .filter(|(k, _)| k.get_ref() != key.as_str())
+                .collect();
+            dropped.push(key);
         }
     }
 
@@ -211,10 +243,7 @@ impl Ctx<'_> {
             return None;
         }
         if let Some(v) = inline {
-            self.warning(
-                v.span(),
-                format!("`{key}` is given inline; outside trials use `{key}_env` or `{key}_file`"),
-            );
+            self.inline_secrets.push(v.span());
             return Some(Secret::new(v.get_ref().as_str()));
         }
         if let Some(name) = env {
@@ -327,9 +356,12 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
         dir,
         source: &source,
         errors: Vec::new(),
+        broken: BTreeSet::new(),
+        inline_secrets: Vec::new(),
     };
     let sections = read_sections(&mut ctx);
     let config = validate(&mut ctx, sections);
+    inline_secrets_warning(&mut ctx);
     // `ctx.errors` holds warnings too: the load fails only on an error.
     match config {
         Some(mut c) if !ctx.errors.iter().any(Diagnostic::is_error) => {
@@ -338,6 +370,29 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
         }
         _ => Err(Diagnostics(ctx.errors)),
     }
+}
+
+/// One warning for every secret given inline, at the first, naming the lines of all.
+fn inline_secrets_warning(ctx: &mut Ctx<'_>) {
+    let Some(first) = ctx.inline_secrets.first().cloned() else {
+        return;
+    };
+    let lines: Vec<String> = ctx
+        .inline_secrets
+        .iter()
+        .map(|s| crate::diag::line_col(ctx.source, s.start).0.to_string())
+        .collect();
+    let (count, lines) = match lines.as_slice() {
+        [one] => ("a secret is".to_owned(), format!("line {one}")),
+        many => (
+            format!("{} secrets are", many.len()),
+            format!("lines {}", many.join(", ")),
+        ),
+    };
+    ctx.warning(
+        first,
+        format!("{count} given inline ({lines}); outside trials give each as `…_env` or `…_file`"),
+    );
 }
 
 fn read_sections(ctx: &mut Ctx<'_>) -> Sections {
@@ -372,7 +427,18 @@ fn read_sections(ctx: &mut Ctx<'_>) -> Sections {
                 };
                 for item in items.iter().cloned() {
                     if name == "group" {
-                        s.groups.extend(ctx.section::<raw::Group>(item));
+                        let group_name = match item.get_ref() {
+                            DeValue::Table(t) => t
+                                .iter()
+                                .find(|(k, _)| k.get_ref() == "name")
+                                .and_then(|(_, v)| v.get_ref().as_str().map(str::to_owned)),
+                            _ => None,
+                        };
+                        let group = ctx.section::<raw::Group>(item);
+                        if let (None, Some(n)) = (&group, group_name) {
+                            ctx.broken.insert(format!("group {n}"));
+                        }
+                        s.groups.extend(group);
                     } else {
                         s.principals.extend(ctx.section::<raw::Principal>(item));
                     }
@@ -446,6 +512,12 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
     let policy_dir = ctx.relative(policies_raw.dir.get_ref());
     let policies = if policy_dir.is_dir() {
         let (policies, errors) = policy::load_dir(&policy_dir);
+        // The policies named by files that failed: each one's errors are its own.
+        for d in &errors {
+            if let Some(stem) = d.file.file_stem().and_then(|s| s.to_str()) {
+                ctx.broken.insert(format!("policy {stem}"));
+            }
+        }
         ctx.errors.extend(errors);
         for policy in policies.values() {
             ctx.errors.extend(policy::analysis::analyze(policy));

@@ -173,6 +173,7 @@ pub struct Limits {
 pub struct Log {
     pub format: Option<Spanned<String>>,
     pub level: Option<Spanned<String>>,
+    pub access: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

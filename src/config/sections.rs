@@ -155,7 +155,11 @@ pub(super) fn log(ctx: &mut Ctx<'_>, l: raw::Log) -> Log {
             "info".to_owned()
         }
     };
-    Log { json, level }
+    Log {
+        json,
+        level,
+        access: l.access.unwrap_or(true),
+    }
 }
 
 pub(super) fn listen(ctx: &mut Ctx<'_>, l: raw::Listen) -> Option<Listen> {
@@ -395,6 +399,8 @@ pub(super) fn policy_refs(
     for name in names {
         match policies.get(name.get_ref()) {
             Some(p) => set.add(p.clone()),
+            // A policy whose file failed to load is already reported.
+            None if ctx.broken.contains(&format!("policy {}", name.get_ref())) => {}
             None => ctx.error(
                 name.span(),
                 format!(
@@ -483,6 +489,8 @@ pub(super) fn principals(
                         set.add(policy.clone());
                     }
                 }
+                // A group whose own entry failed is already reported.
+                None if ctx.broken.contains(&format!("group {}", g.get_ref())) => {}
                 None => ctx.error(g.span(), format!("unknown group `{}`", g.get_ref())),
             }
         }

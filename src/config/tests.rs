@@ -426,3 +426,90 @@ fn connection_limits_have_defaults_and_bounds() {
         "h2c must be a boolean: {errors:#?}"
     );
 }
+
+/// The review's broken file: five mistakes in the configuration and two in a policy it names.
+/// Every one is reported in one run at its own line, and nothing else is (no error caused by
+/// another: the failed policy is not also "unknown", the principal with an unknown key is still
+/// checked).
+#[test]
+fn every_mistake_is_reported_once_at_its_own_line() {
+    let (dir, text) = example_copy();
+    let edits = [
+        // [service]: a type error.
+        (
+            "max_clock_skew_seconds = 900",
+            "max_clock_skew_seconds = \"900\"",
+        ),
+        // [upstream]: under SWF's 60 s hold.
+        ("poll_timeout_seconds = 70 ", "poll_timeout_seconds = 30 "),
+        // [[principal]] A: an unknown key, a bad name, B's access key.
+        (
+            "name = \"tenant-a-worker\"",
+            "name = \"tenant a!\"\ncolour = \"red\"",
+        ),
+        (
+            "access_key_id = \"AKIATENANTA000000001\"",
+            "access_key_id = \"AKIATENANTB000000001\"",
+        ),
+    ];
+    let mut edited = text.clone();
+    for (from, to) in edits {
+        assert!(edited.contains(from), "the example holds {from:?}");
+        edited = edited.replacen(from, to, 1);
+    }
+    let path = write(dir.path(), "c.toml", &edited);
+    let policy = dir.path().join("policies/tenant-a.toml");
+    let source = std::fs::read_to_string(&policy).unwrap();
+    let broken_policy = source
+        .replace("Effect = \"Allow\"", "Effect = \"Alow\"")
+        .replace(
+            "Action = \"swf:*\"",
+            "Action = [\"swf:*\", \"swf:PollForActivityTaskz\"]",
+        );
+    std::fs::write(&policy, &broken_policy).unwrap();
+
+    let errors = load(&path).unwrap_err().0;
+    let line_in = |text: &str, needle: &str| {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle:?}"))
+            + 1
+    };
+    let mut found: Vec<(String, usize)> = errors
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| {
+            (
+                d.file.file_name().unwrap().to_string_lossy().into_owned(),
+                d.line,
+            )
+        })
+        .collect();
+    found.sort();
+    let mut expected = vec![
+        (
+            "c.toml".to_owned(),
+            line_in(&edited, "max_clock_skew_seconds"),
+        ),
+        (
+            "c.toml".to_owned(),
+            line_in(&edited, "poll_timeout_seconds"),
+        ),
+        ("c.toml".to_owned(), line_in(&edited, "tenant a!")),
+        ("c.toml".to_owned(), line_in(&edited, "colour")),
+        (
+            "c.toml".to_owned(),
+            edited
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.contains("AKIATENANTB000000001"))
+                .nth(1)
+                .map(|(i, _)| i + 1)
+                .unwrap(),
+        ),
+        ("tenant-a.toml".to_owned(), line_in(&broken_policy, "Alow")),
+        ("tenant-a.toml".to_owned(), line_in(&broken_policy, "Taskz")),
+    ];
+    expected.sort();
+    assert_eq!(found, expected, "{errors:#?}");
+}

@@ -13,7 +13,7 @@ use super::actions::Action;
 use super::compile;
 use super::condition::{Operator, SetQualifier};
 use super::context::{action_carries, is_known_key};
-use super::document::{Effect, Statement};
+use super::document::{Effect, Pos, Statement};
 use super::variables::Template;
 use super::{wildcard, Policy};
 use crate::diag::Diagnostic;
@@ -33,34 +33,44 @@ pub fn analyze(policy: &Policy) -> Vec<Diagnostic> {
     }
     let mut sids = BTreeSet::new();
     for s in &doc.statements {
-        let at = |message: String| Diagnostic::line_col(path, s.line, s.column, message);
+        let at =
+            |pos: Pos, message: String| Diagnostic::line_col(path, pos.line, pos.column, message);
         if let Some(sid) = &s.sid {
             if !sids.insert(sid.as_str()) {
-                out.push(at(format!(
-                    "`Sid` `{sid}` is used by another statement of this policy"
-                )));
+                out.push(at(
+                    s.sid_at,
+                    format!("`Sid` `{sid}` is used by another statement of this policy"),
+                ));
             }
         }
-        statement(s, doc.variables_enabled(), &mut |d: Result<
+        statement(s, doc.variables_enabled(), &mut |pos,
+                                                    d: Result<
             String,
             String,
         >| {
             out.push(match d {
-                Err(e) => at(e),
-                Ok(w) => at(w).warning(),
+                Err(e) => at(pos, e),
+                Ok(w) => at(pos, w).warning(),
             })
         });
     }
     out
 }
 
-/// Reports `Err(message)` for errors and `Ok(message)` for warnings.
-fn statement(s: &Statement, variables: bool, report: &mut dyn FnMut(Result<String, String>)) {
+/// What `statement` reports: where, and `Err(message)` for an error or `Ok(message)` for a
+/// warning.
+type Report<'a> = &'a mut dyn FnMut(Pos, Result<String, String>);
+
+/// Reports each finding at the pattern, condition or statement it concerns.
+fn statement(s: &Statement, variables: bool, report: Report<'_>) {
     let sid = s
         .sid
         .as_deref()
         .map_or(String::new(), |s| format!(" `{s}`"));
-    for action in &s.action.patterns {
+    let whole = s.at();
+    let mut unknown_action = false;
+    for (action, &pos) in s.action.patterns.iter().zip(&s.action.at) {
+        let mut report = |d| report(pos, d);
         let Some(name) = action
             .strip_prefix("swf:")
             .or_else(|| action.strip_prefix("SWF:"))
@@ -76,10 +86,12 @@ fn statement(s: &Statement, variables: bool, report: &mut dyn FnMut(Result<Strin
         let known =
             Action::all().any(|a| wildcard::matches(&lower, &a.iam_action().to_ascii_lowercase()));
         if !known {
+            unknown_action = true;
             report(Err(format!("statement{sid}: unknown action `{action}`: no SWF operation or decision has that name")));
         }
     }
-    for resource in &s.resource.patterns {
+    for (resource, &pos) in s.resource.patterns.iter().zip(&s.resource.at) {
+        let mut report = |d| report(pos, d);
         if resource == "*" {
             continue;
         }
@@ -89,27 +101,35 @@ fn statement(s: &Statement, variables: bool, report: &mut dyn FnMut(Result<Strin
                 "statement{sid}: resource `{resource}` is for the service `{service}`, not `swf`"
             )));
         }
-        check_variables(resource, variables, &sid, report);
+        check_variables(resource, variables, &sid, &mut report);
     }
 
     let bits = compile::action_bits(&s.action);
     let actions: Vec<Action> = Action::all()
         .filter(|a| bits & (1 << a.index()) != 0)
         .collect();
-    if actions.is_empty() {
-        report(Ok(format!(
-            "statement{sid} can never match: its actions name no SWF action"
-        )));
+    // After an unknown action, "never matches" would only repeat that error.
+    if actions.is_empty() && !unknown_action {
+        report(
+            whole,
+            Ok(format!(
+                "statement{sid} can never match: its actions name no SWF action"
+            )),
+        );
     }
     if s.effect == Effect::Allow && s.action.negated {
-        report(Ok(format!("statement{sid}: `Allow` with `NotAction` allows every action not listed, including future ones")));
+        report(whole, Ok(format!("statement{sid}: `Allow` with `NotAction` allows every action not listed, including future ones")));
     }
     if s.effect == Effect::Allow && s.resource.negated {
-        report(Ok(format!(
-            "statement{sid}: `Allow` with `NotResource` allows every resource not listed"
-        )));
+        report(
+            whole,
+            Ok(format!(
+                "statement{sid}: `Allow` with `NotResource` allows every resource not listed"
+            )),
+        );
     }
     for c in &s.conditions {
+        let mut report = |d| report(c.at, d);
         let Some(operator) = Operator::parse(&c.operator) else {
             report(Err(format!(
                 "statement{sid}: unknown condition operator `{}`",
@@ -145,7 +165,7 @@ fn statement(s: &Statement, variables: bool, report: &mut dyn FnMut(Result<Strin
             )));
         }
         for value in &c.values {
-            check_variables(value, variables, &sid, report);
+            check_variables(value, variables, &sid, &mut report);
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::actions::{self, Action};
 use super::condition::Condition;
 use super::context::Context;
-use super::document::{Document, Effect, Patterns, Statement};
+use super::document::{Document, Effect, Patterns, Pos, Statement};
 use super::variables::{self, Template};
 use super::wildcard;
 use super::StatementRef;
@@ -169,7 +169,11 @@ pub(super) fn compile(
                     line: s.line,
                 },
             }),
-            Err(message) => errors.push(Diagnostic::line_col(path, s.line, s.column, message)),
+            Err(found) => errors.extend(
+                found
+                    .into_iter()
+                    .map(|(at, message)| Diagnostic::line_col(path, at.line, at.column, message)),
+            ),
         }
     }
     if errors.is_empty() {
@@ -179,24 +183,35 @@ pub(super) fn compile(
     }
 }
 
-fn statement(s: &Statement, variables: bool) -> Result<(ResourceMatcher, Vec<Condition>), String> {
+/// Errors found in one statement, each where it is written.
+type StatementErrors = Vec<(Pos, String)>;
+
+fn statement(
+    s: &Statement,
+    variables: bool,
+) -> Result<(ResourceMatcher, Vec<Condition>), StatementErrors> {
     let sid = s
         .sid
         .as_deref()
         .map_or(String::new(), |s| format!(" `{s}`"));
-    let patterns = s
-        .resource
-        .patterns
-        .iter()
-        .map(|p| ResourcePattern::new(p, variables))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("statement{sid}: {e}"))?;
-    let conditions = s
-        .conditions
-        .iter()
-        .map(|c| Condition::compile(&c.operator, &c.key, &c.values, variables))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("statement{sid}: {e}"))?;
+    let mut errors = Vec::new();
+    let mut patterns = Vec::with_capacity(s.resource.patterns.len());
+    for (p, at) in s.resource.patterns.iter().zip(&s.resource.at) {
+        match ResourcePattern::new(p, variables) {
+            Ok(p) => patterns.push(p),
+            Err(e) => errors.push((*at, format!("statement{sid}: {e}"))),
+        }
+    }
+    let mut conditions = Vec::with_capacity(s.conditions.len());
+    for c in &s.conditions {
+        match Condition::compile(&c.operator, &c.key, &c.values, variables) {
+            Ok(c) => conditions.push(c),
+            Err(e) => errors.push((c.at, format!("statement{sid}: {e}"))),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     Ok((
         ResourceMatcher {
             negated: s.resource.negated,

@@ -171,6 +171,7 @@ mod tests {
             Some(vec!["2023-11-14T22:13:20.000Z".into()])
         );
         assert_eq!(c.get("aws:SecureTransport"), Some(vec!["false".into()]));
+        assert_eq!(c.get("aws:RequestedRegion"), Some(vec!["us-east-1".into()]));
         assert_eq!(c.get("aws:PrincipalTag/team"), Some(vec!["a".into()]));
         assert_eq!(c.get("aws:PrincipalTag/other"), None);
         assert_eq!(c.get("aws:MultiFactorAuthPresent"), None);
@@ -224,6 +225,19 @@ mod tests {
             ..poll
         };
         assert_eq!(poll.get("SWF:TASKLIST.NAME"), Some(vec!["private".into()]));
+        // Strings and numbers are values; anything else is absent.
+        for (name, value) in [
+            (json!(7), Some(vec!["7".to_owned()])),
+            (json!(true), None),
+            (json!({"x": 1}), None),
+        ] {
+            let input = json!({"taskList": {"name": name}});
+            let poll = Context {
+                input: Some(input.as_object().unwrap()),
+                ..poll
+            };
+            assert_eq!(poll.get("swf:taskList.name"), value, "{input}");
+        }
     }
 
     #[test]

@@ -1,15 +1,19 @@
-//! Policy documents as written: IAM's grammar in TOML or JSON, parsed and validated in one
-//! pass so that every error carries its file and line.
-//!
-//! Validation happens while deserializing (`Statement: TryFrom<RawStatement>`), which is what
-//! lets serde_json and toml attach the position of the offending statement to the error.
+//! Policy documents as written: IAM's grammar in TOML or JSON, read into a tree with spans
+//! (src/policy/spanned.rs) and validated from it, so that every mistake in a file is reported
+//! in one run, each at the line and column of the key or value that makes it.
 
+use std::ops::Range;
 use std::path::Path;
 
-use serde::de::IgnoredAny;
-use serde::Deserialize;
-
+use super::spanned::{self, Entry, Node, Value};
 use crate::diag::Diagnostic;
+
+/// A 1-based line and column in a policy file (`0, 0` where unknown).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
 
 /// `Allow` or `Deny`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +27,8 @@ pub enum Effect {
 pub struct Patterns {
     pub negated: bool,
     pub patterns: Vec<String>,
+    /// Where each pattern is written.
+    pub at: Vec<Pos>,
 }
 
 /// One `Condition` entry as written: operator, key and values (scalars as text).
@@ -31,6 +37,8 @@ pub struct ConditionEntry {
     pub operator: String,
     pub key: String,
     pub values: Vec<String>,
+    /// Where the key is written.
+    pub at: Pos,
 }
 
 /// One validated statement.
@@ -44,6 +52,18 @@ pub struct Statement {
     /// 1-based line and column in the document (0 where the format gives none).
     pub line: usize,
     pub column: usize,
+    /// Where `Sid`'s value is written (the statement's position when it has none).
+    pub sid_at: Pos,
+}
+
+impl Statement {
+    /// Where the statement begins.
+    pub fn at(&self) -> Pos {
+        Pos {
+            line: self.line,
+            column: self.column,
+        }
+    }
 }
 
 /// A validated document.
@@ -69,205 +89,383 @@ impl Document {
 /// IAM's default when `Version` is absent.
 pub const DEFAULT_VERSION: &str = "2008-10-17";
 
-/// IAM's "a value or a list of values". Hand-written rather than `#[serde(untagged)]` so that
-/// an error inside the value keeps its own message.
-enum OneOrMany<T> {
-    One(T),
-    Many(Vec<T>),
+/// Parses a TOML policy document.
+pub fn parse_toml(path: &Path, source: &str) -> Result<Document, Vec<Diagnostic>> {
+    into_result(read_toml(path, source))
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer, StrDeserializer};
-        use serde::de::{MapAccess, SeqAccess, Visitor};
+/// Parses an IAM JSON policy document.
+pub fn parse_json(path: &Path, source: &str) -> Result<Document, Vec<Diagnostic>> {
+    into_result(read_json(path, source))
+}
 
-        struct V<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = OneOrMany<T>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a value or a list of values")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                T::deserialize(StrDeserializer::<E>::new(v)).map(OneOrMany::One)
-            }
-            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                T::deserialize(serde::de::value::BoolDeserializer::<E>::new(v)).map(OneOrMany::One)
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                T::deserialize(serde::de::value::I64Deserializer::<E>::new(v)).map(OneOrMany::One)
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                T::deserialize(serde::de::value::U64Deserializer::<E>::new(v)).map(OneOrMany::One)
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                T::deserialize(serde::de::value::F64Deserializer::<E>::new(v)).map(OneOrMany::One)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                T::deserialize(MapAccessDeserializer::new(map)).map(OneOrMany::One)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-                Vec::<T>::deserialize(SeqAccessDeserializer::new(seq)).map(OneOrMany::Many)
-            }
-        }
-        deserializer.deserialize_any(V(std::marker::PhantomData))
+fn into_result(
+    (doc, errors): (Option<Document>, Vec<Diagnostic>),
+) -> Result<Document, Vec<Diagnostic>> {
+    match doc {
+        Some(doc) if errors.is_empty() => Ok(doc),
+        _ => Err(errors),
     }
 }
 
-impl<T> OneOrMany<T> {
-    fn into_vec(self) -> Vec<T> {
-        match self {
-            OneOrMany::One(t) => vec![t],
-            OneOrMany::Many(v) => v,
+/// Reads a TOML policy document: every error, in order, and (unless its syntax is broken)
+/// what could be read of it: the statements, each without its broken parts (an `Effect` that
+/// could not be read stands as `Deny`). That partial document is only for finding further
+/// errors (src/policy/mod.rs); a document with errors is never used.
+pub fn read_toml(path: &Path, source: &str) -> (Option<Document>, Vec<Diagnostic>) {
+    match spanned::from_toml(source) {
+        Ok(root) => Reader::new(path, source).document(&root),
+        Err(errors) => {
+            let mut errors: Vec<Diagnostic> = errors
+                .into_iter()
+                .map(|(span, message)| Diagnostic::at(path, source, span.start, message))
+                .collect();
+            errors.sort_by_key(|d| (d.line, d.column));
+            (None, errors)
         }
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStatement {
-    #[serde(rename = "Sid")]
-    sid: Option<String>,
-    #[serde(rename = "Effect")]
-    effect: String,
-    #[serde(rename = "Action")]
-    action: Option<OneOrMany<String>>,
-    #[serde(rename = "NotAction")]
-    not_action: Option<OneOrMany<String>>,
-    #[serde(rename = "Resource")]
-    resource: Option<OneOrMany<String>>,
-    #[serde(rename = "NotResource")]
-    not_resource: Option<OneOrMany<String>>,
-    #[serde(rename = "Principal")]
-    principal: Option<IgnoredAny>,
-    #[serde(rename = "NotPrincipal")]
-    not_principal: Option<IgnoredAny>,
-    #[serde(rename = "Condition")]
-    condition: Option<
-        std::collections::BTreeMap<String, std::collections::BTreeMap<String, OneOrMany<Scalar>>>,
-    >,
-}
-
-/// A condition value: IAM accepts strings, numbers and booleans, all compared as text.
-struct Scalar(String);
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string, number or boolean")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_owned()))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-        }
-        deserializer.deserialize_any(V)
+/// Reads an IAM JSON policy document, as `read_toml` does.
+pub fn read_json(path: &Path, source: &str) -> (Option<Document>, Vec<Diagnostic>) {
+    match spanned::from_json(source) {
+        Ok(root) => Reader::new(path, source).document(&root),
+        Err((line, column, message)) => (
+            None,
+            vec![Diagnostic::line_col(path, line, column, message)],
+        ),
     }
 }
 
-impl TryFrom<RawStatement> for Statement {
-    type Error = String;
+const STATEMENT_KEYS: &str =
+    "`Sid`, `Effect`, `Action`, `NotAction`, `Resource`, `NotResource` or `Condition`";
 
-    fn try_from(raw: RawStatement) -> Result<Statement, String> {
-        let sid = raw
-            .sid
-            .as_deref()
-            .map_or(String::new(), |s| format!(" `{s}`"));
-        if raw.principal.is_some() || raw.not_principal.is_some() {
-            return Err(format!(
-                "statement{sid}: identity-based policies must not name a `Principal`; the principal is whoever the policy is attached to"
-            ));
+/// Validates a document tree, collecting every error with its position.
+struct Reader<'a> {
+    path: &'a Path,
+    source: &'a str,
+    errors: Vec<Diagnostic>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(path: &'a Path, source: &'a str) -> Reader<'a> {
+        Reader {
+            path,
+            source,
+            errors: Vec::new(),
         }
-        let effect = match raw.effect.as_str() {
-            "Allow" => Effect::Allow,
-            "Deny" => Effect::Deny,
-            other => {
-                return Err(format!(
-                    "statement{sid}: `Effect` must be \"Allow\" or \"Deny\", not `{other}`"
-                ))
-            }
+    }
+
+    fn pos(&self, span: &Range<usize>) -> Pos {
+        let (line, column) = crate::diag::line_col(self.source, span.start);
+        Pos { line, column }
+    }
+
+    fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
+        self.errors
+            .push(Diagnostic::at(self.path, self.source, span.start, message));
+    }
+
+    fn document(mut self, root: &Node) -> (Option<Document>, Vec<Diagnostic>) {
+        let Value::Table(entries) = &root.value else {
+            self.error(
+                &root.span,
+                "a policy must be an object with `Version` and `Statement`",
+            );
+            return (None, self.errors);
         };
-        let action = exactly_one(&sid, "Action", raw.action, raw.not_action)?;
-        for a in &action.patterns {
-            check_action(a).map_err(|e| format!("statement{sid}: {e}"))?;
+        let mut version = None;
+        let mut statement = None;
+        for e in self.unique(entries, "") {
+            match e.key.as_str() {
+                "Version" => {
+                    if let Some(v) = self.string(&e.node, "", "Version") {
+                        match check_version(v) {
+                            Ok(()) => version = Some(v.to_owned()),
+                            Err(m) => self.error(&e.node.span, m),
+                        }
+                    }
+                }
+                "Id" => {
+                    self.string(&e.node, "", "Id");
+                }
+                "Statement" => statement = Some(&e.node),
+                other => self.error(
+                    &e.key_span,
+                    format!("unknown field `{other}`, expected `Version`, `Id` or `Statement`"),
+                ),
+            }
         }
-        let resource = exactly_one(&sid, "Resource", raw.resource, raw.not_resource)?;
-        for r in &resource.patterns {
-            check_resource(r).map_err(|e| format!("statement{sid}: {e}"))?;
+        let statements = match statement {
+            None => {
+                self.error(&(0..0), "`Statement` is required");
+                Vec::new()
+            }
+            Some(node) => match &node.value {
+                Value::Array(items) => items.iter().filter_map(|n| self.statement(n)).collect(),
+                Value::Table(_) => self.statement(node).into_iter().collect(),
+                _ => {
+                    self.error(
+                        &node.span,
+                        format!(
+                            "`Statement` must be a statement or a list of statements, not {}",
+                            node.kind()
+                        ),
+                    );
+                    Vec::new()
+                }
+            },
+        };
+        self.errors.sort_by_key(|d| (d.line, d.column));
+        (
+            Some(Document {
+                version,
+                statements,
+            }),
+            self.errors,
+        )
+    }
+
+    /// The entries of a table, each key once: a repeated key is an error at its second use.
+    fn unique<'e>(&mut self, entries: &'e [Entry], prefix: &str) -> Vec<&'e Entry> {
+        let mut seen: Vec<&'e Entry> = Vec::with_capacity(entries.len());
+        for e in entries {
+            if seen.iter().any(|s| s.key == e.key) {
+                self.error(&e.key_span, format!("{prefix}`{}` is given twice", e.key));
+            } else {
+                seen.push(e);
+            }
         }
+        seen
+    }
+
+    fn string<'n>(&mut self, node: &'n Node, prefix: &str, element: &str) -> Option<&'n str> {
+        match &node.value {
+            Value::Str(s) => Some(s),
+            _ => {
+                self.error(
+                    &node.span,
+                    format!("{prefix}`{element}` must be a string, not {}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn statement(&mut self, node: &Node) -> Option<Statement> {
+        let Value::Table(entries) = &node.value else {
+            self.error(
+                &node.span,
+                format!("a statement must be a table, not {}", node.kind()),
+            );
+            return None;
+        };
+        let at = self.pos(&node.span);
+        let sid_entry = entries.iter().find(|e| e.key == "Sid");
+        let sid = sid_entry.and_then(|e| match &e.node.value {
+            Value::Str(s) => Some(s.clone()),
+            _ => None,
+        });
+        let prefix = match &sid {
+            Some(s) => format!("statement `{s}`: "),
+            None => "statement: ".to_owned(),
+        };
+        let sid_at = sid_entry.map_or(at, |e| self.pos(&e.node.span));
+        let mut effect = None;
+        let mut effect_given = false;
+        let (mut action, mut not_action, mut resource, mut not_resource) = (None, None, None, None);
         let mut conditions = Vec::new();
-        for (operator, keys) in raw.condition.unwrap_or_default() {
-            if keys.is_empty() {
-                return Err(format!(
-                    "statement{sid}: condition operator `{operator}` names no key"
-                ));
-            }
-            for (key, values) in keys {
-                let values = values.into_vec().into_iter().map(|v| v.0).collect();
-                conditions.push(ConditionEntry {
-                    operator: operator.clone(),
-                    key,
-                    values,
-                });
+        for e in self.unique(entries, &prefix) {
+            match e.key.as_str() {
+                "Sid" => {
+                    self.string(&e.node, &prefix, "Sid");
+                }
+                "Effect" => {
+                    effect_given = true;
+                    effect = match self.string(&e.node, &prefix, "Effect") {
+                        Some("Allow") => Some(Effect::Allow),
+                        Some("Deny") => Some(Effect::Deny),
+                        Some(other) => {
+                            self.error(
+                                &e.node.span,
+                                format!("{prefix}`Effect` must be \"Allow\" or \"Deny\", not `{other}`"),
+                            );
+                            None
+                        }
+                        None => None,
+                    }
+                }
+                "Action" => action = Some(e),
+                "NotAction" => not_action = Some(e),
+                "Resource" => resource = Some(e),
+                "NotResource" => not_resource = Some(e),
+                "Principal" | "NotPrincipal" => self.error(
+                    &e.key_span,
+                    format!("{prefix}identity-based policies must not name a `{}`; the principal is whoever the policy is attached to", e.key),
+                ),
+                "Condition" => conditions = self.conditions(&e.node, &prefix),
+                other => self.error(
+                    &e.key_span,
+                    format!("{prefix}unknown field `{other}`, expected {STATEMENT_KEYS}"),
+                ),
             }
         }
-        Ok(Statement {
-            sid: raw.sid,
-            effect,
+        if !effect_given {
+            self.error(&node.span, format!("{prefix}`Effect` is required"));
+        }
+        let action = self.patterns(node, &prefix, "Action", action, not_action, check_action);
+        let resource = self.patterns(
+            node,
+            &prefix,
+            "Resource",
+            resource,
+            not_resource,
+            check_resource,
+        );
+        Some(Statement {
+            sid,
+            // Only a broken document has no effect here; it is never used but to find errors.
+            effect: effect.unwrap_or(Effect::Deny),
             action,
             resource,
             conditions,
-            line: 0,
-            column: 0,
+            line: at.line,
+            column: at.column,
+            sid_at,
         })
     }
-}
 
-fn exactly_one(
-    sid: &str,
-    element: &str,
-    plain: Option<OneOrMany<String>>,
-    negated: Option<OneOrMany<String>>,
-) -> Result<Patterns, String> {
-    let patterns = match (plain, negated) {
-        (Some(p), None) => Patterns {
-            negated: false,
-            patterns: p.into_vec(),
-        },
-        (None, Some(n)) => Patterns {
-            negated: true,
-            patterns: n.into_vec(),
-        },
-        (Some(_), Some(_)) => {
-            return Err(format!(
-                "statement{sid}: give either `{element}` or `Not{element}`, not both"
-            ))
+    /// `Action`/`NotAction` (or `Resource`/`NotResource`): exactly one, each pattern checked.
+    fn patterns(
+        &mut self,
+        statement: &Node,
+        prefix: &str,
+        element: &str,
+        plain: Option<&Entry>,
+        negated: Option<&Entry>,
+        check: fn(&str) -> Result<(), String>,
+    ) -> Patterns {
+        let mut patterns = Patterns {
+            negated: negated.is_some() && plain.is_none(),
+            patterns: Vec::new(),
+            at: Vec::new(),
+        };
+        let entry = match (plain, negated) {
+            (Some(p), None) => p,
+            (None, Some(n)) => n,
+            (Some(p), Some(n)) => {
+                let later = if p.key_span.start > n.key_span.start {
+                    p
+                } else {
+                    n
+                };
+                self.error(
+                    &later.key_span,
+                    format!("{prefix}give either `{element}` or `Not{element}`, not both"),
+                );
+                return patterns;
+            }
+            (None, None) => {
+                self.error(
+                    &statement.span,
+                    format!("{prefix}`{element}` or `Not{element}` is required"),
+                );
+                return patterns;
+            }
+        };
+        let name = &entry.key;
+        let items: Vec<&Node> = match &entry.node.value {
+            Value::Array(items) if items.is_empty() => {
+                self.error(
+                    &entry.node.span,
+                    format!("{prefix}`{name}` must not be an empty list"),
+                );
+                return patterns;
+            }
+            Value::Array(items) => items.iter().collect(),
+            _ => vec![&entry.node],
+        };
+        for item in items {
+            let Value::Str(text) = &item.value else {
+                self.error(
+                    &item.span,
+                    format!(
+                        "{prefix}`{name}` must be a string or a list of strings, not {}",
+                        item.kind()
+                    ),
+                );
+                continue;
+            };
+            if let Err(m) = check(text) {
+                self.error(&item.span, format!("{prefix}{m}"));
+                continue;
+            }
+            patterns.patterns.push(text.clone());
+            patterns.at.push(self.pos(&item.span));
         }
-        (None, None) => {
-            return Err(format!(
-                "statement{sid}: `{element}` or `Not{element}` is required"
-            ))
-        }
-    };
-    if patterns.patterns.is_empty() {
-        return Err(format!(
-            "statement{sid}: `{element}` must not be an empty list"
-        ));
+        patterns
     }
-    Ok(patterns)
+
+    /// `Condition`: operator → key → a value or a list of values (strings, numbers, booleans).
+    fn conditions(&mut self, node: &Node, prefix: &str) -> Vec<ConditionEntry> {
+        let mut out = Vec::new();
+        let Value::Table(operators) = &node.value else {
+            self.error(
+                &node.span,
+                format!(
+                    "{prefix}`Condition` must be a table of operators, not {}",
+                    node.kind()
+                ),
+            );
+            return out;
+        };
+        for op in self.unique(operators, prefix) {
+            let Value::Table(keys) = &op.node.value else {
+                self.error(
+                    &op.node.span,
+                    format!(
+                        "{prefix}condition operator `{}` must map keys to values, not be {}",
+                        op.key,
+                        op.node.kind()
+                    ),
+                );
+                continue;
+            };
+            if keys.is_empty() {
+                self.error(
+                    &op.key_span,
+                    format!("{prefix}condition operator `{}` names no key", op.key),
+                );
+            }
+            for key in self.unique(keys, prefix) {
+                let items: Vec<&Node> = match &key.node.value {
+                    Value::Array(items) => items.iter().collect(),
+                    _ => vec![&key.node],
+                };
+                let mut values = Vec::with_capacity(items.len());
+                for item in items {
+                    match &item.value {
+                        Value::Str(s) | Value::Scalar(s) => values.push(s.clone()),
+                        _ => self.error(
+                            &item.span,
+                            format!(
+                                "{prefix}condition key `{}`: a value must be a string, number or boolean, not {}",
+                                key.key,
+                                item.kind()
+                            ),
+                        ),
+                    }
+                }
+                out.push(ConditionEntry {
+                    operator: op.key.clone(),
+                    key: key.key.clone(),
+                    values,
+                    at: self.pos(&key.key_span),
+                });
+            }
+        }
+        out
+    }
 }
 
 /// `*` or `service:pattern`.
@@ -281,7 +479,8 @@ fn check_action(action: &str) -> Result<(), String> {
     }
 }
 
-/// `*` or an ARN with six segments: `arn:partition:service:region:account:resource`.
+/// `*` or an ARN with six segments: `arn:partition:service:region:account:resource`, with no
+/// wildcard in the service segment (IAM refuses one there).
 fn check_resource(resource: &str) -> Result<(), String> {
     if resource == "*" {
         return Ok(());
@@ -292,156 +491,21 @@ fn check_resource(resource: &str) -> Result<(), String> {
             "resource `{resource}` must be `*` or an ARN `arn:partition:service:region:account:resource`"
         ));
     }
+    if segments[2].contains(['*', '?']) {
+        return Err(format!(
+            "resource `{resource}`: the service segment of an ARN cannot hold a wildcard (IAM refuses it); write `swf`"
+        ));
+    }
     Ok(())
 }
 
-fn check_version(version: Option<String>) -> Result<Option<String>, String> {
-    match version.as_deref() {
-        None | Some("2012-10-17") | Some("2008-10-17") => Ok(version),
-        Some(other) => Err(format!(
+fn check_version(version: &str) -> Result<(), String> {
+    match version {
+        "2012-10-17" | "2008-10-17" => Ok(()),
+        other => Err(format!(
             "`Version` must be \"2012-10-17\" or \"2008-10-17\", not `{other}`"
         )),
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TomlDocument {
-    #[serde(rename = "Version")]
-    version: Option<String>,
-    #[serde(rename = "Id")]
-    _id: Option<String>,
-    #[serde(rename = "Statement")]
-    statement: Vec<toml::Spanned<toml::Table>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonDocument {
-    #[serde(rename = "Version")]
-    version: Option<String>,
-    #[serde(rename = "Id")]
-    _id: Option<String>,
-    #[serde(rename = "Statement")]
-    statement: OneOrMany<StatementDe>,
-}
-
-/// Deserializes and validates in one step, so errors carry positions.
-#[derive(Deserialize)]
-#[serde(try_from = "RawStatement")]
-struct StatementDe(Statement);
-
-impl TryFrom<RawStatement> for StatementDe {
-    type Error = String;
-    fn try_from(raw: RawStatement) -> Result<Self, String> {
-        Statement::try_from(raw).map(StatementDe)
-    }
-}
-
-/// Parses a TOML policy document.
-pub fn parse_toml(path: &Path, source: &str) -> Result<Document, Diagnostic> {
-    let doc: TomlDocument = toml::from_str(source).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        Diagnostic::at(path, source, offset, e.message().to_owned())
-    })?;
-    let version = check_version(doc.version).map_err(|m| Diagnostic::at(path, source, 0, m))?;
-    // Each statement is validated on its own so that an error points at its `[[Statement]]`.
-    let mut statements = Vec::with_capacity(doc.statement.len());
-    for table in doc.statement {
-        let span = table.span();
-        let mut st = toml::Value::Table(table.into_inner())
-            .try_into::<StatementDe>()
-            .map_err(|e| Diagnostic::at(path, source, span.start, e.message().to_owned()))?
-            .0;
-        (st.line, st.column) = crate::diag::line_col(source, span.start);
-        statements.push(st);
-    }
-    Ok(Document {
-        version,
-        statements,
-    })
-}
-
-/// Parses an IAM JSON policy document. Statement lines are found by scanning for each
-/// statement object's opening brace, since serde_json keeps no spans.
-pub fn parse_json(path: &Path, source: &str) -> Result<Document, Diagnostic> {
-    let doc: JsonDocument = serde_json::from_str(source).map_err(|e| {
-        Diagnostic::line_col(path, e.line(), e.column(), strip_position(&e.to_string()))
-    })?;
-    let version = check_version(doc.version).map_err(|m| Diagnostic::at(path, source, 0, m))?;
-    let lines = statement_lines(source);
-    let statements = doc
-        .statement
-        .into_vec()
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let mut st = s.0;
-            (st.line, st.column) = lines.get(i).copied().unwrap_or((0, 0));
-            st
-        })
-        .collect();
-    Ok(Document {
-        version,
-        statements,
-    })
-}
-
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
-    }
-}
-
-/// Lines of the objects directly inside the top-level `"Statement"` value (one object or an
-/// array of them). Runs only on JSON that serde_json has already accepted, so it needs to
-/// understand strings and nesting and nothing more.
-fn statement_lines(source: &str) -> Vec<(usize, usize)> {
-    let bytes = source.as_bytes();
-    let mut lines = Vec::new();
-    let mut depth = 0usize;
-    // The last string seen directly in the top-level object (a key, or a value).
-    let mut last_string: Option<&str> = None;
-    // The depth just inside the `Statement` array, while the scan is in it.
-    let mut array_depth: Option<usize> = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                let start = i + 1;
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                if depth == 1 {
-                    last_string = source.get(start..i);
-                }
-            }
-            open @ (b'{' | b'[') => {
-                if depth == 1 && last_string == Some("Statement") {
-                    if open == b'{' {
-                        lines.push(crate::diag::line_col(source, i));
-                    } else {
-                        array_depth = Some(depth + 1);
-                    }
-                    last_string = None;
-                } else if open == b'{' && array_depth == Some(depth) {
-                    lines.push(crate::diag::line_col(source, i));
-                }
-                depth += 1;
-            }
-            b'}' | b']' => {
-                depth = depth.saturating_sub(1);
-                if array_depth.is_some_and(|d| depth < d) {
-                    array_depth = None;
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    lines
 }
 
 #[cfg(test)]
@@ -450,6 +514,76 @@ mod tests {
 
     fn p() -> &'static Path {
         Path::new("p.toml")
+    }
+
+    /// The one error of a document that must fail with exactly one.
+    fn only(parsed: Result<Document, Vec<Diagnostic>>) -> Diagnostic {
+        let errors = parsed.unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        errors.into_iter().next().unwrap()
+    }
+
+    /// `(line, message)` of every error, in order.
+    fn lines(parsed: Result<Document, Vec<Diagnostic>>) -> Vec<(usize, String)> {
+        parsed
+            .unwrap_err()
+            .into_iter()
+            .map(|d| (d.line, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn every_mistake_in_a_toml_policy_is_reported_at_its_own_line() {
+        let src = r#"Version = "2012-10-17"
+Colour = "blue"
+
+[[Statement]]
+Sid = "Broken"
+Effect = "Alow"
+Action = ["swf:PollForActivityTask", "PollForDecisionTask"]
+Resource = "arn:aws:sw*:*:123456789012:/domain/a"
+Principal = "*"
+
+[[Statement]]
+Effect = "Allow"
+Action = "swf:*"
+Resource = "*"
+Condition = { Bool = { "aws:SecureTransport" = [true, { a = 1 }] } }
+"#;
+        let found = lines(parse_toml(p(), src));
+        let at: Vec<usize> = found.iter().map(|(l, _)| *l).collect();
+        assert_eq!(at, [2, 6, 7, 8, 9, 15], "{found:#?}");
+        assert!(found[0].1.contains("unknown field `Colour`"), "{found:#?}");
+        assert!(found[1].1.contains("`Effect` must be"), "{found:#?}");
+        assert!(found[2].1.contains("`PollForDecisionTask`"), "{found:#?}");
+        assert!(found[3].1.contains("service segment"), "{found:#?}");
+        assert!(found[4].1.contains("`Principal`"), "{found:#?}");
+        assert!(found[5].1.contains("a value must be"), "{found:#?}");
+    }
+
+    #[test]
+    fn every_mistake_in_a_json_policy_is_reported_at_its_own_line() {
+        let src = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Sid": "Broken",
+      "Effect": "Alow",
+      "Action": ["swf:PollForActivityTask",
+                 "PollForDecisionTask"],
+      "Resource": "arn:aws:*:*:123456789012:/domain/a",
+      "Resource": "*",
+      "Condition": {"Bool": {}}
+    },
+    {"Effect": "Allow", "Action": "swf:*", "NotAction": "swf:Poll*", "Resource": "*"}
+  ]
+}"#;
+        let found = lines(parse_json(Path::new("p.json"), src));
+        let at: Vec<usize> = found.iter().map(|(l, _)| *l).collect();
+        assert_eq!(at, [6, 8, 9, 10, 11, 13], "{found:#?}");
+        assert!(found[3].1.contains("given twice"), "{found:#?}");
+        assert!(found[4].1.contains("names no key"), "{found:#?}");
+        assert!(found[5].1.contains("not both"), "{found:#?}");
     }
 
     const TOML: &str = r#"Version = "2012-10-17"
@@ -508,18 +642,18 @@ NotResource = ["arn:aws:swf:*:123456789012:/domain/tenant-a"]
     #[test]
     fn refuses_with_file_and_line() {
         let bad = TOML.replace("Effect = \"Deny\"", "Effect = \"deny\"");
-        let err = parse_toml(p(), &bad).unwrap_err();
+        let err = only(parse_toml(p(), &bad));
         assert!(err.message.contains("`Effect` must be"), "{}", err.message);
-        assert_eq!(err.line, 9, "{err}");
+        assert_eq!((err.line, err.column), (10, 10), "{err}");
 
         let json = "{\n\"Statement\": [\n{\"Effect\": \"Allow\", \"Action\": \"*\", \"Resource\": \"*\",\n \"Condition\": {\"Bool\": {\"aws:SecureTransport\": [\"true\", {}]}}}]}";
-        let err = parse_json(Path::new("p.json"), json).unwrap_err();
+        let err = only(parse_json(Path::new("p.json"), json));
         assert!(
             err.message.contains("a string, number or boolean"),
             "{}",
             err.message
         );
-        assert_eq!(err.line, 4);
+        assert_eq!((err.line, err.column), (4, 57), "{err}");
     }
 
     #[test]
@@ -591,7 +725,7 @@ NotResource = ["arn:aws:swf:*:123456789012:/domain/tenant-a"]
             ),
         ];
         for (src, expected) in cases {
-            let err = parse_json(Path::new("p.json"), src).unwrap_err();
+            let err = only(parse_json(Path::new("p.json"), src));
             assert!(err.message.contains(expected), "{src}: {}", err.message);
         }
     }

@@ -13,6 +13,7 @@ pub mod context;
 pub mod document;
 pub mod explain;
 mod index;
+mod spanned;
 pub mod variables;
 pub mod wildcard;
 
@@ -93,26 +94,46 @@ pub fn load_dir(dir: &Path) -> (BTreeMap<String, Arc<Policy>>, Vec<Diagnostic>) 
             ));
             continue;
         }
-        match load_file(&path)
-            .map_err(|d| vec![d])
-            .and_then(|doc| Policy::compile(&name, &path, doc))
-        {
-            Ok(policy) => {
+        let (document, mut found) = read_file(&path);
+        let Some(document) = document else {
+            errors.extend(found);
+            continue;
+        };
+        match Policy::compile(&name, &path, document) {
+            Ok(policy) if found.is_empty() => {
                 policies.insert(name.clone(), Arc::new(policy));
             }
-            Err(d) => errors.extend(d),
+            // What could be read of a broken file is compiled and analysed only to report
+            // every error in it at once; its warnings would be about a document that is not
+            // the one written.
+            Ok(policy) => found.extend(
+                analysis::analyze(&policy)
+                    .into_iter()
+                    .filter(Diagnostic::is_error),
+            ),
+            Err(d) => found.extend(d),
         }
+        found.sort_by_key(|d| (d.line, d.column));
+        errors.extend(found);
     }
     (policies, errors)
 }
 
-/// Reads and parses one policy file by its extension.
-pub fn load_file(path: &Path) -> Result<Document, Diagnostic> {
-    let source = std::fs::read_to_string(path)
-        .map_err(|e| Diagnostic::file(path, format!("cannot read policy: {e}")))?;
+/// Reads one policy file by its extension: what could be read, and every error
+/// (`document::read_toml`).
+fn read_file(path: &Path) -> (Option<Document>, Vec<Diagnostic>) {
+    let source = match std::fs::read_to_string(path) {
+        Ok(source) => source,
+        Err(e) => {
+            return (
+                None,
+                vec![Diagnostic::file(path, format!("cannot read policy: {e}"))],
+            )
+        }
+    };
     match path.extension().and_then(|e| e.to_str()) {
-        Some("json") => document::parse_json(path, &source),
-        _ => document::parse_toml(path, &source),
+        Some("json") => document::read_json(path, &source),
+        _ => document::read_toml(path, &source),
     }
 }
 

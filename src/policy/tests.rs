@@ -326,6 +326,24 @@ fn the_policy_folder_holds_only_toml_and_json_files() {
     assert_eq!(policies.keys().collect::<Vec<_>>(), ["a"]);
 }
 
+/// A file with errors never becomes a policy, even when what could be read of it compiles; its
+/// errors are all reported (here one the grammar finds and one the analysis finds).
+#[test]
+fn a_policy_file_with_errors_is_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(p.join("good.toml"), statement("Allow", "\"swf:*\"", "\"*\"")).unwrap();
+    let broken = statement("Alow", "[\"swf:*\", \"swf:PollForActivityTaskz\"]", "\"*\"");
+    std::fs::write(p.join("broken.toml"), format!("Version = \"2012-10-17\"\n{broken}")).unwrap();
+    let (policies, errors) = load_dir(p);
+    assert_eq!(policies.keys().collect::<Vec<_>>(), ["good"]);
+    let found: Vec<(usize, bool)> = errors
+        .iter()
+        .map(|d| (d.line, d.message.contains("PollForActivityTaskz")))
+        .collect();
+    assert_eq!(found, [(4, false), (5, true)], "{errors:#?}");
+}
+
 #[test]
 fn decisions_carry_file_and_line() {
     let p = policy("p", &statement("Allow", "\"swf:*\"", "\"*\""));
@@ -414,4 +432,150 @@ fn resources_with_variables_match_whole_arns_once_resolved() {
             "{other}"
         );
     }
+}
+
+/// Matched statements are listed in the set's order, whether the index filed them under their
+/// domain or checks them for every request.
+#[test]
+fn matched_statements_keep_the_set_order() {
+    let toml = "Version = \"2012-10-17\"\n".to_owned()
+        + &statement("Allow", "\"swf:Describe*\"", "\"*\"").replace("\"S\"", "\"Star0\"")
+        + &statement("Allow", "\"swf:DescribeDomain\"", &format!("\"{A}\""))
+            .replace("\"S\"", "\"Lit1\"")
+        + &statement("Allow", "\"swf:*\"", "\"arn:aws:swf:*:*:/domain/*\"")
+            .replace("\"S\"", "\"Wild2\"")
+        + &statement(
+            "Allow",
+            "\"swf:DescribeDomain\"",
+            &format!("[\"{A}\", \"{B}\"]"),
+        )
+        .replace("\"S\"", "\"Lit3\"");
+    let s = set(&[policy("order", &toml)]);
+    let sids: Vec<String> = eval(&s, Operation::DescribeDomain, A)
+        .statements
+        .iter()
+        .map(|r| r.sid.as_deref().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(sids, ["Star0", "Lit1", "Wild2", "Lit3"]);
+}
+
+/// `explain` walks every statement and says, for each, which of action, resource and
+/// conditions matched, and what decided.
+#[test]
+fn explain_tells_each_statement_and_the_decision() {
+    let toml = r#"Version = "2012-10-17"
+[[Statement]]
+Sid = "Own"
+Effect = "Allow"
+Action = "swf:Describe*"
+Resource = "arn:aws:swf:*:123456789012:/domain/${aws:username}"
+Condition = { StringEquals = { "aws:RequestedRegion" = "us-east-1" } }
+
+[[Statement]]
+Effect = "Deny"
+NotAction = "swf:Describe*"
+NotResource = "arn:aws:swf:*:123456789012:/domain/w"
+
+[[Statement]]
+Sid = "Nobody"
+Effect = "Allow"
+Action = "swf:Describe*"
+Resource = "*"
+Condition = { StringEquals = { "aws:username" = "nobody" } }
+
+[[Statement]]
+Sid = "Other"
+Effect = "Allow"
+Action = "swf:DescribeDomain"
+Resource = "arn:aws:swf:*:123456789012:/domain/other"
+
+[[Statement]]
+Sid = "Poll"
+Effect = "Allow"
+Action = "swf:PollForActivityTask"
+Resource = "*"
+"#;
+    let s = set(&[policy("p", toml)]);
+    let w = "arn:aws:swf:us-east-1:123456789012:/domain/w";
+    let (decision, text) = with_ctx(Operation::DescribeDomain, |ctx| {
+        explain::explain(&s, w, ctx)
+    });
+    assert_eq!(decision.kind, DecisionKind::Allowed);
+    let blocks: Vec<&str> = text.split("\n\n").collect();
+    assert_eq!(blocks.len(), 7, "{text}");
+    let expect = [
+        (
+            1,
+            "p statement `Own` at p.toml:2 (Allow)",
+            [
+                "Action [\"swf:Describe*\"]: matches",
+                "Resource [\"arn:aws:swf:*:123456789012:/domain/${aws:username}\"]: matches",
+                "-> applies",
+            ],
+        ),
+        (
+            2,
+            "p statement (no Sid) at p.toml:9 (Deny)",
+            [
+                "NotAction [\"swf:Describe*\"]: does not match",
+                "NotResource [\"arn:aws:swf:*:123456789012:/domain/w\"]: does not match",
+                "-> does not apply",
+            ],
+        ),
+        (
+            3,
+            "p statement `Nobody` at p.toml:14 (Allow)",
+            [
+                "Action [\"swf:Describe*\"]: matches",
+                "Resource [\"*\"]: matches",
+                "-> does not apply",
+            ],
+        ),
+        (
+            4,
+            "p statement `Other` at p.toml:21 (Allow)",
+            [
+                "Action [\"swf:DescribeDomain\"]: matches",
+                "Resource [\"arn:aws:swf:*:123456789012:/domain/other\"]: does not match",
+                "-> does not apply",
+            ],
+        ),
+        (
+            5,
+            "p statement `Poll` at p.toml:27 (Allow)",
+            [
+                "Action [\"swf:PollForActivityTask\"]: does not match",
+                "Resource [\"*\"]: matches",
+                "-> does not apply",
+            ],
+        ),
+    ];
+    for (i, head, lines) in expect {
+        let block = blocks[i];
+        assert!(block.starts_with(head), "{block}");
+        for line in lines {
+            assert!(
+                block.lines().any(|l| l.trim() == line),
+                "{line:?} in\n{block}"
+            );
+        }
+    }
+    assert!(blocks[1].contains("${aws:username} = `w`"), "{}", blocks[1]);
+    assert!(
+        blocks[6].starts_with("decision: allowed\n  decided by p Own at p.toml:2"),
+        "{text}"
+    );
+
+    // An implicit denial says that nothing allows.
+    let other = "arn:aws:swf:us-east-1:123456789012:/domain/x";
+    let (decision, text) = with_ctx(Operation::DescribeDomain, |ctx| {
+        explain::explain(&s, other, ctx)
+    });
+    assert_eq!(decision.kind, DecisionKind::ImplicitDeny);
+    assert!(
+        text.ends_with(
+            "decision: implicitDeny\n  no statement allows the action on the resource\n"
+        ),
+        "{text}"
+    );
 }

@@ -297,6 +297,65 @@ mod tests {
         assert!(matches(&p, "abc"));
     }
 
+    fn pattern(text: &str, wildcards: bool) -> Vec<PatChar> {
+        let t = Template::parse(text, true, wildcards).unwrap();
+        with_ctx(|c| t.resolve(c)).unwrap()
+    }
+
+    #[test]
+    fn wildcards_only_where_asked_for() {
+        let wild = pattern("a*b?", true);
+        assert!(matches(&wild, "aXYbZ") && matches(&wild, "ab?"));
+        assert!(!matches(&wild, "ab"), "`?` is exactly one character");
+        let plain = pattern("a*b?", false);
+        assert!(matches(&plain, "a*b?"));
+        assert!(!matches(&plain, "aXYbZ") && !matches(&plain, "a*bZ") && !matches(&plain, "aXb?"));
+    }
+
+    #[test]
+    fn resolved_patterns_match_like_iam() {
+        let yes = [
+            ("a?c", "abc"),
+            ("a?c", "a€c"),
+            ("*c", "abc"),
+            ("a*c", "abbbc"),
+            ("a*", "a"),
+            ("ab**", "ab"),
+            ("${aws:username}-?", "alice-1"),
+        ];
+        for (p, t) in yes {
+            assert!(matches(&pattern(p, true), t), "{p} ~ {t}");
+        }
+        let no = [
+            ("a?", "a"),
+            ("a?c", "ac"),
+            ("a*c", "abcd"),
+            ("ab", "abc"),
+            ("*c", "cb"),
+        ];
+        for (p, t) in no {
+            assert!(!matches(&pattern(p, true), t), "{p} !~ {t}");
+        }
+    }
+
+    #[test]
+    fn variables_are_listed() {
+        let t = Template::parse(
+            "/d/${aws:username}-${aws:PrincipalTag/team, 'x'}*",
+            true,
+            true,
+        )
+        .unwrap();
+        assert!(t.has_variables());
+        assert_eq!(
+            t.variable_keys().collect::<Vec<_>>(),
+            ["aws:username", "aws:PrincipalTag/team"]
+        );
+        let none = Template::parse("/d/a*", true, true).unwrap();
+        assert!(!none.has_variables());
+        assert_eq!(none.variable_keys().count(), 0);
+    }
+
     #[test]
     fn version_2008_keeps_text_literal() {
         let t = Template::parse("${aws:username}", false, true).unwrap();
@@ -310,6 +369,11 @@ mod tests {
         assert!(Template::parse("${aws:username", true, true).is_err());
         assert!(Template::parse("${}", true, true).is_err());
         assert!(Template::parse("${aws:x, none}", true, true).is_err());
+        for unquoted in ["'", "'a", "a'"] {
+            let text = format!("${{aws:x, {unquoted}}}");
+            assert!(Template::parse(&text, true, true).is_err(), "{text}");
+        }
+        assert_eq!(resolved("${aws:PrincipalTag/x, ''}").as_deref(), Some(""));
     }
 
     #[test]

@@ -119,7 +119,8 @@ policies = ["guardrails"]
     process = subprocess.Popen([binary(), "serve", "--config", str(folder / "config.toml")], env=env, stdout=log, stderr=log)
     try:
         wait_for(f"http://127.0.0.1:{admin}/healthz", process, "swf-warden")
-        yield {"endpoint": f"http://127.0.0.1:{port}", "audit": folder / "audit.log", "log": folder / "proxy.log"}
+        yield {"endpoint": f"http://127.0.0.1:{port}", "audit": folder / "audit.log", "log": folder / "proxy.log",
+               "admin": f"http://127.0.0.1:{admin}"}
     finally:
         process.terminate()
         assert process.wait(timeout=30) == 0, "swf-warden stops cleanly on SIGTERM"
