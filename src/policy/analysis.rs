@@ -208,6 +208,39 @@ mod tests {
             .collect()
     }
 
+    /// Each finding is reported where it is written: a statement-wide one at the statement,
+    /// an action's at the action, a condition's at its key, a repeated `Sid` at its value.
+    #[test]
+    fn findings_point_at_what_they_concern() {
+        let toml = r#"Version = "2012-10-17"
+[[Statement]]
+Sid = "A"
+Effect = "Allow"
+NotAction = "swf:Terminate*"
+Resource = "*"
+
+[[Statement]]
+Sid = "A"
+Effect = "Allow"
+Action = ["swf:DescribeDomain",
+          "swf:Nope"]
+Resource = "*"
+Condition = { StringEquals = { "aws:nothing" = "x" } }
+"#;
+        let doc = document::parse_toml(Path::new("p.toml"), toml).unwrap();
+        let policy = Policy::compile("p", Path::new("p.toml"), doc).unwrap();
+        let found: Vec<(usize, usize, bool)> = analyze(&policy)
+            .into_iter()
+            .map(|d| (d.line, d.column, d.is_error()))
+            .collect();
+        assert_eq!(
+            found,
+            [(2, 1, false), (9, 7, true), (12, 11, true), (14, 32, true)],
+            "{:#?}",
+            analyze(&policy)
+        );
+    }
+
     fn has(found: &[(bool, String)], error: bool, needle: &str) -> bool {
         found.iter().any(|(e, m)| *e == error && m.contains(needle))
     }

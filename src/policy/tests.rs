@@ -332,9 +332,17 @@ fn the_policy_folder_holds_only_toml_and_json_files() {
 fn a_policy_file_with_errors_is_left_out() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
-    std::fs::write(p.join("good.toml"), statement("Allow", "\"swf:*\"", "\"*\"")).unwrap();
+    std::fs::write(
+        p.join("good.toml"),
+        statement("Allow", "\"swf:*\"", "\"*\""),
+    )
+    .unwrap();
     let broken = statement("Alow", "[\"swf:*\", \"swf:PollForActivityTaskz\"]", "\"*\"");
-    std::fs::write(p.join("broken.toml"), format!("Version = \"2012-10-17\"\n{broken}")).unwrap();
+    std::fs::write(
+        p.join("broken.toml"),
+        format!("Version = \"2012-10-17\"\n{broken}"),
+    )
+    .unwrap();
     let (policies, errors) = load_dir(p);
     assert_eq!(policies.keys().collect::<Vec<_>>(), ["good"]);
     let found: Vec<(usize, bool)> = errors
