@@ -346,19 +346,22 @@ impl<'a> Reader<'a> {
         check: fn(&str) -> Result<(), String>,
     ) -> Patterns {
         let mut patterns = Patterns {
-            negated: negated.is_some() && plain.is_none(),
+            negated: false,
             patterns: Vec::new(),
             at: Vec::new(),
         };
         let entry = match (plain, negated) {
             (Some(p), None) => p,
-            (None, Some(n)) => n,
+            (None, Some(n)) => {
+                patterns.negated = true;
+                n
+            }
             (Some(p), Some(n)) => {
-                let later = if p.key_span.start > n.key_span.start {
-                    p
-                } else {
-                    n
-                };
+                // Reported at whichever of the two is written second.
+                let later = [p, n]
+                    .into_iter()
+                    .max_by_key(|e| e.key_span.start)
+                    .unwrap_or(p);
                 self.error(
                     &later.key_span,
                     format!("{prefix}give either `{element}` or `Not{element}`, not both"),
@@ -562,6 +565,22 @@ Condition = { Bool = { "aws:SecureTransport" = [true, { a = 1 }] } }
     }
 
     #[test]
+    fn an_element_and_its_negation_are_refused_at_the_second() {
+        for (first, second) in [("Action", "NotAction"), ("NotAction", "Action")] {
+            let src = format!(
+                "[[Statement]]\nEffect = \"Deny\"\n{first} = \"swf:*\"\nResource = \"*\"\n{second} = \"swf:Poll*\"\n"
+            );
+            let err = only(parse_toml(p(), &src));
+            assert_eq!(
+                (err.line, err.column),
+                (5, 1),
+                "{first} then {second}: {err}"
+            );
+            assert!(err.message.contains("not both"), "{err}");
+        }
+    }
+
+    #[test]
     fn every_mistake_in_a_json_policy_is_reported_at_its_own_line() {
         let src = r#"{
   "Version": "2012-10-17",
@@ -649,7 +668,8 @@ NotResource = ["arn:aws:swf:*:123456789012:/domain/tenant-a"]
         let json = "{\n\"Statement\": [\n{\"Effect\": \"Allow\", \"Action\": \"*\", \"Resource\": \"*\",\n \"Condition\": {\"Bool\": {\"aws:SecureTransport\": [\"true\", {}]}}}]}";
         let err = only(parse_json(Path::new("p.json"), json));
         assert!(
-            err.message.contains("a string, number or boolean"),
+            err.message.contains("a string, number or boolean")
+                && err.message.ends_with(", not a table"),
             "{}",
             err.message
         );
@@ -702,6 +722,26 @@ NotResource = ["arn:aws:swf:*:123456789012:/domain/tenant-a"]
             (
                 r#"{"Statement":[{"Effect":"Allow","Action":"PollForActivityTask","Resource":"*"}]}"#,
                 "service:Action",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":":Poll","Resource":"*"}]}"#,
+                "service:Action",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"swf:","Resource":"*"}]}"#,
+                "service:Action",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"sw*:Poll","Resource":"*"}]}"#,
+                "service:Action",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"arn:aws:swf:us-east-1:1:"}]}"#,
+                "must be `*` or an ARN",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"urn:aws:swf:us-east-1:1:/d"}]}"#,
+                "must be `*` or an ARN",
             ),
             (
                 r#"{"Statement":[{"Effect":"Allow","Action":[],"Resource":"*"}]}"#,
