@@ -9,6 +9,9 @@ use crate::audit::Outcome;
 
 /// What one access log line says.
 pub struct Line<'a> {
+    /// The id the client received: the upstream's for a forwarded call (the span carries the
+    /// proxy's own).
+    pub request_id: &'a str,
     /// `None` before the caller is known (an unauthenticated call).
     pub principal: Option<&'a str>,
     pub operation: Option<&'static str>,
@@ -26,6 +29,7 @@ pub struct Line<'a> {
 pub fn log(line: &Line<'_>) {
     tracing::info!(
         target: "swf_warden::access",
+        request_id = %line.request_id,
         principal = %line.principal.unwrap_or("-"),
         operation = %line.operation.unwrap_or("-"),
         resource = %line.resource.unwrap_or("-"),

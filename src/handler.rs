@@ -153,6 +153,7 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
     app.metrics.proxy_time.observe(proxy_time);
     if app.access_log {
         access::log(&access::Line {
+            request_id: &call.request_id,
             principal: call.principal.map(|p| p.name.as_str()),
             operation: call.operation.map(Operation::name),
             resource: call.resource.as_deref(),

@@ -117,7 +117,7 @@ fn starts_with_the_example_and_stops_cleanly_on_sigterm() {
         "no colour codes in a log that is not a terminal: {access}"
     );
     for field in [
-        "request_id=",
+        " call request_id=",
         "principal=-",
         // What a call asks is taken as known once its caller is (as in the audit log).
         "operation=-",

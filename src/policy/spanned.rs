@@ -170,8 +170,11 @@ impl Json<'_> {
     fn string(&mut self) -> String {
         let start = self.at;
         self.at += 1;
-        while self.at < self.bytes.len() && self.bytes[self.at] != b'"' {
-            self.at += if self.bytes[self.at] == b'\\' { 2 } else { 1 };
+        while let Some(&b) = self.bytes.get(self.at) {
+            if b == b'"' {
+                break;
+            }
+            self.at += if b == b'\\' { 2 } else { 1 };
         }
         self.at += 1;
         let raw = self.source.get(start..self.at).unwrap_or("\"\"");
@@ -191,7 +194,7 @@ impl Json<'_> {
         let text = self.source.get(start..self.at).unwrap_or("");
         match text {
             "null" => Value::Null,
-            "true" | "false" => Value::Scalar(text.to_owned()),
+            // `true` and `false` are not numbers: `number_text` keeps them as written.
             _ => Value::Scalar(number_text(text)),
         }
     }

@@ -194,9 +194,10 @@ pub fn matches(pattern: &[PatChar], text: &str) -> bool {
             }
             _ => match star {
                 Some((resume, consumed)) => {
-                    star = Some((resume, consumed + 1));
+                    let next = consumed + 1;
+                    star = Some((resume, next));
                     pi = resume;
-                    ti = consumed + 1;
+                    ti = next;
                 }
                 None => return false,
             },
