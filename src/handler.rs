@@ -151,19 +151,24 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
     app.metrics.request(call.operation, outcome);
     let proxy_time = started.elapsed().saturating_sub(call.upstream_time);
     app.metrics.proxy_time.observe(proxy_time);
+    log_access(app, &call, outcome, response.status().as_u16(), proxy_time);
+    response
+}
+
+/// The call's access log line, if the access log is on.
+fn log_access(app: &App, call: &Call<'_>, decision: Outcome, status: u16, proxy_time: Duration) {
     if app.access_log {
         access::log(&access::Line {
             request_id: &call.request_id,
             principal: call.principal.map(|p| p.name.as_str()),
             operation: call.operation.map(Operation::name),
             resource: call.resource.as_deref(),
-            decision: outcome,
-            status: response.status().as_u16(),
+            decision,
+            status,
             upstream_time: call.upstream_time,
             proxy_time,
         });
     }
-    response
 }
 
 /// Answers a call the server refuses before handling it (over the connection caps), audited
@@ -175,7 +180,7 @@ pub fn refuse_unhandled<B>(
     error: &ProxyError,
 ) -> Response<Body> {
     let user_agent = request.headers().get(http::header::USER_AGENT).cloned();
-    refuse_outside(app, peer, user_agent, error)
+    refuse_outside(app, peer, user_agent, error, None)
 }
 
 /// Puts on record a request the HTTP layer refused before it became one (two different
@@ -183,22 +188,29 @@ pub fn refuse_unhandled<B>(
 /// limit). The layer has already answered with a bare `400` or `431` and closed the
 /// connection; the record is unauthenticated and goes through the per-source allowance.
 pub fn record_unparsed(app: &App, peer: Peer, error: &hyper::Error) {
+    let answered = if error.is_parse_too_large() { 431 } else { 400 };
     let error = ProxyError::Serialization(format!(
         "The HTTP layer refused the request before it was read: {error}."
     ));
-    drop(refuse_outside(app, peer, None, &error));
+    drop(refuse_outside(app, peer, None, &error, Some(answered)));
 }
 
-/// Audits, counts and answers a refusal made outside `handle`.
+/// Audits, counts, logs and answers a refusal made outside `handle`; `answered` is the status
+/// the client already got, when the HTTP layer answered instead.
 fn refuse_outside(
     app: &App,
     peer: Peer,
     user_agent: Option<HeaderValue>,
     error: &ProxyError,
+    answered: Option<u16>,
 ) -> Response<Body> {
+    let started = Instant::now();
     let mut call = Call::new(request_id(), peer, user_agent);
     let response = refuse(app, &mut call, error);
-    app.metrics.request(None, error.outcome());
+    let outcome = error.outcome();
+    app.metrics.request(None, outcome);
+    let status = answered.unwrap_or(response.status().as_u16());
+    log_access(app, &call, outcome, status, started.elapsed());
     response
 }
 

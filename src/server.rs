@@ -416,11 +416,10 @@ impl Connection {
                         tracing::debug!(error = %e, peer = %peer.addr, "connection ended with an error");
                         // Framing the HTTP layer refused (and answered with a bare status)
                         // before any request existed is a refusal too: put it on record.
-                        if let Some(e) = e.downcast_ref::<hyper::Error>() {
-                            // `is_parse` covers an oversized head too.
-                            if e.is_parse() {
-                                handler::record_unparsed(&self.runtime.app(), peer, e);
-                            }
+                        // `is_parse` covers an oversized head too.
+                        let refused = e.downcast_ref::<hyper::Error>().filter(|e| e.is_parse());
+                        if let Some(e) = refused {
+                            handler::record_unparsed(&self.runtime.app(), peer, e);
                         }
                     }
                     return;

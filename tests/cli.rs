@@ -98,18 +98,22 @@ fn starts_with_the_example_and_stops_cleanly_on_sigterm() {
         .take_while(char::is_ascii_digit)
         .collect();
 
+    // Sends raw bytes, returns the whole answer (the proxy closes after it).
+    let exchange = |request: String| {
+        let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+
     // One call, unsigned and carrying a task token: one access line, in the audit log's words,
     // without the token.
-    let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
     let body = r#"{"taskToken":"sw1.not-a-real-token-SECRETTEXT"}"#;
-    write!(
-        stream,
+    let answer = exchange(format!(
         "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.0\r\nX-Amz-Target: SimpleWorkflowService.RecordActivityTaskHeartbeat\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    ));
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     let access = next_line_with("swf_warden::access");
     assert!(
@@ -129,6 +133,19 @@ fn starts_with_the_example_and_stops_cleanly_on_sigterm() {
         assert!(access.contains(field), "{field}: {access}");
     }
     assert!(!access.contains("SECRETTEXT"), "{access}");
+
+    // A request the HTTP layer refuses before it exists (two lengths) is a call on the access
+    // log too, with the status the client got.
+    let answer = exchange(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"
+            .to_owned(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let access = next_line_with("swf_warden::access");
+    assert!(
+        access.contains("decision=invalidRequest") && access.contains("status=400"),
+        "{access}"
+    );
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

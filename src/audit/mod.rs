@@ -18,9 +18,8 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-/// The audit `decision`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// The audit `decision`, written as `as_str` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     Allowed,
     ExplicitDeny,
@@ -41,6 +40,12 @@ impl Outcome {
             Outcome::AuthFailed => "authFailed",
             Outcome::InvalidRequest => "invalidRequest",
         }
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 

@@ -108,6 +108,33 @@ pub fn run(config: &Path, files: &[PathBuf]) -> u8 {
     }
 }
 
+/// The query a case asks, or why it cannot run.
+fn query<'a>(config: &'a crate::config::Config, case: &Case) -> Result<super::Query<'a>, String> {
+    if !matches!(
+        case.expect.as_str(),
+        "allowed" | "explicitDeny" | "implicitDeny"
+    ) {
+        return Err(format!(
+            "`expect` must be allowed, explicitDeny or implicitDeny, not `{}`",
+            case.expect
+        ));
+    }
+    let context: Vec<String> = case
+        .context
+        .iter()
+        .flat_map(|(k, v)| match v {
+            Values::One(s) => vec![format!("{k}={s}")],
+            Values::Many(list) => list.iter().map(|s| format!("{k}={s}")).collect(),
+        })
+        .collect();
+    Ok(super::Query {
+        principal: super::principal(config, &case.principal)?,
+        action: super::action(&case.action)?,
+        resource: super::resource(config, case.domain.as_deref(), case.resource.as_deref())?,
+        context: super::context(&context)?,
+    })
+}
+
 fn run_file(
     config: &crate::config::Config,
     file: &Path,
@@ -126,39 +153,12 @@ fn run_file(
     for spanned in cases.case {
         let (line, _) = crate::diag::line_col(&source, spanned.span().start);
         let case = spanned.into_inner();
-        let at =
-            |m: String| Diagnostic::line_col(file, line, 1, format!("case `{}`: {m}", case.name));
-        let context: Vec<String> = case
-            .context
-            .iter()
-            .flat_map(|(k, v)| match v {
-                Values::One(s) => vec![format!("{k}={s}")],
-                Values::Many(list) => list.iter().map(|s| format!("{k}={s}")).collect(),
-            })
-            .collect();
-        let query = (|| {
-            if !matches!(
-                case.expect.as_str(),
-                "allowed" | "explicitDeny" | "implicitDeny"
-            ) {
-                return Err(at(format!(
-                    "`expect` must be allowed, explicitDeny or implicitDeny, not `{}`",
-                    case.expect
-                )));
-            }
-            Ok(super::Query {
-                principal: super::principal(config, &case.principal).map_err(at)?,
-                action: super::action(&case.action).map_err(at)?,
-                resource: super::resource(config, case.domain.as_deref(), case.resource.as_deref())
-                    .map_err(at)?,
-                context: super::context(&context).map_err(at)?,
-            })
-        })();
-        let query = match query {
+        let query = match query(config, &case) {
             Ok(q) => q,
-            Err(d) => {
+            Err(m) => {
                 summary.failed += 1;
-                println!("FAIL  {d}");
+                let at = Diagnostic::line_col(file, line, 1, format!("case `{}`: {m}", case.name));
+                println!("FAIL  {at}");
                 continue;
             }
         };

@@ -161,9 +161,10 @@ struct Ctx<'a> {
     dir: &'a Path,
     source: &'a str,
     errors: Vec<Diagnostic>,
-    /// `policy NAME` and `group NAME` for each whose own definition failed: a reference to
-    /// one is not another error.
-    broken: BTreeSet<String>,
+    /// Policies and groups whose own definition failed: a reference to one is not another
+    /// error.
+    broken_policies: BTreeSet<String>,
+    broken_groups: BTreeSet<String>,
     /// Where secrets are given inline: one warning names them all.
     inline_secrets: Vec<Range<usize>>,
 }
@@ -356,7 +357,8 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
         dir,
         source: &source,
         errors: Vec::new(),
-        broken: BTreeSet::new(),
+        broken_policies: BTreeSet::new(),
+        broken_groups: BTreeSet::new(),
         inline_secrets: Vec::new(),
     };
     let sections = read_sections(&mut ctx);
@@ -436,7 +438,7 @@ fn read_sections(ctx: &mut Ctx<'_>) -> Sections {
                         };
                         let group = ctx.section::<raw::Group>(item);
                         if let (None, Some(n)) = (&group, group_name) {
-                            ctx.broken.insert(format!("group {n}"));
+                            ctx.broken_groups.insert(n);
                         }
                         s.groups.extend(group);
                     } else {
@@ -511,18 +513,10 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
 
     let policy_dir = ctx.relative(policies_raw.dir.get_ref());
     let policies = if policy_dir.is_dir() {
-        let (policies, errors) = policy::load_dir(&policy_dir);
-        // The policies named by files that failed: each one's errors are its own.
-        for d in &errors {
-            if let Some(stem) = d.file.file_stem().and_then(|s| s.to_str()) {
-                ctx.broken.insert(format!("policy {stem}"));
-            }
-        }
-        ctx.errors.extend(errors);
-        for policy in policies.values() {
-            ctx.errors.extend(policy::analysis::analyze(policy));
-        }
-        policies
+        let loaded = policy::load_dir(&policy_dir);
+        ctx.errors.extend(loaded.diagnostics);
+        ctx.broken_policies = loaded.failed;
+        loaded.policies
     } else {
         ctx.error(
             policies_raw.dir.span(),

@@ -400,7 +400,7 @@ pub(super) fn policy_refs(
         match policies.get(name.get_ref()) {
             Some(p) => set.add(p.clone()),
             // A policy whose file failed to load is already reported.
-            None if ctx.broken.contains(&format!("policy {}", name.get_ref())) => {}
+            None if ctx.broken_policies.contains(name.get_ref()) => {}
             None => ctx.error(
                 name.span(),
                 format!(
@@ -490,7 +490,7 @@ pub(super) fn principals(
                     }
                 }
                 // A group whose own entry failed is already reported.
-                None if ctx.broken.contains(&format!("group {}", g.get_ref())) => {}
+                None if ctx.broken_groups.contains(g.get_ref()) => {}
                 None => ctx.error(g.span(), format!("unknown group `{}`", g.get_ref())),
             }
         }

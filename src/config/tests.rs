@@ -513,3 +513,23 @@ fn every_mistake_is_reported_once_at_its_own_line() {
     expected.sort();
     assert_eq!(found, expected, "{errors:#?}");
 }
+
+/// A required key with a value of the wrong type is one error at that value, not also a
+/// "missing field" for the key the reader set aside.
+#[test]
+fn a_required_key_of_the_wrong_type_is_one_error() {
+    let (dir, text) = example_copy();
+    let edited = text.replacen("region = \"us-east-1\"", "region = 5", 1);
+    assert_ne!(edited, text);
+    let path = write(dir.path(), "c.toml", &edited);
+    let errors: Vec<Diagnostic> = load(&path)
+        .unwrap_err()
+        .0
+        .into_iter()
+        .filter(Diagnostic::is_error)
+        .collect();
+    let line = edited.lines().position(|l| l == "region = 5").unwrap() + 1;
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].line, line, "{errors:#?}");
+    assert!(!errors[0].message.contains("missing"), "{errors:#?}");
+}

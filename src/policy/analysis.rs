@@ -199,10 +199,13 @@ mod tests {
     use crate::policy::document;
     use std::path::Path;
 
-    fn messages(toml: &str) -> Vec<(bool, String)> {
+    fn compiled(toml: &str) -> Policy {
         let doc = document::parse_toml(Path::new("p.toml"), toml).unwrap();
-        let policy = Policy::compile("p", Path::new("p.toml"), doc).unwrap();
-        analyze(&policy)
+        Policy::compile("p", Path::new("p.toml"), doc).unwrap()
+    }
+
+    fn messages(toml: &str) -> Vec<(bool, String)> {
+        analyze(&compiled(toml))
             .into_iter()
             .map(|d| (d.is_error(), d.message))
             .collect()
@@ -227,8 +230,7 @@ Action = ["swf:DescribeDomain",
 Resource = "*"
 Condition = { StringEquals = { "aws:nothing" = "x" } }
 "#;
-        let doc = document::parse_toml(Path::new("p.toml"), toml).unwrap();
-        let policy = Policy::compile("p", Path::new("p.toml"), doc).unwrap();
+        let policy = compiled(toml);
         let found: Vec<(usize, usize, bool)> = analyze(&policy)
             .into_iter()
             .map(|d| (d.line, d.column, d.is_error()))

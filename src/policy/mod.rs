@@ -17,7 +17,7 @@ mod spanned;
 pub mod variables;
 pub mod wildcard;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -59,18 +59,29 @@ impl Policy {
     }
 }
 
-/// Loads every `*.toml` and `*.json` file in `dir`; the policy's name is the file stem.
-pub fn load_dir(dir: &Path) -> (BTreeMap<String, Arc<Policy>>, Vec<Diagnostic>) {
-    let mut policies = BTreeMap::new();
-    let mut errors = Vec::new();
+/// What `load_dir` found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The policies whose files have no error, by name.
+    pub policies: BTreeMap<String, Arc<Policy>>,
+    /// Every error and warning, each file's in order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The names of the files with errors: a reference to one is not an error of its own.
+    pub failed: BTreeSet<String>,
+}
+
+/// Loads every `*.toml` and `*.json` file in `dir`, the policy's name being the file stem, and
+/// analyses each (src/policy/analysis.rs). A file with any error never becomes a policy.
+pub fn load_dir(dir: &Path) -> Loaded {
+    let mut loaded = Loaded::default();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            errors.push(Diagnostic::file(
+            loaded.diagnostics.push(Diagnostic::file(
                 dir,
                 format!("cannot read the policy folder: {e}"),
             ));
-            return (policies, errors);
+            return loaded;
         }
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -81,42 +92,45 @@ pub fn load_dir(dir: &Path) -> (BTreeMap<String, Arc<Policy>>, Vec<Diagnostic>) 
             continue;
         }
         let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
-            errors.push(Diagnostic::file(
+            loaded.diagnostics.push(Diagnostic::file(
                 &path,
                 "policy file names must be valid UTF-8",
             ));
             continue;
         };
-        if policies.contains_key(&name) {
-            errors.push(Diagnostic::file(
+        if loaded.policies.contains_key(&name) {
+            loaded.diagnostics.push(Diagnostic::file(
                 &path,
                 format!("a policy named `{name}` is already defined by another file"),
             ));
             continue;
         }
         let (document, mut found) = read_file(&path);
-        let Some(document) = document else {
-            errors.extend(found);
-            continue;
-        };
-        match Policy::compile(&name, &path, document) {
-            Ok(policy) if found.is_empty() => {
-                policies.insert(name.clone(), Arc::new(policy));
+        // A document read with errors is compiled and analysed only to report every error in
+        // it at once; its warnings would be about a document that is not the one written.
+        let partial = !found.is_empty();
+        if let Some(document) = document {
+            match Policy::compile(&name, &path, document) {
+                Ok(policy) => {
+                    found.extend(
+                        analysis::analyze(&policy)
+                            .into_iter()
+                            .filter(|d| d.is_error() || !partial),
+                    );
+                    if !found.iter().any(Diagnostic::is_error) {
+                        loaded.policies.insert(name.clone(), Arc::new(policy));
+                    }
+                }
+                Err(d) => found.extend(d),
             }
-            // What could be read of a broken file is compiled and analysed only to report
-            // every error in it at once; its warnings would be about a document that is not
-            // the one written.
-            Ok(policy) => found.extend(
-                analysis::analyze(&policy)
-                    .into_iter()
-                    .filter(Diagnostic::is_error),
-            ),
-            Err(d) => found.extend(d),
+        }
+        if found.iter().any(Diagnostic::is_error) {
+            loaded.failed.insert(name);
         }
         found.sort_by_key(|d| (d.line, d.column));
-        errors.extend(found);
+        loaded.diagnostics.extend(found);
     }
-    (policies, errors)
+    loaded
 }
 
 /// Reads one policy file by its extension: what could be read, and every error

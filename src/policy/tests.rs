@@ -317,13 +317,18 @@ fn decision_kinds_have_their_audit_names() {
 fn the_policy_folder_holds_only_toml_and_json_files() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
-    std::fs::write(p.join("a.toml"), statement("Allow", "\"swf:*\"", "\"*\"")).unwrap();
+    let versioned = format!(
+        "Version = \"2012-10-17\"\n{}",
+        statement("Allow", "\"swf:*\"", "\"*\"")
+    );
+    std::fs::write(p.join("a.toml"), &versioned).unwrap();
     std::fs::write(p.join("notes.md"), "not a policy").unwrap();
     std::fs::create_dir(p.join("archive.json")).unwrap();
     std::fs::create_dir(p.join("old.toml")).unwrap();
-    let (policies, errors) = load_dir(p);
-    assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(policies.keys().collect::<Vec<_>>(), ["a"]);
+    let loaded = load_dir(p);
+    assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+    assert_eq!(loaded.policies.keys().collect::<Vec<_>>(), ["a"]);
+    assert!(loaded.failed.is_empty());
 }
 
 /// A file with errors never becomes a policy, even when what could be read of it compiles; its
@@ -332,9 +337,17 @@ fn the_policy_folder_holds_only_toml_and_json_files() {
 fn a_policy_file_with_errors_is_left_out() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
+    let good = statement("Allow", "\"swf:*\"", "\"*\"");
     std::fs::write(
         p.join("good.toml"),
-        statement("Allow", "\"swf:*\"", "\"*\""),
+        format!("Version = \"2012-10-17\"\n{good}"),
+    )
+    .unwrap();
+    // Analysis alone (an unknown action) keeps a file out too.
+    let unknown = statement("Allow", "\"swf:Nope\"", "\"*\"");
+    std::fs::write(
+        p.join("unknown.toml"),
+        format!("Version = \"2012-10-17\"\n{unknown}"),
     )
     .unwrap();
     let broken = statement("Alow", "[\"swf:*\", \"swf:PollForActivityTaskz\"]", "\"*\"");
@@ -343,13 +356,30 @@ fn a_policy_file_with_errors_is_left_out() {
         format!("Version = \"2012-10-17\"\n{broken}"),
     )
     .unwrap();
-    let (policies, errors) = load_dir(p);
-    assert_eq!(policies.keys().collect::<Vec<_>>(), ["good"]);
-    let found: Vec<(usize, bool)> = errors
+    let loaded = load_dir(p);
+    assert_eq!(loaded.policies.keys().collect::<Vec<_>>(), ["good"]);
+    assert_eq!(
+        loaded.failed.iter().collect::<Vec<_>>(),
+        ["broken", "unknown"]
+    );
+    let found: Vec<(&str, usize, bool)> = loaded
+        .diagnostics
         .iter()
-        .map(|d| (d.line, d.message.contains("PollForActivityTaskz")))
+        .map(|d| {
+            let file = d.file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            (file, d.line, d.message.contains("PollForActivityTaskz"))
+        })
         .collect();
-    assert_eq!(found, [(4, false), (5, true)], "{errors:#?}");
+    assert_eq!(
+        found,
+        [
+            ("broken", 4, false),
+            ("broken", 5, true),
+            ("unknown", 5, false)
+        ],
+        "{:#?}",
+        loaded.diagnostics
+    );
 }
 
 #[test]

@@ -61,3 +61,25 @@ def test_simpleflow_runs_a_heartbeating_workflow_to_completion(proxy, domains):
     completed = [e for e in events if e["eventType"] == "WorkflowExecutionCompleted"]
     assert json.loads(completed[0]["workflowExecutionCompletedEventAttributes"]["result"]) == 42
     assert heartbeats(proxy) > before, "simpleflow's worker heartbeated through the proxy"
+
+
+def test_a_forked_process_drops_the_connections_it_inherited(proxy, domains):
+    """The worker setup's fork hook: after a fork the child holds none of its parent's pooled
+    connections (its next call opens its own), and the parent keeps them."""
+    import simpleflow_run  # noqa: F401  (registers the hook)
+
+    swf = client(proxy, "a")
+    swf.describe_domain(name=domains["a"])
+    pools = swf._endpoint.http_session._manager.pools
+    assert len(pools) == 1, "the parent holds a kept-alive connection to the proxy"
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, str(len(pools)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 16) == b"0", "the child dropped the inherited connections"
+    os.close(read)
+    assert len(pools) == 1, "the parent keeps its own"
+    swf.describe_domain(name=domains["a"])
