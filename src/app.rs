@@ -1,5 +1,5 @@
 //! The running proxy's state, built once from a validated [`Config`]: principals by access key,
-//! the verifier, the token sealer, the audit log and the upstream forwarder.
+//! the verifier, the token sealer, the quotas, the audit log and the upstream forwarder.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -7,8 +7,9 @@ use std::sync::Arc;
 use crate::audit::{AuditLog, PrincipalRef};
 use crate::config::{Config, Service};
 use crate::forward::{Forwarder, ForwarderError};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PrincipalCounters};
 use crate::policy::PolicySet;
+use crate::quota::{self, Meter, Meters, Quotas, Registry};
 use crate::sigv4::{Credential, Verifier};
 use crate::tokens::{TokenKey, TokenSealer};
 
@@ -22,6 +23,10 @@ pub struct Principal {
     pub tags: BTreeMap<String, String>,
     /// `false`: shadow mode for this principal.
     pub enforce: bool,
+    pub groups: Vec<String>,
+    /// The quotas its calls meet, by operation.
+    pub quotas: Meters,
+    pub counters: Arc<PrincipalCounters>,
 }
 
 impl AsRef<Credential> for Principal {
@@ -31,6 +36,11 @@ impl AsRef<Credential> for Principal {
 }
 
 impl Principal {
+    /// The quotas a call of `op` meets.
+    pub fn meters(&self, op: crate::swf::Operation) -> &[Meter] {
+        self.quotas.get(op.index()).map_or(&[], |m| &m[..])
+    }
+
     pub fn audit_ref(&self) -> PrincipalRef {
         PrincipalRef {
             name: self.name.clone(),
@@ -58,6 +68,9 @@ pub struct App {
     pub policy_dir: std::path::PathBuf,
     /// Whether each call writes an access log line (`[log] access`).
     pub access_log: bool,
+    pub quotas: Quotas,
+    /// `ListDomains` answers list only the domains the caller may describe.
+    pub filter_list_domains: bool,
 }
 
 /// Why the state could not be built from a valid configuration.
@@ -70,6 +83,8 @@ pub enum StartupError {
     },
     #[error("upstream: {0}")]
     Upstream(#[from] ForwarderError),
+    #[error("{0}")]
+    QuotaStore(#[from] quota::redis::StoreError),
 }
 
 impl StartupError {
@@ -85,11 +100,13 @@ impl StartupError {
 }
 
 impl App {
-    /// Builds a generation from `config`, sharing the process's audit log and metrics.
+    /// Builds a generation from `config`, sharing the process's audit log, metrics and quota
+    /// counters.
     pub fn new(
         config: Config,
         audit: Arc<AuditLog>,
         metrics: Arc<Metrics>,
+        registry: &Registry,
     ) -> Result<App, StartupError> {
         let forwarder = Forwarder::new(&config.upstream)?;
         let sealer = TokenSealer::new(
@@ -101,12 +118,22 @@ impl App {
         );
         // The SWF model is compiled once, here, off the request threads.
         crate::swf::model::Model::get();
+        let store = match config.quota_store {
+            Some(settings) => Some(Arc::new(quota::redis::Store::new(settings)?)),
+            None => None,
+        };
+        let quotas = Quotas::new(config.quotas, store);
+        registry.sweep();
         let principals = config
             .principals
             .into_iter()
             .map(|p| {
                 // Built here, off the request threads, not by a principal's first call.
                 p.policies.build_index();
+                let meters = quotas.meters(registry, &p.name, &p.groups, |q| {
+                    metrics.throttle_counter(&p.name, q)
+                });
+                let counters = metrics.principal(&p.name);
                 let principal = Principal {
                     name: p.name,
                     arn: p.arn,
@@ -114,6 +141,9 @@ impl App {
                     policies: p.policies,
                     tags: p.tags,
                     enforce: p.enforce,
+                    quotas: meters,
+                    counters,
+                    groups: p.groups,
                 };
                 (p.access_key_id, Arc::new(principal))
             })
@@ -132,6 +162,8 @@ impl App {
             body_read_timeout: config.limits.body_read_timeout,
             policy_dir: config.policy_dir,
             access_log: config.log.access,
+            quotas,
+            filter_list_domains: config.filter_list_domains,
         })
     }
 
@@ -139,6 +171,11 @@ impl App {
     pub fn standalone(config: Config) -> Result<App, StartupError> {
         let audit = AuditLog::open(config.audit.clone())
             .map_err(|e| StartupError::audit(&config.audit, e))?;
-        App::new(config, Arc::new(audit), Arc::new(Metrics::default()))
+        App::new(
+            config,
+            Arc::new(audit),
+            Arc::new(Metrics::default()),
+            &Registry::default(),
+        )
     }
 }

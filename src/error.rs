@@ -39,6 +39,17 @@ pub enum ProxyError {
     /// further concurrent calls take a slot each).
     #[error("Service Unavailable: the proxy is handling as many calls as it may{0}; retry later.")]
     AtCapacity(&'static str),
+    /// Over a quota's rate, or over its cap on calls in flight where the operation's model
+    /// does not list `LimitExceededFault`.
+    #[error("Rate exceeded")]
+    Throttled { quota: std::sync::Arc<str> },
+    /// Over a quota's cap on calls in flight, on an operation whose model lists
+    /// `LimitExceededFault`.
+    #[error("Too many calls in flight: quota `{quota}` allows {max} at once.")]
+    LimitExceeded {
+        quota: std::sync::Arc<str>,
+        max: u32,
+    },
 }
 
 /// The wire form of an error: HTTP status and the fully-qualified `__type`.
@@ -93,6 +104,12 @@ impl ProxyError {
             ProxyError::RequestTimeout { .. } => {
                 (408, "com.amazon.coral.service#RequestTimeoutException")
             }
+            ProxyError::Throttled { .. } => {
+                (400, "com.amazon.coral.availability#ThrottlingException")
+            }
+            ProxyError::LimitExceeded { .. } => {
+                (400, "com.amazonaws.swf.base.model#LimitExceededFault")
+            }
         };
         Wire { status, type_name }
     }
@@ -111,6 +128,7 @@ impl ProxyError {
             | ProxyError::RequestTimeout { .. }
             | ProxyError::AtCapacity(_) => Outcome::InvalidRequest,
             ProxyError::NotPermitted { outcome, .. } => *outcome,
+            ProxyError::Throttled { .. } | ProxyError::LimitExceeded { .. } => Outcome::Throttled,
             ProxyError::Unavailable(_) => Outcome::Allowed,
         }
     }
@@ -118,6 +136,27 @@ impl ProxyError {
     /// `cause` in the audit record: SWF's `OPERATION_NOT_PERMITTED` for policy and token denials.
     pub fn cause(&self) -> Option<&'static str> {
         matches!(self, ProxyError::NotPermitted { .. }).then_some("OPERATION_NOT_PERMITTED")
+    }
+
+    /// The refusal for a call `op` that a quota throttled (SPEC, "Fair share").
+    pub fn throttled(why: crate::quota::Throttle, op: crate::swf::Operation) -> ProxyError {
+        match why {
+            crate::quota::Throttle::InFlight { quota, max } if op.may_exceed_limits() => {
+                ProxyError::LimitExceeded { quota, max }
+            }
+            crate::quota::Throttle::InFlight { quota, .. }
+            | crate::quota::Throttle::Rate { quota } => ProxyError::Throttled { quota },
+        }
+    }
+
+    /// The quota that refused the call, for its audit record.
+    pub fn quota(&self) -> Option<&str> {
+        match self {
+            ProxyError::Throttled { quota } | ProxyError::LimitExceeded { quota, .. } => {
+                Some(quota)
+            }
+            _ => None,
+        }
     }
 
     /// The JSON body: `{"__type": …, "message": …}`.

@@ -1,7 +1,8 @@
 //! The request path, top to bottom, as SPEC lists it:
 //! 1. authenticate (`sigv4`), 2. resolve action and resource (`swf`, `resolve`),
 //! 3. authorize (`policy`), 4. on deny: audit and answer `OperationNotPermittedFault`,
-//! 5. on allow: forward re-signed (`forward`) and stream the answer back, sealing task tokens.
+//! 5. on allow: check the quotas (`quota`), forward re-signed (`forward`) and stream the
+//!    answer back, sealing task tokens and filtering `ListDomains` (`visibility`).
 //!
 //! Every refusal flows through `?` to `refuse`, the one place that audits and turns a
 //! `ProxyError` into its wire response.
@@ -99,6 +100,7 @@ impl<'a> Call<'a> {
                 .map(crate::error::excerpt),
             message: error.map(ToString::to_string),
             task_token_fingerprint: self.sealed_token.as_deref().map(crate::tokens::fingerprint),
+            quota: error.and_then(ProxyError::quota).map(str::to_owned),
             suppressed: None,
         }
     }
@@ -149,6 +151,9 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
         }
     };
     app.metrics.request(call.operation, outcome);
+    if let Some(principal) = call.principal {
+        principal.counters.count(outcome);
+    }
     let proxy_time = started.elapsed().saturating_sub(call.upstream_time);
     app.metrics.proxy_time.observe(proxy_time);
     log_access(app, &call, outcome, response.status().as_u16(), proxy_time);
@@ -215,7 +220,8 @@ fn refuse_outside(
 }
 
 /// What steps 1 to 4 produce for step 5.
-struct Prepared {
+struct Prepared<'a> {
+    principal: &'a Principal,
     op: Operation,
     resolved: Resolved,
     permit: Permit,
@@ -230,7 +236,7 @@ fn prepare<'a>(
     peer: Peer,
     now: SystemTime,
     call: &mut Call<'a>,
-) -> Result<Prepared, ProxyError> {
+) -> Result<Prepared<'a>, ProxyError> {
     // 1. Authenticate.
     let principal = app.verifier.verify(parts, &body, now, |key| {
         app.principals.get(key).map(|p| &**p)
@@ -309,6 +315,7 @@ fn prepare<'a>(
         body
     };
     Ok(Prepared {
+        principal,
         op,
         resolved,
         permit,
@@ -344,12 +351,14 @@ async fn process<'a>(
         app.body_read_timeout,
     )
     .await?;
+    let now = SystemTime::now();
     let Prepared {
+        principal,
         op,
         resolved,
         permit,
         upstream_body,
-    } = prepare(app, &parts, body, peer, SystemTime::now(), call)?;
+    } = prepare(app, &parts, body, peer, now, call)?;
 
     call.outcome = if permit.shadowed() {
         Outcome::WouldDeny
@@ -361,12 +370,35 @@ async fn process<'a>(
     if must_audit && !app.audit.healthy() {
         return Err(audit_unavailable());
     }
+    // Held until the answer is read (a poll's is, to seal its token).
+    let _admission = app
+        .quotas
+        .admit(principal.meters(op), resolved.domain.as_deref())
+        .await
+        .map_err(|why| ProxyError::throttled(why, op))?;
     let sent = Instant::now();
     let response = app.forwarder.forward(&permit, op, upstream_body).await;
     call.upstream_time = sent.elapsed();
     app.metrics.upstream_time.observe(call.upstream_time);
     let response = response.inspect_err(|_| app.metrics.upstream_error())?;
-    let response = respond(app, op, &resolved, response, &call.request_id).await?;
+    let mut response = respond(app, op, &resolved, response, &call.request_id).await?;
+    if op == Operation::ListDomains && app.filter_list_domains && principal.enforce {
+        let ctx = Context {
+            caller: Caller {
+                name: &principal.name,
+                arn: &principal.arn,
+                tags: &principal.tags,
+            },
+            action: Action::Operation(op),
+            input: None,
+            source_ip: Some(peer.addr.ip()),
+            now,
+            secure_transport: peer.secure,
+            region: &app.service.region,
+            overrides: None,
+        };
+        response = filter_domains(app, principal, &ctx, response).await?;
+    }
     if let Some(id) = response
         .headers()
         .get("x-amzn-requestid")
@@ -518,6 +550,38 @@ async fn respond(
     Ok(Response::from_parts(
         parts,
         Either::Left(Full::new(Bytes::from(sealed))),
+    ))
+}
+
+/// A `ListDomains` answer with only the domains the caller may describe (`visibility`).
+async fn filter_domains(
+    app: &App,
+    principal: &Principal,
+    ctx: &Context<'_>,
+    response: Response<Body>,
+) -> Result<Response<Body>, ProxyError> {
+    if !response.status().is_success() {
+        return Ok(response);
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = Limited::new(body, MAX_POLL_RESPONSE_BYTES)
+        .collect()
+        .await
+        .map_err(|_| unreadable_upstream())?
+        .to_bytes();
+    let filtered =
+        crate::visibility::filter_domains(&bytes, &principal.policies, &app.service, ctx).map_err(
+            |_| {
+                tracing::warn!("upstream ListDomains answer is not what the model says");
+                unreadable_upstream()
+            },
+        )?;
+    parts
+        .headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(filtered.len()));
+    Ok(Response::from_parts(
+        parts,
+        Either::Left(Full::new(Bytes::from(filtered))),
     ))
 }
 

@@ -1,20 +1,23 @@
 //! Prometheus metrics, kept in atomics (no locks on the request path) and rendered in the
 //! text exposition format by the admin listener's `/metrics`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::audit::Outcome;
 use crate::swf::Operation;
 
-const OUTCOMES: [Outcome; 6] = [
+const OUTCOMES: [Outcome; 7] = [
     Outcome::Allowed,
     Outcome::ExplicitDeny,
     Outcome::ImplicitDeny,
     Outcome::WouldDeny,
     Outcome::AuthFailed,
     Outcome::InvalidRequest,
+    Outcome::Throttled,
 ];
 
 fn outcome_index(o: Outcome) -> usize {
@@ -105,7 +108,11 @@ impl Histogram {
 /// Every metric the proxy exports.
 pub struct Metrics {
     /// `[operation or "unknown"][outcome]`.
-    requests: Vec<[AtomicU64; 6]>,
+    requests: Vec<[AtomicU64; OUTCOMES.len()]>,
+    /// Calls by principal and outcome; each generation holds its principals' counters.
+    principals: Mutex<BTreeMap<String, Arc<PrincipalCounters>>>,
+    /// Throttled calls by (principal, quota).
+    throttled: Mutex<BTreeMap<(String, String), Arc<AtomicU64>>>,
     auth_failures: [AtomicU64; 4],
     pub proxy_time: Histogram,
     pub upstream_time: Histogram,
@@ -131,6 +138,8 @@ impl Default for Metrics {
                 .map(|_| Default::default())
                 .collect(),
             auth_failures: Default::default(),
+            principals: Mutex::default(),
+            throttled: Mutex::default(),
             proxy_time: Histogram::default(),
             upstream_time: Histogram::default(),
             upstream_errors: AtomicU64::new(0),
@@ -150,6 +159,16 @@ impl Default for Metrics {
     }
 }
 
+/// One principal's calls by outcome.
+#[derive(Debug, Default)]
+pub struct PrincipalCounters([AtomicU64; OUTCOMES.len()]);
+
+impl PrincipalCounters {
+    pub fn count(&self, outcome: Outcome) {
+        self.0[outcome_index(outcome)].fetch_add(1, Relaxed);
+    }
+}
+
 /// Decrements the in-flight gauge when dropped.
 pub struct InFlight<'a>(&'a Metrics);
 
@@ -163,6 +182,20 @@ impl Metrics {
     pub fn request(&self, op: Option<Operation>, outcome: Outcome) {
         let row = op.map_or(Operation::ALL.len(), Operation::index);
         self.requests[row][outcome_index(outcome)].fetch_add(1, Relaxed);
+    }
+
+    /// The call counters of principal `name` (made on first use, kept across reloads).
+    pub fn principal(&self, name: &str) -> Arc<PrincipalCounters> {
+        let mut map = self.principals.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(name.to_owned()).or_default().clone()
+    }
+
+    /// The counter of `principal`'s calls that `quota` throttled.
+    pub fn throttle_counter(&self, principal: &str, quota: &str) -> Arc<AtomicU64> {
+        let mut map = self.throttled.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry((principal.to_owned(), quota.to_owned()))
+            .or_default()
+            .clone()
     }
 
     pub fn auth_failure(&self, error: &str) {
@@ -224,6 +257,42 @@ impl Metrics {
         self.capacity_refusals.fetch_add(1, Relaxed);
     }
 
+    /// Calls per principal and throttled calls per principal and quota. Names are safe in a
+    /// label as they are: the configuration allows no quote, backslash or newline in them.
+    fn render_principals(&self, out: &mut String) {
+        out.push_str("# HELP swf_warden_principal_requests_total Authenticated calls by principal and decision.\n# TYPE swf_warden_principal_requests_total counter\n");
+        for (name, counters) in self
+            .principals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            for (outcome, counter) in OUTCOMES.iter().zip(&counters.0) {
+                let n = counter.load(Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "swf_warden_principal_requests_total{{principal=\"{name}\",decision=\"{}\"}} {n}",
+                        outcome.as_str()
+                    );
+                }
+            }
+        }
+        out.push_str("# HELP swf_warden_throttled_total Calls a quota refused, by principal and quota.\n# TYPE swf_warden_throttled_total counter\n");
+        for ((principal, quota), counter) in self
+            .throttled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "swf_warden_throttled_total{{principal=\"{principal}\",quota=\"{quota}\"}} {}",
+                counter.load(Relaxed)
+            );
+        }
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
@@ -241,6 +310,7 @@ impl Metrics {
                 }
             }
         }
+        self.render_principals(&mut out);
         out.push_str("# HELP swf_warden_auth_failures_total Authentication failures by error.\n# TYPE swf_warden_auth_failures_total counter\n");
         for (name, counter) in AUTH_ERRORS.iter().zip(&self.auth_failures) {
             let _ = writeln!(

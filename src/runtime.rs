@@ -63,6 +63,8 @@ pub struct Runtime {
     current: ArcSwap<App>,
     pub audit: Arc<AuditLog>,
     pub metrics: Arc<Metrics>,
+    /// Quota counters, kept across generations.
+    quotas: Arc<crate::quota::Registry>,
     config_path: PathBuf,
     /// Serializes reloads; what serves and how the last reload went.
     status: Mutex<Status>,
@@ -83,11 +85,13 @@ impl Runtime {
         );
         let metrics = Arc::new(Metrics::default());
         let config_path = config.path.clone();
-        let app = App::new(config, audit.clone(), metrics.clone())?;
+        let quotas = Arc::new(crate::quota::Registry::default());
+        let app = App::new(config, audit.clone(), metrics.clone(), &quotas)?;
         Ok(Runtime {
             current: ArcSwap::from_pointee(app),
             audit,
             metrics,
+            quotas,
             config_path,
             status: Mutex::new(status),
         })
@@ -146,8 +150,13 @@ impl Runtime {
         self.audit
             .reconfigure(config.audit.clone())
             .map_err(|e| format!("audit log: {e}"))?;
-        let app = App::new(config, self.audit.clone(), self.metrics.clone())
-            .map_err(|e| e.to_string())?;
+        let app = App::new(
+            config,
+            self.audit.clone(),
+            self.metrics.clone(),
+            &self.quotas,
+        )
+        .map_err(|e| e.to_string())?;
         Ok((app, generation))
     }
 

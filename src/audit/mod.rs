@@ -27,6 +27,8 @@ pub enum Outcome {
     WouldDeny,
     AuthFailed,
     InvalidRequest,
+    /// Refused by a quota (the record names it).
+    Throttled,
 }
 
 impl Outcome {
@@ -39,6 +41,7 @@ impl Outcome {
             Outcome::WouldDeny => "wouldDeny",
             Outcome::AuthFailed => "authFailed",
             Outcome::InvalidRequest => "invalidRequest",
+            Outcome::Throttled => "throttled",
         }
     }
 }
@@ -90,6 +93,9 @@ pub struct Record {
     /// A short fingerprint of the task token involved, never the token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task_token_fingerprint: Option<String>,
+    /// The quota that throttled the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
     /// In a flood summary: how many refusals from this source this record stands for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<u64>,
@@ -324,6 +330,7 @@ fn summary_record(s: flood::Summary) -> Record {
             s.suppressed
         )),
         task_token_fingerprint: None,
+        quota: None,
         suppressed: Some(s.suppressed),
     }
 }
@@ -356,6 +363,7 @@ mod tests {
             user_agent: None,
             message: Some("m".into()),
             task_token_fingerprint: None,
+            quota: None,
             suppressed: None,
         }
     }

@@ -1,5 +1,6 @@
 //! `swf-warden explain`: the decision for one principal, action and resource, the statements
-//! that decided it with file and line, and how each condition and variable evaluated.
+//! that decided it with file and line, how each condition and variable evaluated, and the
+//! quotas an allowed call would then meet.
 
 use std::path::Path;
 
@@ -35,5 +36,25 @@ pub fn run(args: &Args<'_>) -> u8 {
     };
     let (_, text) = query.evaluate(crate::policy::explain::explain, &config.service.region);
     print!("{text}");
+    print!("{}", quotas(&config, &query));
     EXIT_OK
+}
+
+/// The quotas the call meets once allowed, each with where it is defined.
+fn quotas(config: &crate::config::Config, query: &super::Query<'_>) -> String {
+    let crate::policy::Action::Operation(op) = query.action else {
+        return String::new();
+    };
+    let p = query.principal;
+    let meets: Vec<String> = config
+        .quotas
+        .iter()
+        .filter(|q| q.covers(op) && q.applies_to(&p.name, &p.groups))
+        .map(|q| format!("  {} at {}: {}\n", q.name, q.origin, q.describe()))
+        .collect();
+    if meets.is_empty() {
+        "\nquotas: none applies\n".to_owned()
+    } else {
+        format!("\nquotas (each must admit the call):\n{}", meets.concat())
+    }
 }

@@ -3,6 +3,7 @@
 //! section (and each `[[group]]`/`[[principal]]`) is deserialized on its own so that one
 //! mistake does not hide the next, then cross-references, secrets and files are checked.
 
+mod quota;
 mod raw;
 mod sections;
 
@@ -41,6 +42,12 @@ pub struct Config {
     /// Where the policies were read from (watched for changes).
     pub policy_dir: PathBuf,
     pub principals: Vec<Principal>,
+    /// `[[quota]]`, in file order.
+    pub quotas: Vec<Arc<crate::quota::Spec>>,
+    /// `[quota_store]` with `backend = "redis"`; `None`: each replica counts alone.
+    pub quota_store: Option<crate::quota::redis::Settings>,
+    /// `ListDomains` answers list only the domains the caller may describe.
+    pub filter_list_domains: bool,
     /// Warnings found while loading (`check` prints them, `serve` logs them).
     pub warnings: Vec<Diagnostic>,
 }
@@ -153,6 +160,8 @@ pub struct Principal {
     pub policies: PolicySet,
     pub tags: BTreeMap<String, String>,
     pub enforce: bool,
+    /// The groups it is in (quotas match them).
+    pub groups: Vec<String>,
 }
 
 /// Collects diagnostics against one source file.
@@ -173,6 +182,10 @@ impl Ctx<'_> {
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.errors
             .push(Diagnostic::at(self.file, self.source, span.start, message));
+    }
+
+    fn error_count(&self) -> usize {
+        self.errors.iter().filter(|d| d.is_error()).count()
     }
 
     fn warning(&mut self, span: Range<usize>, message: impl Into<String>) {
@@ -337,6 +350,8 @@ struct Sections {
     log: Option<raw::Log>,
     groups: Vec<raw::Group>,
     principals: Vec<raw::Principal>,
+    quotas: Vec<raw::Quota>,
+    quota_store: Option<raw::QuotaStore>,
     /// Which required sections were present (even if they failed to deserialize).
     present: BTreeSet<&'static str>,
 }
@@ -418,7 +433,8 @@ fn read_sections(ctx: &mut Ctx<'_>) -> Sections {
             "policies" => s.policies = ctx.section(value),
             "limits" => s.limits = ctx.section(value),
             "log" => s.log = ctx.section(value),
-            "group" | "principal" => {
+            "quota_store" => s.quota_store = ctx.section(value),
+            "group" | "principal" | "quota" => {
                 let span = value.span();
                 let DeValue::Array(items) = value.into_inner() else {
                     ctx.error(
@@ -441,6 +457,8 @@ fn read_sections(ctx: &mut Ctx<'_>) -> Sections {
                             ctx.broken_groups.insert(n);
                         }
                         s.groups.extend(group);
+                    } else if name == "quota" {
+                        s.quotas.extend(ctx.section::<raw::Quota>(item));
                     } else {
                         s.principals.extend(ctx.section::<raw::Principal>(item));
                     }
@@ -525,6 +543,9 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
         BTreeMap::new()
     };
     let groups = groups(ctx, &s.groups, &policies);
+    let group_names = groups.keys().cloned().collect();
+    let quotas = quota::quotas(ctx, &s.quotas, &group_names);
+    let quota_store = quota::store(ctx, s.quota_store.unwrap_or_default());
     let principals = principals(
         ctx,
         &s.principals,
@@ -533,6 +554,7 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
         service.as_ref(),
         policies_raw.enforce,
     );
+    quota::unreachable(ctx, &s.quotas, &quotas, &principals);
 
     Some(Config {
         path: ctx.file.to_owned(),
@@ -548,6 +570,9 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
         policies,
         policy_dir,
         principals,
+        quotas,
+        quota_store,
+        filter_list_domains: policies_raw.filter_list_domains,
         warnings: Vec::new(),
     })
 }

@@ -133,6 +133,8 @@ pub struct Policies {
     pub dir: Spanned<String>,
     #[serde(default = "default_true")]
     pub enforce: bool,
+    #[serde(default = "default_true")]
+    pub filter_list_domains: bool,
 }
 
 fn default_policy_dir() -> Spanned<String> {
@@ -148,6 +150,7 @@ impl Default for Policies {
         Policies {
             dir: default_policy_dir(),
             enforce: true,
+            filter_list_domains: true,
         }
     }
 }
@@ -200,4 +203,48 @@ pub struct Principal {
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     pub enforce: Option<bool>,
+}
+
+/// A rate in `[[quota]]`: an integer or a decimal number.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(untagged)]
+pub enum Number {
+    Integer(i64),
+    Float(f64),
+}
+
+impl Number {
+    pub fn value(self) -> f64 {
+        match self {
+            Number::Integer(i) => i as f64,
+            Number::Float(f) => f,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    pub name: Spanned<String>,
+    pub actions: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub principals: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub groups: Vec<Spanned<String>>,
+    pub per: Option<Spanned<String>>,
+    pub rate_per_second: Option<Spanned<Number>>,
+    pub burst: Option<Spanned<u64>>,
+    pub max_in_flight: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaStore {
+    pub backend: Option<Spanned<String>>,
+    pub url: Option<Spanned<String>>,
+    pub url_env: Option<Spanned<String>>,
+    pub url_file: Option<Spanned<String>>,
+    pub on_error: Option<Spanned<String>>,
+    pub timeout_ms: Option<Spanned<u64>>,
+    pub lease_ms: Option<Spanned<u64>>,
 }

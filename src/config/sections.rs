@@ -508,6 +508,7 @@ pub(super) fn principals(
                 policies: set,
                 tags: p.tags.clone(),
                 enforce: p.enforce.unwrap_or(enforce),
+                groups: p.groups.iter().map(|g| g.get_ref().clone()).collect(),
             });
         }
     }

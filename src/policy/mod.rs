@@ -202,6 +202,17 @@ impl PolicySet {
         self.policies.iter().map(|p| &*p.name)
     }
 
+    /// Whether some `Allow` statement names `action`, whatever its resources and conditions:
+    /// whether a call of it can be allowed at all (`check` warns about a quota no principal
+    /// can meet).
+    pub fn may_allow(&self, action: Action) -> bool {
+        let bit = 1u64 << action.index();
+        self.policies
+            .iter()
+            .flat_map(|p| &p.compiled)
+            .any(|s| s.effect == Effect::Allow && s.actions & bit != 0)
+    }
+
     /// Builds the statement index now. The proxy does this when it loads a configuration
     /// (`App::new`, off the request threads), so no call pays for it; otherwise the first
     /// evaluation builds it.

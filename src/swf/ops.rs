@@ -109,6 +109,23 @@ impl Operation {
         self as usize
     }
 
+    /// Whether the model lists `LimitExceededFault` among the operation's errors (the
+    /// refusal for a call over a quota's `max_in_flight`; `ThrottlingException` elsewhere).
+    pub fn may_exceed_limits(self) -> bool {
+        matches!(
+            self,
+            Operation::ListTagsForResource
+                | Operation::PollForActivityTask
+                | Operation::PollForDecisionTask
+                | Operation::RegisterActivityType
+                | Operation::RegisterDomain
+                | Operation::RegisterWorkflowType
+                | Operation::StartWorkflowExecution
+                | Operation::TagResource
+                | Operation::UntagResource
+        )
+    }
+
     /// Whether the answer carries a task token that the proxy must seal.
     pub fn issues_task_token(self) -> bool {
         matches!(

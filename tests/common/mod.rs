@@ -83,6 +83,8 @@ pub struct Received {
 pub struct FakeSwf {
     pub addr: SocketAddr,
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// Calls on the task list `held` wait for a permit.
+    gate: Arc<tokio::sync::Semaphore>,
 }
 
 impl FakeSwf {
@@ -91,16 +93,20 @@ impl FakeSwf {
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let store = received.clone();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let held = gate.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let store = store.clone();
+                let held = held.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let store = store.clone();
-                        async move { Ok::<_, Infallible>(answer(req, store).await) }
+                        let held = held.clone();
+                        async move { Ok::<_, Infallible>(answer(req, store, held).await) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
@@ -108,7 +114,16 @@ impl FakeSwf {
                 });
             }
         });
-        FakeSwf { addr, received }
+        FakeSwf {
+            addr,
+            received,
+            gate,
+        }
+    }
+
+    /// Lets `n` calls held on the task list `held` be answered.
+    pub fn release(&self, n: usize) {
+        self.gate.add_permits(n);
     }
 
     pub fn calls(&self) -> Vec<Received> {
@@ -143,6 +158,7 @@ pub fn replace_endpoint(config: &str, lines: &str) -> String {
 async fn answer(
     req: Request<hyper::body::Incoming>,
     store: Arc<Mutex<Vec<Received>>>,
+    gate: Arc<tokio::sync::Semaphore>,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
@@ -182,6 +198,9 @@ async fn answer(
     if task_list == "slow" {
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
+    if task_list == "held" {
+        gate.acquire().await.unwrap().forget();
+    }
     let domain = input["domain"].as_str().unwrap_or("");
     // Upstream tokens carry characters that need care in JSON and URLs.
     let token = format!("UPSTREAM+{domain}/{task_list}/{n}==");
@@ -211,6 +230,16 @@ async fn answer(
         "RecordActivityTaskHeartbeat" => {
             let token = input["taskToken"].as_str().unwrap_or("");
             json!({"cancelRequested": token.contains("/cancel/")})
+        }
+        // Two pages of domains, the tenants' among others'.
+        "ListDomains" => {
+            let info =
+                |name: &str| json!({"name": name, "status": "REGISTERED", "arn": domain_arn(name)});
+            if input["nextPageToken"] == "page-2" {
+                json!({"domainInfos": [info("tenant-b"), info("other-3")]})
+            } else {
+                json!({"domainInfos": [info("other-1"), info("tenant-a"), info("other-2")], "nextPageToken": "page-2"})
+            }
         }
         _ => json!({}),
     };
