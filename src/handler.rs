@@ -576,6 +576,7 @@ async fn filter_domains(
                 unreadable_upstream()
             },
         )?;
+    parts.headers.remove(TRANSFER_ENCODING);
     parts
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(filtered.len()));

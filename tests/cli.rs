@@ -303,6 +303,29 @@ fn explain_shows_the_deciding_statement_with_file_and_line() {
     ]);
     assert_eq!(code, Some(0));
     assert!(out.contains("decision: implicitDeny"), "{out}");
+    assert!(
+        out.contains("quotas: none is met (a refused call spends nothing)"),
+        "{out}"
+    );
+    // An allowed call lists each quota it meets, where it is defined and what it allows.
+    let (code, out, _) = run(&[
+        "explain",
+        "--config",
+        "config.example.toml",
+        "--principal",
+        "tenant-a-worker",
+        "--action",
+        "swf:RecordActivityTaskHeartbeat",
+        "--domain",
+        "tenant-a",
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("decision: allowed"), "{out}");
+    assert!(
+        out.contains("quotas (each must admit the call):\n  heartbeats at config.example.toml:62: 50/s (burst 100), per principal"),
+        "{out}"
+    );
+    assert!(!out.contains("polls at"), "{out}");
     let (code, _, err) = run(&[
         "explain",
         "--config",

@@ -59,6 +59,15 @@ fn table_matches_the_model() {
             .map(|s| &model["shapes"][s]["members"]);
         let has_token = output.is_some_and(|m| m.get("taskToken").is_some());
         assert_eq!(op.issues_task_token(), has_token, "{}", op.name());
+
+        // The refusal of a call over `max_in_flight` is the model's LimitExceededFault
+        // where the model lists it.
+        let limit_fault = spec["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["shape"] == "LimitExceededFault");
+        assert_eq!(op.may_exceed_limits(), limit_fault, "{}", op.name());
     }
 }
 

@@ -34,13 +34,17 @@ pub fn run(args: &Args<'_>) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let (_, text) = query.evaluate(crate::policy::explain::explain, &config.service.region);
+    let (decision, text) = query.evaluate(crate::policy::explain::explain, &config.service.region);
     print!("{text}");
-    print!("{}", quotas(&config, &query));
+    if decision.kind == crate::policy::DecisionKind::Allowed {
+        print!("{}", quotas(&config, &query));
+    } else {
+        print!("\nquotas: none is met (a refused call spends nothing)\n");
+    }
     EXIT_OK
 }
 
-/// The quotas the call meets once allowed, each with where it is defined.
+/// The quotas an allowed call meets, each with where it is defined.
 fn quotas(config: &crate::config::Config, query: &super::Query<'_>) -> String {
     let crate::policy::Action::Operation(op) = query.action else {
         return String::new();

@@ -2,6 +2,7 @@
 //! its line.
 
 use super::*;
+use crate::swf::Operation;
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
@@ -532,4 +533,248 @@ fn a_required_key_of_the_wrong_type_is_one_error() {
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(errors[0].line, line, "{errors:#?}");
     assert!(!errors[0].message.contains("missing"), "{errors:#?}");
+}
+
+/// The line (1-based) of the `nth` line of `text` that contains `needle`.
+fn nth_line(text: &str, needle: &str, nth: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(needle))
+        .nth(nth)
+        .unwrap_or_else(|| panic!("{needle:?} #{nth}"))
+        .0
+        + 1
+}
+
+#[test]
+fn the_example_quotas_load_with_their_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = example_edited(dir.path(), |t| {
+        format!("{t}\n[[quota]]\nname = \"sparse\"\nactions = [\"swf:describe*\"]\nprincipals = [\"*\"]\nrate_per_second = 2.5\n")
+    });
+    let config = load(&path).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(config.quota_store, None, "the local backend");
+    let names: Vec<&str> = config.quotas.iter().map(|q| &*q.name).collect();
+    assert_eq!(names, ["heartbeats", "polls", "sparse"]);
+    let heartbeats = &config.quotas[0];
+    assert_eq!(heartbeats.rate, Some((50.0, 100)));
+    assert_eq!(
+        heartbeats.operations,
+        [Operation::RecordActivityTaskHeartbeat]
+    );
+    let polls = &config.quotas[1];
+    assert_eq!(polls.max_in_flight, Some(20));
+    assert_eq!(
+        polls.operations,
+        [
+            Operation::PollForActivityTask,
+            Operation::PollForDecisionTask
+        ]
+    );
+    let sparse = &config.quotas[2];
+    assert_eq!(sparse.per, crate::quota::Per::Principal, "the default key");
+    assert_eq!(sparse.rate, Some((2.5, 3)), "a second's worth, rounded up");
+    assert_eq!(
+        sparse.operations.len(),
+        4,
+        "IAM action names are case-insensitive: {:?}",
+        sparse.operations
+    );
+    assert!(sparse.origin.ends_with(&format!(
+        ":{}",
+        nth_line(&std::fs::read_to_string(&path).unwrap(), "\"sparse\"", 0)
+    )));
+}
+
+#[test]
+fn every_quota_mistake_is_reported_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = r#"
+[[quota]]
+name = "bad name!"
+actions = ["swf:RecordActivityTaskHeartbeet", "swf:ScheduleActivityTask"]
+groups = ["nobody-has-this-group"]
+per = "tenant"
+rate_per_second = 0
+max_in_flight = 0
+
+[[quota]]
+name = "heartbeats"
+actions = []
+principals = ["*"]
+burst = 10
+
+[[quota]]
+name = "nobody"
+actions = ["swf:*"]
+per = "all"
+rate_per_second = 5
+"#;
+    let (path, text) = example_edited(dir.path(), |t| format!("{t}{broken}"));
+    let errors = load(&path).unwrap_err().0;
+    let at = |needle: &str, nth: usize| nth_line(&text, needle, nth);
+    let expected = [
+        ("quota name `bad name!` must be", at("bad name!", 0)),
+        (
+            "unknown action `swf:RecordActivityTaskHeartbeet`",
+            at("Heartbeet", 0),
+        ),
+        (
+            "`swf:ScheduleActivityTask` is a decision",
+            at("Heartbeet", 0),
+        ),
+        ("unknown group `nobody-has-this-group`", at("nobody-has", 0)),
+        ("`per` must be", at("\"tenant\"", 0)),
+        (
+            "`rate_per_second` must be more than 0",
+            at("rate_per_second = 0", 0),
+        ),
+        (
+            "`max_in_flight` must be between 1 and",
+            at("max_in_flight = 0", 0),
+        ),
+        (
+            "quota `heartbeats` is defined twice",
+            at("name = \"heartbeats\"", 1),
+        ),
+        ("`actions` is empty", at("actions = []", 0)),
+        ("`burst` without `rate_per_second`", at("burst = 10", 1)),
+        (
+            "quota `nobody` applies to no one",
+            at("name = \"nobody\"", 0),
+        ),
+    ];
+    for (message, line) in expected {
+        let found = errors
+            .iter()
+            .find(|d| d.message.contains(message))
+            .unwrap_or_else(|| panic!("no {message:?} in {errors:#?}"));
+        assert_eq!((found.line, found.is_error()), (line, true), "{message}");
+    }
+    assert_eq!(
+        errors.iter().filter(|d| d.is_error()).count(),
+        expected.len() + 1,
+        "the second quota also limits nothing, and nothing else is reported: {errors:#?}"
+    );
+}
+
+#[test]
+fn a_quota_no_principal_can_meet_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = r#"
+[[quota]]
+name = "ghosts"
+actions = ["swf:PollFor*"]
+principals = ["ghost-*"]
+max_in_flight = 1
+
+[[principal]]
+name = "auditor"
+access_key_id = "AKIAAUDITOR000000001"
+secret_access_key = "auditor-secret-for-local-trials"
+
+[[quota]]
+name = "registrations"
+actions = ["swf:RegisterDomain"]
+principals = ["auditor"]
+max_in_flight = 1
+"#;
+    let (path, text) = example_edited(dir.path(), |t| format!("{t}{extra}"));
+    let config = load(&path).unwrap_or_else(|d| panic!("{d}"));
+    let warning = |needle: &str| {
+        config
+            .warnings
+            .iter()
+            .find(|d| d.message.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {:#?}", config.warnings))
+            .line
+    };
+    assert_eq!(
+        warning("quota `ghosts` matches no principal"),
+        nth_line(&text, "\"ghosts\"", 0)
+    );
+    assert_eq!(
+        warning("quota `registrations` applies to is allowed any of its actions"),
+        nth_line(&text, "\"registrations\"", 0)
+    );
+    assert!(
+        !config
+            .warnings
+            .iter()
+            .any(|d| d.message.contains("`heartbeats`")),
+        "the example's quotas can be met: {:#?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn the_quota_store_settings_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = |lines: &str| {
+        let lines = lines.to_owned();
+        example_edited(dir.path(), move |t| {
+            t.replacen(
+                "backend = \"local\"",
+                &format!("backend = \"redis\"\n{lines}"),
+                1,
+            )
+        })
+    };
+    let (path, _) = store("url = \"redis://127.0.0.1:6379/2\"");
+    let settings = load(&path)
+        .unwrap_or_else(|d| panic!("{d}"))
+        .quota_store
+        .unwrap();
+    assert_eq!(settings.on_error, crate::quota::redis::OnError::Local);
+    assert_eq!(settings.timeout, Duration::from_millis(50));
+    assert_eq!(settings.lease, Duration::from_millis(50));
+    assert_eq!(settings.url.expose(), "redis://127.0.0.1:6379/2");
+
+    let (path, text) = store(
+        "url = \"http://127.0.0.1:6379\"\non_error = \"retry\"\ntimeout_ms = 0\nlease_ms = 5000",
+    );
+    let errors = load(&path).unwrap_err().0;
+    for (message, needle) in [
+        ("the Redis URL must be", "http://127.0.0.1:6379"),
+        (
+            "`on_error` must be \"local\", \"allow\" or \"deny\", not `retry`",
+            "retry",
+        ),
+        ("`timeout_ms` must be between 1 and 10000", "timeout_ms"),
+        ("`lease_ms` must be between 0 and 1000", "lease_ms"),
+    ] {
+        assert_eq!(
+            line_of_error(&errors, message),
+            nth_line(&text, needle, 0),
+            "{message}"
+        );
+    }
+
+    let (path, text) = store("");
+    let errors = load(&path).unwrap_err().0;
+    assert_eq!(
+        line_of_error(&errors, "url"),
+        nth_line(&text, "backend = \"redis\"", 0),
+        "a Redis store needs its URL"
+    );
+
+    let (path, text) = example_edited(dir.path(), |t| {
+        t.replacen(
+            "backend = \"local\"",
+            "backend = \"local\"\non_error = \"deny\"",
+            1,
+        )
+    });
+    let errors = load(&path).unwrap_err().0;
+    assert_eq!(
+        line_of_error(&errors, "`on_error` is a setting of `backend = \"redis\"`"),
+        nth_line(&text, "on_error = \"deny\"", 0)
+    );
+    let (path, text) = example_edited(dir.path(), |t| {
+        t.replacen("backend = \"local\"", "backend = \"memcached\"", 1)
+    });
+    assert_eq!(
+        line_of_error(&load(&path).unwrap_err().0, "`backend` must be"),
+        nth_line(&text, "memcached", 0)
+    );
 }

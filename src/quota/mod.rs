@@ -340,3 +340,6 @@ fn throttled(meter: &Meter, why: Throttle) -> Throttle {
     meter.throttled.fetch_add(1, Relaxed);
     why
 }
+
+#[cfg(test)]
+mod tests;

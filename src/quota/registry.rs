@@ -6,15 +6,19 @@
 //! Per-domain slots are made on a call's first use of a domain and kept in a bounded map:
 //! past [`MAX_DOMAIN_SLOTS`] the idle ones (a full bucket, nothing in flight, no lease: the
 //! state of a new slot) are forgotten, and if none is idle the call is throttled rather than
-//! counted nowhere.
+//! counted nowhere (for a second, without scanning the map again).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::{gcra, Place, Slot, Spec};
 
 /// Keys of one per-domain quota (for one principal, with `principal+domain`).
 pub const MAX_DOMAIN_SLOTS: usize = 65_536;
+
+/// How long a map found full of busy slots refuses new domains before it is scanned again.
+const RESCAN_AFTER_NS: u64 = 1_000_000_000;
 
 /// (quota name, principal name or "" when the quota is not per principal).
 type Key = (Arc<str>, String);
@@ -88,6 +92,9 @@ impl Registry {
 pub struct DomainSlots {
     prefix: String,
     slots: RwLock<HashMap<Box<str>, Arc<Slot>>>,
+    /// Until when the map is known to be full of busy slots (process clock, ns): new
+    /// domains are refused without scanning it again.
+    full_until: AtomicU64,
 }
 
 impl DomainSlots {
@@ -95,6 +102,7 @@ impl DomainSlots {
         DomainSlots {
             prefix,
             slots: RwLock::new(HashMap::new()),
+            full_until: AtomicU64::new(0),
         }
     }
 
@@ -117,11 +125,18 @@ impl DomainSlots {
             return Some(slot.clone());
         }
         if slots.len() >= MAX_DOMAIN_SLOTS {
+            let now = gcra::now();
+            if now < self.full_until.load(Relaxed) {
+                return None;
+            }
             // Under the write lock no call can be taking a slot: one held only by the map
             // and idle is exactly a new one.
-            let now = gcra::now();
             slots.retain(|_, s| Arc::strong_count(s) > 1 || !s.is_idle(now));
             if slots.len() >= MAX_DOMAIN_SLOTS {
+                // Scan again only after a while: a flood of new domains must not turn
+                // into a scan of the whole map per call.
+                self.full_until
+                    .store(now.saturating_add(RESCAN_AFTER_NS), Relaxed);
                 return None;
             }
         }

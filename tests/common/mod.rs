@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod raw_upstream;
+pub mod redis_server;
 pub mod sdk_sign;
 
 use std::convert::Infallible;

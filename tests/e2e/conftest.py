@@ -111,7 +111,16 @@ dir = "policies"
 [[group]]
 name = "tenants"
 policies = ["guardrails"]
-{principals}""")
+{principals}
+# test_quotas.py: one call each, then throttled (the bucket refills once in 1,000 s).
+[[quota]]
+name = "counting"
+actions = ["swf:CountPendingDecisionTasks"]
+groups = ["tenants"]
+per = "principal"
+rate_per_second = 0.001
+burst = 1
+""")
     env = dict(os.environ, E2E_TOKEN_KEY="e2e-token-key-0123456789abcdefghijkl", RUST_LOG="warn")
     for k, t in TENANTS.items():
         env[f"E2E_SECRET_{k.upper()}"] = t["secret"]
