@@ -6,6 +6,10 @@
 # audit log on, counting records against answered requests. Loopback only.
 # Each round also drives both at the same fixed pace (every connection waits PACE_MS, default
 # 4, after each answer), to compare the latency each adds below saturation.
+# With QUOTAS=1, a second swf-warden with the same configuration plus a heartbeat quota (a
+# rate bucket and a cap on calls in flight per principal, set never to refuse) takes the same
+# allowed load in each round, to measure what the quota check costs. QUOTAS=redis keeps that
+# bucket in a redis-server started here (LEASE_MS, default 50; 0 asks Redis on every call).
 # Usage: bench/load.sh [SECONDS_PER_RUN] [ROUNDS] [CONNECTIONS]
 #        PROFILE=perf.data bench/load.sh 10   (perf record swf-warden under the allowed load)
 set -euo pipefail
@@ -21,7 +25,7 @@ cargo build --release --locked --quiet --example bench_request
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-stub=$(free_port); ha=$(free_port); warden=$(free_port)
+stub=$(free_port); ha=$(free_port); warden=$(free_port); warden_q=$(free_port)
 token_key=bench-token-key-0123456789abcdefghij
 
 cat > "$work/nginx.conf" <<NGINX
@@ -97,12 +101,40 @@ CONFIG
 BENCH_UPSTREAM=x BENCH_TOKEN=$token_key BENCH_SECRET=bench-secret \
   target/release/swf-warden serve --config "$work/config.toml" &
 warden_pid=$!
-for p in $stub $ha $warden; do
+ports="$stub $ha $warden"
+if [ -n "${QUOTAS:-}" ]; then
+  sed -e "s/127.0.0.1:$warden/127.0.0.1:$warden_q/" -e 's/audit.log/audit-q.log/' "$work/config.toml" > "$work/config-q.toml"
+  cat >> "$work/config-q.toml" <<'QUOTA'
+[[quota]]
+name = "heartbeats"
+actions = ["swf:RecordActivityTaskHeartbeat"]
+principals = ["*"]
+per = "principal"
+rate_per_second = 1000000
+burst = 10000000
+max_in_flight = 100000
+QUOTA
+  if [ "$QUOTAS" = redis ]; then
+    command -v redis-server >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    redis=$(free_port)
+    redis-server --port "$redis" --bind 127.0.0.1 --save "" --appendonly no >/dev/null &
+    printf '[quota_store]\nbackend = "redis"\nurl = "redis://127.0.0.1:%s/0"\nlease_ms = %s\n' "$redis" "${LEASE_MS:-50}" >> "$work/config-q.toml"
+    ports="$ports $redis"
+  fi
+  BENCH_UPSTREAM=x BENCH_TOKEN=$token_key BENCH_SECRET=bench-secret \
+    target/release/swf-warden serve --config "$work/config-q.toml" &
+  warden_q_pid=$!
+  ports="$ports $warden_q"
+fi
+for p in $ports; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
 done
 
 target/release/examples/bench_request "127.0.0.1:$warden" AKIABENCH00000000001 bench-secret $token_key bench "$work/allowed.lua"
 target/release/examples/bench_request "127.0.0.1:$warden" AKIADENIED0000000001 bench-secret $token_key bench "$work/denied.lua"
+if [ -n "${QUOTAS:-}" ]; then
+  target/release/examples/bench_request "127.0.0.1:$warden_q" AKIABENCH00000000001 bench-secret $token_key bench "$work/allowed-q.lua"
+fi
 { cat "$work/allowed.lua"; echo "function delay() return ${PACE_MS:-4} end"; } > "$work/paced.lua"
 
 # CPU time (user and system, clock ticks) the process has used so far.
@@ -143,10 +175,12 @@ fi
 echo "warming up"
 run "http://127.0.0.1:$ha/" "$work/allowed.lua" "$ha_pid" >/dev/null
 run "http://127.0.0.1:$warden/" "$work/allowed.lua" "$warden_pid" >/dev/null
-declare -a H W HP WP
+declare -a H W HP WP WQ
+if [ -n "${QUOTAS:-}" ]; then run "http://127.0.0.1:$warden_q/" "$work/allowed-q.lua" "$warden_q_pid" >/dev/null; fi
 for r in $(seq "$rounds"); do
   H+=("$(run "http://127.0.0.1:$ha/" "$work/allowed.lua" "$ha_pid")")
   W+=("$(run "http://127.0.0.1:$warden/" "$work/allowed.lua" "$warden_pid")")
+  if [ -n "${QUOTAS:-}" ]; then WQ+=("$(run "http://127.0.0.1:$warden_q/" "$work/allowed-q.lua" "$warden_q_pid")"); fi
   HP+=("$(run "http://127.0.0.1:$ha/" "$work/paced.lua" "$ha_pid")")
   WP+=("$(run "http://127.0.0.1:$warden/" "$work/paced.lua" "$warden_pid")")
 done
@@ -155,7 +189,7 @@ D=$(run "http://127.0.0.1:$warden/" "$work/denied.lua" "$warden_pid")
 sleep 1
 after=$(wc -l < "$work/audit.log")
 
-python3 - "$secs" "$conns" "$D" "$((after - before))" "${PACE_MS:-4}" "${H[@]}" -- "${W[@]}" -- "${HP[@]}" -- "${WP[@]}" <<'PY'
+python3 - "$secs" "$conns" "$D" "$((after - before))" "${PACE_MS:-4}" "${H[@]}" -- "${W[@]}" -- "${HP[@]}" -- "${WP[@]}" -- "${WQ[@]}" <<'PY'
 import statistics, sys
 secs, conns, denied, records, pace = sys.argv[1], sys.argv[2], sys.argv[3].split(), int(sys.argv[4]), sys.argv[5]
 groups, current = [], []
@@ -165,7 +199,7 @@ for arg in sys.argv[6:] + ["--"]:
         current = []
     else:
         current.append(arg)
-ha, wa, hp, wp = groups
+ha, wa, hp, wp, wq = groups
 med = lambda rows, i: statistics.median(r[i] for r in rows)
 print(f"\nRecordActivityTaskHeartbeat, {conns} connections, {len(ha)} alternating runs of {secs}s each (medians)")
 def table(h, w):
@@ -177,6 +211,11 @@ def table(h, w):
     cpu = (med(w,5) + med(w,6)) / (med(h,5) + med(h,6))
     print(f"{'ratio swf-warden / HAProxy':30} {ratio(0):9.2f} {ratio(1):8.2f} {ratio(2):8.2f} {'':8} {cpu:24.2f}")
 table(ha, wa)
+if wq:
+    cpu = lambda rows: med(rows, 5) + med(rows, 6)
+    print(f"{'swf-warden with a quota':30} {med(wq,0):9.0f} {med(wq,1):8.3f} {med(wq,2):8.3f} {med(wq,4):8.0f} "
+          f"{f'{cpu(wq):.1f} ({med(wq,5):.1f}+{med(wq,6):.1f})':>24}")
+    print(f"{'ratio with / without quota':30} {med(wq,0)/med(wa,0):9.3f} {med(wq,1)/med(wa,1):8.2f} {med(wq,2)/med(wa,2):8.2f} {'':8} {cpu(wq)/cpu(wa):24.3f}")
 print(f"\nsame calls at a fixed pace ({conns} connections, each waiting {pace} ms after an answer)")
 table(hp, wp)
 rps, p50, p99, total, non2xx = float(denied[0]), float(denied[1]), float(denied[2]), int(denied[3]), int(denied[4])

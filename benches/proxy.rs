@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the request path (issue 6): SigV4 verification of a heartbeat, policy
 //! decisions at 10, 1,000 and 100,000 statements (with Cedar deciding an equivalent policy set
-//! as the reference), token seal and unseal, and the whole handler without the network.
+//! as the reference), token seal and unseal, the whole handler without the network, and the
+//! quota check among 10 and 10,000 principals.
 //! Run: `cargo bench --bench proxy`.
 
 use std::collections::BTreeMap;
@@ -221,5 +222,56 @@ fn handler(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, sigv4, decisions, tokens, handler);
+/// The quota check of an admitted heartbeat in local mode (issue 13): one rate bucket and one
+/// cap on calls in flight per principal, among 10 and 10,000 principals' slots, the calls
+/// going round every principal.
+fn quotas(c: &mut Criterion) {
+    use std::sync::atomic::AtomicU64;
+    use swf_warden::quota::{Per, Quotas, Registry, Spec};
+
+    let spec = Arc::new(Spec {
+        name: "heartbeats".into(),
+        operations: vec![Operation::RecordActivityTaskHeartbeat],
+        principals: vec!["*".into()],
+        groups: Vec::new(),
+        per: Per::Principal,
+        rate: Some((1e6, 10_000_000)),
+        max_in_flight: Some(1_000),
+        origin: "bench".into(),
+    });
+    let quotas = Quotas::new(vec![spec], None);
+    let registry = Registry::default();
+    let op = Operation::RecordActivityTaskHeartbeat.index();
+    let mut group = c.benchmark_group("quota/admit_heartbeat");
+    for n in [10usize, 10_000] {
+        let meters: Vec<_> = (0..n)
+            .map(|i| {
+                quotas.meters(&registry, &format!("tenant-{i}"), &[], |_| {
+                    Arc::new(AtomicU64::new(0))
+                })
+            })
+            .collect();
+        let mut next = 0;
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                next = (next + 1) % n;
+                let admitted = ready(quotas.admit(&meters[next][op], Some("tenant")));
+                drop(admitted.expect("within the quota"));
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The value of a future that completes without waiting (the local quota check never waits).
+fn ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(value) => value,
+        std::task::Poll::Pending => panic!("the local quota check waited"),
+    }
+}
+
+criterion_group!(benches, sigv4, decisions, tokens, handler, quotas);
 criterion_main!(benches);

@@ -119,7 +119,10 @@ impl App {
         // The SWF model is compiled once, here, off the request threads.
         crate::swf::model::Model::get();
         let store = match config.quota_store {
-            Some(settings) => Some(Arc::new(quota::redis::Store::new(settings)?)),
+            Some(settings) => Some(Arc::new(quota::redis::Store::new(
+                settings,
+                metrics.quota_store.clone(),
+            )?)),
             None => None,
         };
         let quotas = Quotas::new(config.quotas, store);

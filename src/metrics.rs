@@ -129,6 +129,8 @@ pub struct Metrics {
     connections: AtomicI64,
     closed: [AtomicU64; 4],
     capacity_refusals: AtomicU64,
+    /// Lease requests to the Redis quota store, and those that failed or timed out.
+    pub quota_store: crate::quota::redis::StoreCounters,
 }
 
 impl Default for Metrics {
@@ -155,6 +157,7 @@ impl Default for Metrics {
             connections: AtomicI64::new(0),
             closed: Default::default(),
             capacity_refusals: AtomicU64::new(0),
+            quota_store: Default::default(),
         }
     }
 }
@@ -375,6 +378,12 @@ impl Metrics {
             out,
             "# HELP swf_warden_capacity_refusals_total Calls refused with 503 because the connection caps were reached.\n# TYPE swf_warden_capacity_refusals_total counter\nswf_warden_capacity_refusals_total {}",
             self.capacity_refusals.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP swf_warden_quota_store_requests_total Lease requests to the Redis quota store.\n# TYPE swf_warden_quota_store_requests_total counter\nswf_warden_quota_store_requests_total {}\n# HELP swf_warden_quota_store_failures_total Lease requests to the Redis quota store that failed or timed out.\n# TYPE swf_warden_quota_store_failures_total counter\nswf_warden_quota_store_failures_total {}",
+            self.quota_store.requests.load(Relaxed),
+            self.quota_store.failures.load(Relaxed)
         );
         let _ = writeln!(
             out,

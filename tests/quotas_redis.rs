@@ -113,6 +113,20 @@ async fn redis_gone_with_on_error_deny_throttles_every_call_on_record() {
     let (proxy, outcomes) = after_redis_stops("deny", 3).await;
     assert!(outcomes.iter().all(throttled), "{outcomes:?}");
     assert_eq!(forwarded(&proxy), 1);
+    let metrics = proxy.runtime.metrics.render();
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    let requests = counter("swf_warden_quota_store_requests_total ");
+    assert!(requests >= 2, "{metrics}");
+    assert_eq!(
+        counter("swf_warden_quota_store_failures_total "),
+        requests - 1,
+        "every request after Redis stopped failed"
+    );
     let throttled: Vec<_> = proxy
         .audit()
         .into_iter()

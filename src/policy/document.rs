@@ -144,6 +144,7 @@ const STATEMENT_KEYS: &str =
 struct Reader<'a> {
     path: &'a Path,
     source: &'a str,
+    lines: crate::diag::LineIndex,
     errors: Vec<Diagnostic>,
 }
 
@@ -152,18 +153,20 @@ impl<'a> Reader<'a> {
         Reader {
             path,
             source,
+            lines: crate::diag::LineIndex::new(source),
             errors: Vec::new(),
         }
     }
 
     fn pos(&self, span: &Range<usize>) -> Pos {
-        let (line, column) = crate::diag::line_col(self.source, span.start);
+        let (line, column) = self.lines.line_col(self.source, span.start);
         Pos { line, column }
     }
 
     fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
+        let (line, column) = self.lines.line_col(self.source, span.start);
         self.errors
-            .push(Diagnostic::at(self.path, self.source, span.start, message));
+            .push(Diagnostic::line_col(self.path, line, column, message));
     }
 
     fn document(mut self, root: &Node) -> (Option<Document>, Vec<Diagnostic>) {

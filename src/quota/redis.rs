@@ -22,7 +22,7 @@
 //! (one connection pipelining every replica's requests, reconnecting by itself).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -127,15 +127,18 @@ impl Lease {
         (now < s.empty_until).then_some(false)
     }
 
-    fn fill(&self, granted: u64, wait: Duration, now: u64) {
+    /// Keeps a new lease of `granted` tokens and spends the first for the caller (so that no
+    /// concurrent call can take the token the caller asked Redis for): whether it got one.
+    fn fill(&self, granted: u64, wait: Duration, now: u64) -> bool {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.tokens = granted;
+        s.tokens = granted.saturating_sub(1);
         s.expires = now.saturating_add(nanos(LEASE_TTL));
         s.empty_until = if granted == 0 {
             now.saturating_add(nanos(wait))
         } else {
             0
         };
+        granted > 0
     }
 
     /// Gives back a token for a call another quota refused.
@@ -164,8 +167,14 @@ pub struct Store {
     down_until: AtomicU64,
     /// Whether the last call failed (to log the change, not every failure).
     failing: AtomicBool,
-    pub calls: AtomicU64,
-    pub failures: AtomicU64,
+    counters: StoreCounters,
+}
+
+/// What the store did, for `/metrics` (shared by every generation's store).
+#[derive(Debug, Clone, Default)]
+pub struct StoreCounters {
+    pub requests: Arc<AtomicU64>,
+    pub failures: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -183,7 +192,7 @@ pub struct StoreError(String);
 
 impl Store {
     /// Prepares the client; nothing is connected until the first call needs Redis.
-    pub fn new(settings: Settings) -> Result<Store, StoreError> {
+    pub fn new(settings: Settings, counters: StoreCounters) -> Result<Store, StoreError> {
         let client = redis::Client::open(settings.url.expose())
             .map_err(|e| StoreError(format!("invalid Redis URL ({:?})", e.kind())))?;
         Ok(Store {
@@ -193,8 +202,7 @@ impl Store {
             script: redis::Script::new(SCRIPT),
             down_until: AtomicU64::new(0),
             failing: AtomicBool::new(false),
-            calls: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
+            counters,
         })
     }
 
@@ -219,7 +227,7 @@ impl Store {
         }
         let (per_second, burst) = spec.rate.unwrap_or((1.0, 1));
         let want = ((per_second * self.settings.lease.as_secs_f64()).ceil() as u64).clamp(1, burst);
-        self.calls.fetch_add(1, Relaxed);
+        self.counters.requests.fetch_add(1, Relaxed);
         match tokio::time::timeout(
             self.settings.timeout,
             self.lease(&slot.key, per_second, burst, want),
@@ -232,11 +240,10 @@ impl Store {
                 }
                 let now = super::gcra::now();
                 slot.lease
-                    .fill(granted, Duration::from_micros(wait_us), now);
-                slot.lease.take(now) == Some(true)
+                    .fill(granted, Duration::from_micros(wait_us), now)
             }
             outcome => {
-                self.failures.fetch_add(1, Relaxed);
+                self.counters.failures.fetch_add(1, Relaxed);
                 let why = match outcome {
                     Ok(Err(e)) => e.to_string(),
                     _ => format!("no answer within {:?}", self.settings.timeout),
@@ -285,5 +292,47 @@ impl Store {
             .arg(want)
             .invoke_async(&mut connection)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_lease_spends_its_first_token_for_the_caller() {
+        let lease = Lease::default();
+        let now = 1_000;
+        assert_eq!(lease.take(now), None, "nothing leased: ask Redis");
+        assert!(lease.fill(1, Duration::ZERO, now), "the caller's token");
+        assert_eq!(
+            lease.take(now),
+            None,
+            "no token left for a newcomer to take"
+        );
+        assert!(lease.fill(3, Duration::ZERO, now));
+        assert_eq!(lease.take(now), Some(true));
+        assert_eq!(lease.take(now), Some(true));
+        assert_eq!(lease.take(now), None);
+        assert!(
+            !lease.fill(0, Duration::from_millis(5), now),
+            "Redis had none"
+        );
+        assert_eq!(
+            lease.take(now + 1),
+            Some(false),
+            "known empty until the next token"
+        );
+        assert_eq!(
+            lease.take(now + nanos(Duration::from_millis(5))),
+            None,
+            "ask again"
+        );
+        assert!(lease.fill(2, Duration::ZERO, now));
+        assert_eq!(
+            lease.take(now + nanos(LEASE_TTL)),
+            None,
+            "unspent tokens expire"
+        );
     }
 }

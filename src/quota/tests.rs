@@ -138,7 +138,7 @@ async fn a_refusal_by_one_quota_gives_back_what_the_others_took() {
         None,
     );
     let m = meters(&other, &registry, "tenant-a", &[]);
-    other
+    let _second = other
         .admit(&m[HEARTBEAT.index()], None)
         .await
         .expect("wide's second token");
@@ -183,7 +183,7 @@ async fn keys_follow_per() {
         let a = meters(&quotas, &registry, "tenant-a", &[]);
         let b = meters(&quotas, &registry, "tenant-b", &[]);
         let (a, b) = (&a[HEARTBEAT.index()], &b[HEARTBEAT.index()]);
-        quotas.admit(a, Some("d1")).await.unwrap();
+        let _first = quotas.admit(a, Some("d1")).await.unwrap();
         assert_eq!(
             quotas.admit(a, Some("d2")).await.is_ok(),
             same_principal_other_domain,
