@@ -274,18 +274,8 @@ fn prepare<'a>(
 
     // 3. Authorize the call, then each decision it carries; 4. a denial returns here.
     let ctx = Context {
-        caller: Caller {
-            name: &principal.name,
-            arn: &principal.arn,
-            tags: &principal.tags,
-        },
-        action: Action::Operation(op),
         input: Some(&request.input),
-        source_ip: Some(peer.addr.ip()),
-        now,
-        secure_transport: peer.secure,
-        region: &app.service.region,
-        overrides: None,
+        ..caller_context(app, principal, op, peer, now)
     };
     let permit = authorize(principal, &resolved.resource, &ctx, call, None)?;
     for (i, decision) in decisions.iter().enumerate() {
@@ -381,24 +371,10 @@ async fn process<'a>(
     call.upstream_time = sent.elapsed();
     app.metrics.upstream_time.observe(call.upstream_time);
     let response = response.inspect_err(|_| app.metrics.upstream_error())?;
-    let mut response = respond(app, op, &resolved, response, &call.request_id).await?;
-    if op == Operation::ListDomains && app.filter_list_domains && principal.enforce {
-        let ctx = Context {
-            caller: Caller {
-                name: &principal.name,
-                arn: &principal.arn,
-                tags: &principal.tags,
-            },
-            action: Action::Operation(op),
-            input: None,
-            source_ip: Some(peer.addr.ip()),
-            now,
-            secure_transport: peer.secure,
-            region: &app.service.region,
-            overrides: None,
-        };
-        response = filter_domains(app, principal, &ctx, response).await?;
-    }
+    // Shadow mode refuses nothing, so it hides nothing either.
+    let viewer = (op == Operation::ListDomains && app.filter_list_domains && principal.enforce)
+        .then(|| (principal, caller_context(app, principal, op, peer, now)));
+    let response = respond(app, op, &resolved, viewer, response, &call.request_id).await?;
     if let Some(id) = response
         .headers()
         .get("x-amzn-requestid")
@@ -503,11 +479,38 @@ async fn read_body(
     }
 }
 
-/// Passes the upstream's answer back: streamed, except poll answers, whose task token is sealed.
+/// The policy context of `principal`'s call of `op` (without the call's input).
+fn caller_context<'c>(
+    app: &'c App,
+    principal: &'c Principal,
+    op: Operation,
+    peer: Peer,
+    now: SystemTime,
+) -> Context<'c> {
+    Context {
+        caller: Caller {
+            name: &principal.name,
+            arn: &principal.arn,
+            tags: &principal.tags,
+        },
+        action: Action::Operation(op),
+        input: None,
+        source_ip: Some(peer.addr.ip()),
+        now,
+        secure_transport: peer.secure,
+        region: &app.service.region,
+        overrides: None,
+    }
+}
+
+/// Passes the upstream's answer back: streamed, except two that are read whole and rewritten:
+/// poll answers, whose task token is sealed, and, for a `viewer` (the caller and its policy
+/// context), `ListDomains` answers, cut to the domains it may describe (`visibility`).
 async fn respond(
     app: &App,
     op: Operation,
     resolved: &Resolved,
+    viewer: Option<(&Principal, Context<'_>)>,
     response: Response<UpstreamBody>,
     request_id: &str,
 ) -> Result<Response<Body>, ProxyError> {
@@ -518,22 +521,48 @@ async fn respond(
             parts.headers.insert("x-amzn-requestid", v);
         }
     }
-    let domain = resolved
-        .domain
-        .as_deref()
-        .filter(|_| op.issues_task_token() && parts.status.is_success());
-    let Some(domain) = domain else {
+    if !parts.status.is_success() {
         return Ok(Response::from_parts(parts, Either::Right(body)));
+    }
+    let rewritten = match (resolved.domain.as_deref(), viewer) {
+        (Some(domain), _) if op.issues_task_token() => {
+            let bytes = read_answer(body, "poll").await?;
+            seal_token(app, domain, &bytes)?
+        }
+        (_, Some((principal, ctx))) => {
+            let bytes = read_answer(body, "ListDomains").await?;
+            crate::visibility::filter_domains(&bytes, &principal.policies, &app.service, &ctx)
+                .map_err(|_| {
+                    tracing::warn!("upstream ListDomains answer is not what the model says");
+                    unreadable_upstream()
+                })?
+        }
+        _ => return Ok(Response::from_parts(parts, Either::Right(body))),
     };
-    let bytes = Limited::new(body, MAX_POLL_RESPONSE_BYTES)
+    parts
+        .headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
+    Ok(Response::from_parts(
+        parts,
+        Either::Left(Full::new(Bytes::from(rewritten))),
+    ))
+}
+
+/// An upstream answer read whole (bounded by [`MAX_POLL_RESPONSE_BYTES`]).
+async fn read_answer(body: UpstreamBody, what: &str) -> Result<Bytes, ProxyError> {
+    Ok(Limited::new(body, MAX_POLL_RESPONSE_BYTES)
         .collect()
         .await
         .map_err(|e| {
-            tracing::warn!(error = %e, "could not read the upstream poll answer");
+            tracing::warn!(error = %e, "could not read the upstream {what} answer");
             unreadable_upstream()
         })?
-        .to_bytes();
-    let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        .to_bytes())
+}
+
+/// A poll answer with its task token sealed for `domain`.
+fn seal_token(app: &App, domain: &str, bytes: &[u8]) -> Result<Vec<u8>, ProxyError> {
+    let mut value: Value = serde_json::from_slice(bytes).map_err(|e| {
         // Never pass on what may hold an unsealed upstream token.
         tracing::warn!(error = %e, "upstream poll answer is not JSON");
         unreadable_upstream()
@@ -543,47 +572,7 @@ async fn respond(
             *token = app.sealer.seal(domain, token);
         }
     }
-    let sealed = serde_json::to_vec(&value).map_err(|_| unreadable_upstream())?;
-    parts
-        .headers
-        .insert(CONTENT_LENGTH, HeaderValue::from(sealed.len()));
-    Ok(Response::from_parts(
-        parts,
-        Either::Left(Full::new(Bytes::from(sealed))),
-    ))
-}
-
-/// A `ListDomains` answer with only the domains the caller may describe (`visibility`).
-async fn filter_domains(
-    app: &App,
-    principal: &Principal,
-    ctx: &Context<'_>,
-    response: Response<Body>,
-) -> Result<Response<Body>, ProxyError> {
-    if !response.status().is_success() {
-        return Ok(response);
-    }
-    let (mut parts, body) = response.into_parts();
-    let bytes = Limited::new(body, MAX_POLL_RESPONSE_BYTES)
-        .collect()
-        .await
-        .map_err(|_| unreadable_upstream())?
-        .to_bytes();
-    let filtered =
-        crate::visibility::filter_domains(&bytes, &principal.policies, &app.service, ctx).map_err(
-            |_| {
-                tracing::warn!("upstream ListDomains answer is not what the model says");
-                unreadable_upstream()
-            },
-        )?;
-    parts.headers.remove(TRANSFER_ENCODING);
-    parts
-        .headers
-        .insert(CONTENT_LENGTH, HeaderValue::from(filtered.len()));
-    Ok(Response::from_parts(
-        parts,
-        Either::Left(Full::new(Bytes::from(filtered))),
-    ))
+    serde_json::to_vec(&value).map_err(|_| unreadable_upstream())
 }
 
 fn unreadable_upstream() -> ProxyError {

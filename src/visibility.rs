@@ -57,3 +57,76 @@ fn may_describe(name: &str, policies: &PolicySet, service: &Service, ctx: &Conte
     };
     policies.evaluate(&service.domain_arn(name), &ctx).kind == DecisionKind::Allowed
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::policy::{document, Caller, Policy};
+
+    fn service() -> Service {
+        Service {
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            partition: "aws".into(),
+            max_clock_skew: Duration::from_secs(900),
+            hosts: Vec::new(),
+        }
+    }
+
+    /// May describe `mine` only.
+    fn policies() -> PolicySet {
+        let text = "Version = \"2012-10-17\"\n[[Statement]]\nEffect = \"Allow\"\nAction = \"swf:DescribeDomain\"\nResource = \"arn:aws:swf:*:123456789012:/domain/mine\"\n";
+        let doc = document::parse_toml(Path::new("p.toml"), text).unwrap();
+        let mut set = PolicySet::default();
+        set.add(Arc::new(
+            Policy::compile("p", Path::new("p.toml"), doc).unwrap(),
+        ));
+        set
+    }
+
+    fn filter(body: &str) -> Result<Value, Unreadable> {
+        let tags = Default::default();
+        let ctx = Context {
+            caller: Caller {
+                name: "t",
+                arn: "arn:aws:iam::123456789012:user/t",
+                tags: &tags,
+            },
+            action: Action::Operation(Operation::ListDomains),
+            input: None,
+            source_ip: None,
+            now: SystemTime::now(),
+            secure_transport: false,
+            region: "us-east-1",
+            overrides: None,
+        };
+        filter_domains(body.as_bytes(), &policies(), &service(), &ctx)
+            .map(|b| serde_json::from_slice(&b).unwrap())
+    }
+
+    #[test]
+    fn only_describable_domains_are_listed_and_the_page_token_passes() {
+        let seen = filter(r#"{"domainInfos":[{"name":"other","status":"REGISTERED"},{"name":"mine","status":"REGISTERED"}],"nextPageToken":"p2"}"#).unwrap();
+        assert_eq!(
+            seen,
+            serde_json::json!({"domainInfos":[{"name":"mine","status":"REGISTERED"}],"nextPageToken":"p2"})
+        );
+    }
+
+    #[test]
+    fn an_answer_that_cannot_be_read_is_never_passed_on() {
+        for body in [
+            "not json",
+            r#"["mine"]"#,
+            r#"{"domainInfos":{"name":"other"}}"#,
+            r#"{"domainInfos":[{"status":"REGISTERED"}]}"#,
+            r#"{"domainInfos":[{"name":7}]}"#,
+        ] {
+            assert_eq!(filter(body), Err(Unreadable), "{body}");
+        }
+    }
+}

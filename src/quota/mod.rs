@@ -310,15 +310,6 @@ impl Quotas {
         }
         Ok(admission)
     }
-
-    /// The quotas a principal's call of `op` meets (for `explain`).
-    pub fn applying(&self, op: Operation, name: &str, groups: &[String]) -> Vec<&Spec> {
-        self.specs
-            .iter()
-            .filter(|s| s.covers(op) && s.applies_to(name, groups))
-            .map(|s| &**s)
-            .collect()
-    }
 }
 
 fn slot(meter: &Meter, domain: Option<&str>) -> Result<Arc<Slot>, Throttle> {
