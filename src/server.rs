@@ -185,7 +185,7 @@ pub async fn run(
 /// The next connection, with its slot under the caps; `None` on shutdown. A connection from
 /// an address at `max_connections_per_ip` is closed at once (the others must still be
 /// served); past `max_connections`, the accepted connection waits for a slot and new ones
-/// wait in the backlog.
+/// wait in the backlog. The instant returned is when the connection got its slot.
 async fn accept(
     listener: &TcpListener,
     caps: &Arc<Caps>,
@@ -193,9 +193,9 @@ async fn accept(
     shutdown: &mut (impl Future<Output = ()> + Unpin),
 ) -> Option<(TcpStream, SocketAddr, Slot, Instant)> {
     loop {
-        let (stream, addr, at) = tokio::select! {
+        let (stream, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, addr)) => (stream, addr, Instant::now()),
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Usually EMFILE or a connection reset before accept; keep serving.
                     tracing::warn!(error = %e, "accept failed");
@@ -215,7 +215,9 @@ async fn accept(
             () = &mut *shutdown => return None,
         };
         let _ = stream.set_nodelay(true);
-        return Some((stream, addr, slot, at));
+        // The header-read deadline counts from here: time spent waiting for a slot is the
+        // proxy's, not the client's (a head sent at once must not time out in the queue).
+        return Some((stream, addr, slot, Instant::now()));
     }
 }
 
