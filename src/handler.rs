@@ -382,11 +382,9 @@ async fn process<'a>(
     {
         call.request_id = id.to_owned();
     }
-    let mut recorded = flush_pending(app, call);
-    if app.audit.include_allowed() && !permit.shadowed() {
-        recorded &= write_audit(app, &call.record(Outcome::Allowed, None));
-    }
-    if !recorded {
+    let allowed = (app.audit.include_allowed() && !permit.shadowed())
+        .then(|| call.record(Outcome::Allowed, None));
+    if !write_records(app, call, allowed) {
         return Err(audit_unavailable());
     }
     Ok(response)
@@ -597,25 +595,30 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// The one place a refusal is audited and answered.
 fn refuse(app: &App, call: &mut Call<'_>, error: &ProxyError) -> Response<Body> {
-    let mut recorded = flush_pending(app, call);
     let outcome = error.outcome();
     if outcome == Outcome::AuthFailed {
         app.metrics.auth_failure(error.wire().short_name());
     }
-    // Upstream failures of allowed calls are not refusals; with `include_allowed` they are
-    // recorded as allowed calls that failed.
-    if call.principal.is_none() {
-        // Unauthenticated: past the per-source allowance, counted into a summary record.
+    let recorded = if call.principal.is_none() {
+        // Unauthenticated (so nothing pending): past the per-source allowance, counted into
+        // a summary record.
         match app
             .audit
             .write_unauthenticated(&call.record(outcome, Some(error)), call.source_ip)
         {
-            Ok(false) => app.metrics.audit_suppressed(),
-            result => recorded &= audit_result(app, result.map(drop), &call.request_id),
+            Ok(false) => {
+                app.metrics.audit_suppressed();
+                true
+            }
+            result => audit_result(app, result.map(drop), &call.request_id),
         }
-    } else if outcome != Outcome::Allowed || app.audit.include_allowed() {
-        recorded &= write_audit(app, &call.record(outcome, Some(error)));
-    }
+    } else {
+        // Upstream failures of allowed calls are not refusals; with `include_allowed` they
+        // are recorded as allowed calls that failed.
+        let refusal = (outcome != Outcome::Allowed || app.audit.include_allowed())
+            .then(|| call.record(outcome, Some(error)));
+        write_records(app, call, refusal)
+    };
     if !recorded {
         // Never answer a call that must be on record without the record.
         return error_response(&audit_unavailable(), &call.request_id);
@@ -627,14 +630,19 @@ fn audit_unavailable() -> ProxyError {
     ProxyError::Unavailable("Service Unavailable: the audit log cannot be written.".into())
 }
 
-/// Writes the shadow-mode records under the request id the client receives.
-fn flush_pending(app: &App, call: &mut Call<'_>) -> bool {
-    let mut ok = true;
-    for mut record in std::mem::take(&mut call.pending) {
+/// Writes the shadow-mode records, then `last`, under the request id the client receives:
+/// every one is tried; true only if every one was written.
+fn write_records(app: &App, call: &mut Call<'_>, last: Option<Record>) -> bool {
+    let mut records = std::mem::take(&mut call.pending);
+    for record in &mut records {
         record.request_id.clone_from(&call.request_id);
-        ok &= write_audit(app, &record);
     }
-    ok
+    records.extend(last);
+    let failed = records
+        .iter()
+        .filter(|record| !write_audit(app, record))
+        .count();
+    failed == 0
 }
 
 /// Writes one record; false if it could not be written.

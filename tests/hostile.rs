@@ -455,3 +455,83 @@ async fn query_string_authentication_is_refused() {
     )
     .await;
 }
+
+/// `max_body_bytes` is the largest body read, not the first refused: a body of exactly the
+/// limit is served, whether its length is declared or chunked; one byte more is refused.
+#[tokio::test]
+async fn a_body_of_exactly_the_limit_is_read() {
+    let proxy = Proxy::start().await;
+    let padded = |len: usize| {
+        let mut b = body();
+        b.resize(len, b' ');
+        b
+    };
+    let exact = padded(65536);
+    let request = Raw {
+        body: exact.clone(),
+        ..Raw::new(TENANT_A, "DescribeDomain", &json!({}))
+    }
+    .build(proxy.addr);
+    let answer = exchange(
+        proxy.addr,
+        &to_wire(&request, &exact, &[&content_length(&exact)]),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "declared: {answer:?}");
+    let answer = exchange(
+        proxy.addr,
+        &to_wire(
+            &request,
+            chunked(&exact).as_bytes(),
+            &["transfer-encoding: chunked"],
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "chunked: {answer:?}");
+    assert_eq!(proxy.upstream.count(), 2);
+
+    let over = padded(65537);
+    let request = Raw {
+        body: over.clone(),
+        ..Raw::new(TENANT_A, "DescribeDomain", &json!({}))
+    }
+    .build(proxy.addr);
+    let answer = exchange(
+        proxy.addr,
+        &to_wire(&request, &over, &[&content_length(&over)]),
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.error_type()),
+        (413, "RequestEntityTooLargeException")
+    );
+    assert_eq!(proxy.upstream.count(), 2, "nothing more forwarded");
+}
+
+/// A body whose framing breaks off is unreadable, not too large.
+#[tokio::test]
+async fn a_body_with_broken_chunks_is_refused_as_unreadable() {
+    let proxy = Proxy::start().await;
+    let b = body();
+    let broken = format!(
+        "{:x}\r\n{}\r\nzz\r\n\r\n",
+        b.len(),
+        String::from_utf8_lossy(&b)
+    );
+    let answer = refused(
+        &proxy,
+        &to_wire(
+            &signed(&proxy),
+            broken.as_bytes(),
+            &["transfer-encoding: chunked"],
+        ),
+        400,
+        "SerializationException",
+    )
+    .await;
+    assert_eq!(
+        answer.body["message"], "The request body could not be read.",
+        "{answer:?}"
+    );
+    good_request_still_served(&proxy).await;
+}

@@ -454,3 +454,79 @@ async fn a_poll_answer_that_is_not_json_is_never_passed_on() {
     assert!(!answer.body.to_string().contains("UPSTREAM"));
     assert_eq!(proxy.upstream.count(), 1);
 }
+
+#[tokio::test]
+async fn a_poll_answer_of_megabytes_is_sealed_and_passed_on_whole() {
+    let proxy = Proxy::start().await;
+    let task = activity_poll(&proxy.client(TENANT_A), "tenant-a", "large")
+        .send()
+        .await
+        .expect("a large poll answer passes");
+    assert!(task.task_token().starts_with("sw1."));
+    assert_eq!(
+        task.input().map(str::len),
+        Some(LARGE_INPUT_BYTES),
+        "the answer arrives whole"
+    );
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_of_the_upstream_stay_on_its_connection() {
+    let proxy = Proxy::start().await;
+    let answer = proxy
+        .send(
+            Raw::new(
+                TENANT_A,
+                "PollForActivityTask",
+                &serde_json::json!({"domain": "tenant-a", "taskList": {"name": "hop"}}),
+            )
+            .build(proxy.addr),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(answer.body["taskToken"]
+        .as_str()
+        .unwrap()
+        .starts_with("sw1."));
+    for (name, _) in HOP_BY_HOP {
+        assert!(
+            !answer.headers.contains_key(*name),
+            "{name} is not passed on: {:?}",
+            answer.headers
+        );
+    }
+    assert_eq!(answer.request_id(), "upstream-1", "end-to-end headers are");
+}
+
+/// What the benchmarks and the `request` fuzz target measure as the handler short of the
+/// network is what the handler forwards.
+#[tokio::test]
+async fn prepare_only_yields_the_body_the_upstream_receives() {
+    let proxy = Proxy::start().await;
+    let a = proxy.client(TENANT_A);
+    let token = poll(&a, "tenant-a", "work").await;
+    let raw = Raw::new(
+        TENANT_A,
+        "RecordActivityTaskHeartbeat",
+        &serde_json::json!({"taskToken": token, "details": "half"}),
+    );
+    let (parts, _) = raw.build(proxy.addr).into_parts();
+    let peer = swf_warden::handler::Peer {
+        addr: "127.0.0.1:50000".parse().unwrap(),
+        secure: false,
+    };
+    let prepared = swf_warden::handler::prepare_only(
+        &proxy.runtime.app(),
+        &parts,
+        raw.body.clone().into(),
+        peer,
+        std::time::SystemTime::now(),
+    )
+    .expect("allowed");
+    proxy.send(raw.build(proxy.addr)).await;
+    let calls = proxy.upstream.calls();
+    assert_eq!(calls[1].operation, "RecordActivityTaskHeartbeat");
+    let prepared: serde_json::Value = serde_json::from_slice(&prepared).unwrap();
+    assert_eq!(prepared, calls[1].body);
+    assert_eq!(prepared["taskToken"], "UPSTREAM+tenant-a/work/1==");
+}

@@ -422,3 +422,28 @@ async fn list_domains_unfiltered_when_the_operator_turns_filtering_off() {
         .unwrap();
     assert_eq!(page.domain_infos().len(), 3);
 }
+
+/// Shadow mode refuses nothing, so it hides nothing either: a principal not enforced sees
+/// every domain, and the denial it would have had is on record.
+#[tokio::test]
+async fn list_domains_unfiltered_for_a_principal_in_shadow_mode() {
+    let proxy = Proxy::start_configured(
+        |c| {
+            c + "\n[[principal]]\nname = \"shadow\"\naccess_key_id = \"AKIASHADOW0000000001\"\nsecret_access_key = \"secret-shadow\"\npolicies = []\nenforce = false\n"
+        },
+        &[],
+    )
+    .await;
+    let page = proxy
+        .client_with("AKIASHADOW0000000001", "secret-shadow")
+        .list_domains()
+        .registration_status("REGISTERED".into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.domain_infos().len(), 3);
+    let records = proxy.audit();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["decision"], "wouldDeny");
+    assert_eq!(records[0]["action"], "swf:ListDomains");
+}

@@ -244,8 +244,22 @@ async fn answer(
         }
         _ => json!({}),
     };
+    let output = if task_list == "large" {
+        // An answer far over a megabyte (a decision task's history can be).
+        let mut output = output;
+        output["input"] = Value::String("x".repeat(LARGE_INPUT_BYTES));
+        output
+    } else {
+        output
+    };
     let mut response = Response::new(Full::new(Bytes::from(output.to_string())));
     let headers = response.headers_mut();
+    if task_list == "hop" {
+        // Hop-by-hop headers, meant for the proxy's connection only.
+        for (name, value) in HOP_BY_HOP {
+            headers.insert(*name, value.parse().unwrap());
+        }
+    }
     headers.insert(
         "content-type",
         "application/x-amz-json-1.0".parse().unwrap(),
@@ -253,6 +267,18 @@ async fn answer(
     headers.insert("x-amzn-requestid", format!("upstream-{n}").parse().unwrap());
     response
 }
+
+/// The size of the `input` of a poll answer on the task list `large`.
+pub const LARGE_INPUT_BYTES: usize = 3 * 1024 * 1024;
+
+/// What the fake upstream adds to its answers on the task list `hop`.
+pub const HOP_BY_HOP: &[(&str, &str)] = &[
+    ("keep-alive", "timeout=5, max=1000"),
+    ("proxy-connection", "keep-alive"),
+    ("trailer", "x-checksum"),
+    ("te", "trailers"),
+    ("upgrade", "websocket"),
+];
 
 /// The proxy under test, on a loopback port, with its own config folder.
 pub struct Proxy {
