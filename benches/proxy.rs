@@ -1,7 +1,7 @@
 //! Micro-benchmarks of the request path (issue 6): SigV4 verification of a heartbeat, policy
 //! decisions at 10, 1,000 and 100,000 statements (with Cedar deciding an equivalent policy set
 //! as the reference), token seal and unseal, the whole handler without the network, and the
-//! quota check among 10 and 10,000 principals.
+//! quota check among 10 and 10,000 principals, and a role session's heartbeat and lookup.
 //! Run: `cargo bench --bench proxy`.
 
 use std::collections::BTreeMap;
@@ -32,16 +32,28 @@ fn at() -> SystemTime {
 
 /// A heartbeat signed by aws-sigv4, as an SDK would send it.
 fn heartbeat(token: &str) -> (http::request::Parts, Bytes) {
+    heartbeat_as(KEY, SECRET, None, token)
+}
+
+/// A heartbeat signed with `key` and `secret`, and with a session's token if given.
+fn heartbeat_as(
+    key: &str,
+    secret: &str,
+    session: Option<&str>,
+    token: &str,
+) -> (http::request::Parts, Bytes) {
     let body = Bytes::from(format!(r#"{{"taskToken":"{token}","details":"42%"}}"#));
+    let mut extra = vec![("x-amz-user-agent", "aws-sdk-rust/1.0 api/swf/1.0")];
+    extra.extend(session.map(|s| ("x-amz-security-token", s)));
     let headers = sdk_sign::signed_headers(&sdk_sign::Call {
-        key: KEY,
-        secret: SECRET,
+        key,
+        secret,
         region: "us-east-1",
         service: "swf",
         time: at(),
         host: "127.0.0.1:8080",
         target: "SimpleWorkflowService.RecordActivityTaskHeartbeat",
-        extra: &[("x-amz-user-agent", "aws-sdk-rust/1.0 api/swf/1.0")],
+        extra: &extra,
         body: &body,
     });
     let mut builder = http::Request::builder().method("POST").uri("/");
@@ -137,6 +149,7 @@ fn decisions(c: &mut Criterion) {
                 name: &name,
                 arn: &arn,
                 tags: &tags,
+                session: None,
             },
             action: Action::Operation(Operation::RecordActivityTaskHeartbeat),
             input: None,
@@ -203,7 +216,18 @@ fn handler(c: &mut Criterion) {
             "[listen]\naddress = \"127.0.0.1:0\"\n[service]\nregion = \"us-east-1\"\naccount_id = \"123456789012\"\n\
              [upstream]\nendpoint = \"http://127.0.0.1:9\"\naccess_key_id = \"AKIDUPSTREAM\"\nsecret_access_key = \"u\"\n\
              [task_tokens]\nkeys = [{{ id = \"k1\", secret = \"{TOKEN_KEY}\" }}]\n[audit]\npath = \"audit.log\"\n\
-             [[principal]]\nname = \"tenant-1\"\naccess_key_id = \"{KEY}\"\nsecret_access_key = \"{SECRET}\"\npolicies = [\"tenant\"]\n"
+             [[principal]]\nname = \"tenant-1\"\naccess_key_id = \"{KEY}\"\nsecret_access_key = \"{SECRET}\"\npolicies = [\"tenant\"]\n\
+             [sts]\nsession_keys = [{{ id = \"s1\", secret = \"{TOKEN_KEY}\" }}]\n\
+             [[oidc_provider]]\nname = \"cluster\"\nissuer = \"https://cluster.test\"\naudiences = [\"swf-warden\"]\njwks_file = \"jwks.json\"\n\
+             [[role]]\nname = \"tenant-1\"\nprovider = \"cluster\"\nsubjects = [\"*\"]\npolicies = [\"tenant\"]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("jwks.json"),
+        format!(
+            "{{\"keys\": [{}]}}",
+            include_str!("../tests/fixtures/oidc/rsa-2048.jwk.json")
         ),
     )
     .unwrap();
@@ -219,6 +243,38 @@ fn handler(c: &mut Criterion) {
         b.iter(|| {
             swf_warden::handler::prepare_only(&app, &parts, body.clone(), peer, at()).unwrap()
         })
+    });
+
+    // The same heartbeat from a role session (issue 14): the session's principal is opened
+    // once, then found by its access key id.
+    let sts = app.sts.as_ref().unwrap();
+    let session = sts.keys.issue(&swf_warden::sts::session::Session {
+        role: "tenant-1".into(),
+        name: "pod-1".into(),
+        expires: at() + Duration::from_secs(3600),
+        tags: BTreeMap::from([("namespace".to_owned(), "tenant-1".to_owned())]),
+    });
+    let (parts, body) = heartbeat_as(
+        &session.access_key_id,
+        session.secret_access_key.expose(),
+        Some(&session.session_token),
+        &app.sealer.seal("tenant-1", &"t".repeat(600)),
+    );
+    swf_warden::handler::prepare_only(&app, &parts, body.clone(), peer, at()).unwrap();
+    c.bench_function("handler/heartbeat_without_network_session", |b| {
+        b.iter(|| {
+            swf_warden::handler::prepare_only(&app, &parts, body.clone(), peer, at()).unwrap()
+        })
+    });
+    let token = session.session_token.as_bytes();
+    c.bench_function("sts/session_principal_cached", |b| {
+        b.iter(|| {
+            app.principal(&session.access_key_id, Some(token), at())
+                .unwrap()
+        })
+    });
+    c.bench_function("sts/session_open", |b| {
+        b.iter(|| sts.keys.open(&session.session_token, at()).unwrap())
     });
 }
 

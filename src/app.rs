@@ -25,8 +25,22 @@ pub struct Principal {
     pub enforce: bool,
     pub groups: Vec<String>,
     /// The quotas its calls meet, by operation.
-    pub quotas: Meters,
+    pub quotas: Arc<Meters>,
     pub counters: Arc<PrincipalCounters>,
+    /// A role session's particulars; `None` for a static key's principal.
+    pub session: Option<SessionInfo>,
+}
+
+/// What makes a role's principal one session of it.
+#[derive(Debug)]
+pub struct SessionInfo {
+    /// `arn:…:iam::…:role/<name>` (`aws:PrincipalArn`).
+    pub role_arn: String,
+    /// `RoleSessionName`.
+    pub name: String,
+    pub expires: std::time::SystemTime,
+    /// The session token the principal was opened from.
+    pub token: String,
 }
 
 impl AsRef<Credential> for Principal {
@@ -71,6 +85,8 @@ pub struct App {
     pub quotas: Quotas,
     /// `ListDomains` answers list only the domains the caller may describe.
     pub filter_list_domains: bool,
+    /// The STS (`[sts]`), when configured.
+    pub sts: Option<crate::sts::Sts>,
 }
 
 /// Why the state could not be built from a valid configuration.
@@ -144,14 +160,39 @@ impl App {
                     policies: p.policies,
                     tags: p.tags,
                     enforce: p.enforce,
-                    quotas: meters,
+                    quotas: Arc::new(meters),
                     counters,
                     groups: p.groups,
+                    session: None,
                 };
                 (p.access_key_id, Arc::new(principal))
             })
             .collect();
+        let sts = config.sts.map(|sts| {
+            let roles = sts
+                .roles
+                .into_iter()
+                .map(|role| {
+                    role.policies.build_index();
+                    crate::sts::RoleTemplate {
+                        quotas: Arc::new(quotas.meters(registry, &role.name, &role.groups, |q| {
+                            metrics.throttle_counter(&role.name, q)
+                        })),
+                        counters: metrics.principal(&role.name),
+                        role,
+                    }
+                })
+                .collect();
+            crate::sts::Sts::new(
+                crate::sts::session::SessionKeys::new(&sts.session_keys),
+                sts.max_duration,
+                roles,
+                Verifier::sts(config.service.region.clone(), config.service.max_clock_skew)
+                    .with_hosts(config.service.hosts.clone()),
+            )
+        });
         Ok(App {
+            sts,
             verifier: Verifier::swf(config.service.region.clone(), config.service.max_clock_skew)
                 .with_hosts(config.service.hosts.clone()),
             service: config.service,
@@ -168,6 +209,25 @@ impl App {
             quotas,
             filter_list_domains: config.filter_list_domains,
         })
+    }
+
+    /// The principal that signed a call with `access_key_id` (and, for a role session, the
+    /// session token sent with it), or why none did.
+    pub fn principal(
+        &self,
+        access_key_id: &str,
+        token: Option<&[u8]>,
+        now: std::time::SystemTime,
+    ) -> Result<Arc<Principal>, crate::error::ProxyError> {
+        match (token, &self.sts) {
+            (None, _) => self
+                .principals
+                .get(access_key_id)
+                .cloned()
+                .ok_or(crate::error::ProxyError::UnrecognizedClient),
+            (Some(token), Some(sts)) => sts.principal(access_key_id, token, &self.service, now),
+            (Some(_), None) => Err(crate::error::ProxyError::UnrecognizedClient),
+        }
     }
 
     /// A standalone generation with its own audit log and metrics (tests, tools).

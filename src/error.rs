@@ -17,6 +17,24 @@ pub enum ProxyError {
     InvalidSignature(String),
     #[error("The security token included in the request is invalid.")]
     UnrecognizedClient,
+    /// A role session past its expiry, or (STS) an identity token past its `exp`.
+    #[error("The security token included in the request is expired")]
+    ExpiredToken,
+    /// STS: the web identity token does not verify.
+    #[error("{0}")]
+    InvalidIdentityToken(String),
+    /// STS: the identity provider's keys could not be fetched.
+    #[error("{0}")]
+    IdpCommunication(String),
+    /// STS: a claim the role needs is missing or unusable.
+    #[error("{0}")]
+    IdpRejectedClaim(String),
+    /// STS: the role does not trust this identity.
+    #[error("{0}")]
+    AccessDenied(String),
+    /// STS: an action the proxy's STS does not serve.
+    #[error("Could not find operation {0} for version 2011-06-15")]
+    InvalidAction(String),
     #[error("{0}")]
     UnknownOperation(String),
     #[error("{0}")]
@@ -82,6 +100,16 @@ impl ProxyError {
             ProxyError::UnrecognizedClient => {
                 (400, "com.amazon.coral.service#UnrecognizedClientException")
             }
+            ProxyError::ExpiredToken => (400, "com.amazon.coral.service#ExpiredTokenException"),
+            ProxyError::InvalidIdentityToken(_) => {
+                (400, "com.amazonaws.sts#InvalidIdentityTokenException")
+            }
+            ProxyError::IdpRejectedClaim(_) => (403, "com.amazonaws.sts#IDPRejectedClaimException"),
+            ProxyError::IdpCommunication(_) => {
+                (400, "com.amazonaws.sts#IDPCommunicationErrorException")
+            }
+            ProxyError::AccessDenied(_) => (403, "com.amazon.coral.service#AccessDeniedException"),
+            ProxyError::InvalidAction(_) => (400, "com.amazon.coral.service#InvalidAction"),
             ProxyError::UnknownOperation(_) => {
                 (400, "com.amazon.coral.service#UnknownOperationException")
             }
@@ -120,8 +148,14 @@ impl ProxyError {
             ProxyError::MissingAuthentication
             | ProxyError::IncompleteSignature(_)
             | ProxyError::InvalidSignature(_)
-            | ProxyError::UnrecognizedClient => Outcome::AuthFailed,
+            | ProxyError::UnrecognizedClient
+            | ProxyError::ExpiredToken
+            | ProxyError::InvalidIdentityToken(_)
+            | ProxyError::IdpRejectedClaim(_)
+            | ProxyError::IdpCommunication(_)
+            | ProxyError::AccessDenied(_) => Outcome::AuthFailed,
             ProxyError::UnknownOperation(_)
+            | ProxyError::InvalidAction(_)
             | ProxyError::Serialization(_)
             | ProxyError::Validation(_)
             | ProxyError::TooLarge { .. }
@@ -159,6 +193,42 @@ impl ProxyError {
         }
     }
 
+    /// The STS Query API's form of this error (STS's XML answers): status and `Code`.
+    /// Signature failures take STS's names for them; SWF's own refusals do not arise there.
+    pub fn sts_wire(&self) -> (u16, &'static str) {
+        match self {
+            ProxyError::MissingAuthentication => (403, "MissingAuthenticationToken"),
+            ProxyError::IncompleteSignature(_) => (400, "IncompleteSignature"),
+            ProxyError::InvalidSignature(_) => (403, "SignatureDoesNotMatch"),
+            ProxyError::UnrecognizedClient => (403, "InvalidClientTokenId"),
+            ProxyError::ExpiredToken => (400, "ExpiredTokenException"),
+            ProxyError::InvalidIdentityToken(_) => (400, "InvalidIdentityToken"),
+            ProxyError::IdpRejectedClaim(_) => (403, "IDPRejectedClaim"),
+            ProxyError::IdpCommunication(_) => (400, "IDPCommunicationError"),
+            ProxyError::AccessDenied(_) | ProxyError::NotPermitted { .. } => (403, "AccessDenied"),
+            ProxyError::InvalidAction(_) | ProxyError::UnknownOperation(_) => {
+                (400, "InvalidAction")
+            }
+            ProxyError::Serialization(_) | ProxyError::Validation(_) => (400, "ValidationError"),
+            ProxyError::TooLarge { .. } => (413, "RequestEntityTooLarge"),
+            ProxyError::RequestTimeout { .. } => (408, "RequestTimeout"),
+            ProxyError::Throttled { .. } | ProxyError::LimitExceeded { .. } => (400, "Throttling"),
+            ProxyError::Unavailable(_) | ProxyError::AtCapacity(_) => (503, "ServiceUnavailable"),
+        }
+    }
+
+    /// STS's XML error document.
+    pub fn sts_body(&self, request_id: &str) -> Vec<u8> {
+        let (status, code) = self.sts_wire();
+        let kind = if status >= 500 { "Receiver" } else { "Sender" };
+        format!(
+            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n  <Error>\n    <Type>{kind}</Type>\n    <Code>{code}</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{}</RequestId>\n</ErrorResponse>\n",
+            xml_escape(&self.to_string()),
+            xml_escape(request_id)
+        )
+        .into_bytes()
+    }
+
     /// The JSON body: `{"__type": …, "message": …}`.
     pub fn body(&self) -> Vec<u8> {
         let body = serde_json::json!({
@@ -167,6 +237,22 @@ impl ProxyError {
         });
         body.to_string().into_bytes()
     }
+}
+
+/// `text` safe inside an XML element or attribute.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Shortens client-controlled text before it is echoed in a message or the audit log.

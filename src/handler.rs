@@ -8,6 +8,7 @@
 //! `ProxyError` into its wire response.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tracing::Instrument;
@@ -26,6 +27,7 @@ use crate::error::ProxyError;
 use crate::forward::UpstreamBody;
 use crate::policy::{self, Action, Caller, Context, Permit, StatementRef};
 use crate::resolve::{self, Resolved};
+use crate::sts;
 use crate::swf::{self, Operation};
 
 /// Response bodies: the proxy's own (buffered) or the upstream's (streamed).
@@ -36,12 +38,12 @@ pub type Body = Either<Full<Bytes>, UpstreamBody>;
 const MAX_POLL_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// What is known about a call so far, for its audit record (built only when one is written).
-struct Call<'a> {
+struct Call {
     request_id: String,
     source_ip: IpAddr,
     /// Shortened into the record only when one is written.
     user_agent: Option<HeaderValue>,
-    principal: Option<&'a Principal>,
+    principal: Option<Arc<Principal>>,
     action: Option<&'static str>,
     resource: Option<String>,
     matched: Vec<StatementRef>,
@@ -51,13 +53,19 @@ struct Call<'a> {
     /// known (the upstream's, for a forwarded call).
     pending: Vec<Record>,
     operation: Option<Operation>,
+    /// The web identity an STS call presented, once its token verified.
+    web_identity: Option<audit::WebIdentity>,
+    /// Whom an STS call issued a session to (there is no principal yet).
+    issued_to: Option<audit::PrincipalRef>,
+    /// Whether the call came in STS's Query API (answered in XML).
+    query_api: bool,
     /// The decision of a forwarded call, for the metrics.
     outcome: Outcome,
     upstream_time: Duration,
 }
 
-impl<'a> Call<'a> {
-    fn new(request_id: String, peer: Peer, user_agent: Option<HeaderValue>) -> Call<'a> {
+impl Call {
+    fn new(request_id: String, peer: Peer, user_agent: Option<HeaderValue>) -> Call {
         Call {
             request_id,
             source_ip: peer.addr.ip(),
@@ -69,6 +77,9 @@ impl<'a> Call<'a> {
             sealed_token: None,
             pending: Vec::new(),
             operation: None,
+            web_identity: None,
+            issued_to: None,
+            query_api: false,
             outcome: Outcome::Allowed,
             upstream_time: Duration::ZERO,
         }
@@ -79,9 +90,19 @@ impl<'a> Call<'a> {
             event_time: audit::now_rfc3339(),
             request_id: self.request_id.clone(),
             decision,
-            error_code: error.map(|e| e.wire().short_name()),
+            error_code: error.map(|e| {
+                if self.query_api {
+                    e.sts_wire().1
+                } else {
+                    e.wire().short_name()
+                }
+            }),
             cause: error.and_then(ProxyError::cause),
-            principal: self.principal.map(Principal::audit_ref),
+            principal: self
+                .principal
+                .as_deref()
+                .map(Principal::audit_ref)
+                .or_else(|| self.issued_to.clone()),
             action: self.action,
             resource: self.resource.clone(),
             matched_statements: self
@@ -102,6 +123,7 @@ impl<'a> Call<'a> {
             task_token_fingerprint: self.sealed_token.as_deref().map(crate::tokens::fingerprint),
             quota: error.and_then(ProxyError::quota).map(str::to_owned),
             suppressed: None,
+            web_identity: self.web_identity.clone(),
         }
     }
 }
@@ -151,7 +173,7 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
         }
     };
     app.metrics.request(call.operation, outcome);
-    if let Some(principal) = call.principal {
+    if let Some(principal) = &call.principal {
         principal.counters.count(outcome);
     }
     let proxy_time = started.elapsed().saturating_sub(call.upstream_time);
@@ -161,11 +183,11 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
 }
 
 /// The call's access log line, if the access log is on.
-fn log_access(app: &App, call: &Call<'_>, decision: Outcome, status: u16, proxy_time: Duration) {
+fn log_access(app: &App, call: &Call, decision: Outcome, status: u16, proxy_time: Duration) {
     if app.access_log {
         access::log(&access::Line {
             request_id: &call.request_id,
-            principal: call.principal.map(|p| p.name.as_str()),
+            principal: call.principal.as_deref().map(|p| p.name.as_str()),
             operation: call.operation.map(Operation::name),
             resource: call.resource.as_deref(),
             decision,
@@ -220,8 +242,8 @@ fn refuse_outside(
 }
 
 /// What steps 1 to 4 produce for step 5.
-struct Prepared<'a> {
-    principal: &'a Principal,
+struct Prepared {
+    principal: Arc<Principal>,
     op: Operation,
     resolved: Resolved,
     permit: Permit,
@@ -229,19 +251,19 @@ struct Prepared<'a> {
 }
 
 /// Steps 1 to 4 (authenticate, resolve, authorize), everything but the network.
-fn prepare<'a>(
-    app: &'a App,
+fn prepare(
+    app: &App,
     parts: &http::request::Parts,
     body: Bytes,
     peer: Peer,
     now: SystemTime,
-    call: &mut Call<'a>,
-) -> Result<Prepared<'a>, ProxyError> {
+    call: &mut Call,
+) -> Result<Prepared, ProxyError> {
     // 1. Authenticate.
-    let principal = app.verifier.verify(parts, &body, now, |key| {
-        app.principals.get(key).map(|p| &**p)
+    let principal = app.verifier.verify_with(parts, &body, now, |key, token| {
+        app.principal(key, token, now)
     })?;
-    call.principal = Some(principal);
+    call.principal = Some(principal.clone());
 
     // 2. Action and resource.
     let target = parts
@@ -275,9 +297,9 @@ fn prepare<'a>(
     // 3. Authorize the call, then each decision it carries; 4. a denial returns here.
     let ctx = Context {
         input: Some(&request.input),
-        ..caller_context(app, principal, op, peer, now)
+        ..caller_context(app, &principal, op, peer, now)
     };
-    let permit = authorize(principal, &resolved.resource, &ctx, call, None)?;
+    let permit = authorize(&principal, &resolved.resource, &ctx, call, None)?;
     for (i, decision) in decisions.iter().enumerate() {
         let ctx = Context {
             action: Action::Decision(decision.kind),
@@ -289,7 +311,7 @@ fn prepare<'a>(
             i + 1,
             decisions.len()
         );
-        authorize(principal, &resolved.resource, &ctx, call, Some(&position))?;
+        authorize(&principal, &resolved.resource, &ctx, call, Some(&position))?;
     }
     // Only a record of an allowed call names the statements that allowed it.
     if app.audit.include_allowed() {
@@ -327,11 +349,11 @@ pub fn prepare_only(
     prepare(app, parts, body, peer, now, &mut call).map(|p| p.upstream_body)
 }
 
-async fn process<'a>(
-    app: &'a App,
+async fn process(
+    app: &App,
     request: Request<Incoming>,
     peer: Peer,
-    call: &mut Call<'a>,
+    call: &mut Call,
 ) -> Result<Response<Body>, ProxyError> {
     let (parts, body) = request.into_parts();
     let body = read_body(
@@ -342,6 +364,14 @@ async fn process<'a>(
     )
     .await?;
     let now = SystemTime::now();
+    if let Some(sts) = app
+        .sts
+        .as_ref()
+        .filter(|_| sts::query::is_query(&parts.headers))
+    {
+        call.query_api = true;
+        return sts_call(app, sts, &parts, &body, now, call).await;
+    }
     let Prepared {
         principal,
         op,
@@ -373,7 +403,7 @@ async fn process<'a>(
     let response = response.inspect_err(|_| app.metrics.upstream_error())?;
     // Shadow mode refuses nothing, so it hides nothing either.
     let viewer = (op == Operation::ListDomains && app.filter_list_domains && principal.enforce)
-        .then(|| (principal, caller_context(app, principal, op, peer, now)));
+        .then(|| (&*principal, caller_context(app, &principal, op, peer, now)));
     let response = respond(app, op, &resolved, viewer, response, &call.request_id).await?;
     if let Some(id) = response
         .headers()
@@ -398,7 +428,7 @@ fn authorize(
     principal: &Principal,
     resource: &str,
     ctx: &Context<'_>,
-    call: &mut Call<'_>,
+    call: &mut Call,
     position: Option<&str>,
 ) -> Result<Permit, ProxyError> {
     let action = Some(ctx.action.iam_action());
@@ -490,6 +520,13 @@ fn caller_context<'c>(
             name: &principal.name,
             arn: &principal.arn,
             tags: &principal.tags,
+            session: principal
+                .session
+                .as_ref()
+                .map(|s| crate::policy::RoleSession {
+                    role_arn: &s.role_arn,
+                    name: &s.name,
+                }),
         },
         action: Action::Operation(op),
         input: None,
@@ -594,7 +631,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The one place a refusal is audited and answered.
-fn refuse(app: &App, call: &mut Call<'_>, error: &ProxyError) -> Response<Body> {
+fn refuse(app: &App, call: &mut Call, error: &ProxyError) -> Response<Body> {
     let outcome = error.outcome();
     if outcome == Outcome::AuthFailed {
         app.metrics.auth_failure(error.wire().short_name());
@@ -621,9 +658,87 @@ fn refuse(app: &App, call: &mut Call<'_>, error: &ProxyError) -> Response<Body> 
     };
     if !recorded {
         // Never answer a call that must be on record without the record.
-        return error_response(&audit_unavailable(), &call.request_id);
+        return answer(call, &audit_unavailable());
+    }
+    answer(call, error)
+}
+
+/// The error's answer in the protocol the call came in.
+fn answer(call: &Call, error: &ProxyError) -> Response<Body> {
+    if call.query_api {
+        let mut response = xml_response(error.sts_body(&call.request_id), &call.request_id);
+        *response.status_mut() =
+            http::StatusCode::from_u16(error.sts_wire().0).unwrap_or(http::StatusCode::BAD_REQUEST);
+        return response;
     }
     error_response(error, &call.request_id)
+}
+
+/// An STS Query API answer.
+fn xml_response(body: Vec<u8>, request_id: &str) -> Response<Body> {
+    let mut response = Response::new(Either::Left(Full::new(Bytes::from(body))));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", v);
+    }
+    response
+}
+
+/// An STS call (`sts::query`): a session issued to a web identity, on record whatever the
+/// audit settings (no record, no credentials), or the caller's identity.
+async fn sts_call(
+    app: &App,
+    sts: &sts::Sts,
+    parts: &http::request::Parts,
+    body: &[u8],
+    now: SystemTime,
+    call: &mut Call,
+) -> Result<Response<Body>, ProxyError> {
+    let form = sts::query::Form::parse(body)?;
+    let action = form.action()?;
+    call.action = Some(action.iam_action());
+    match action {
+        sts::query::Action::AssumeRoleWithWebIdentity => {
+            let request = sts::query::WebIdentityRequest::from_form(&form, sts.max_duration)?;
+            call.resource = Some(crate::error::excerpt(request.role_arn));
+            let issued = sts
+                .assume_role_with_web_identity(&app.service, &request, now)
+                .await
+                .map_err(|(error, identity)| {
+                    call.web_identity = identity;
+                    error
+                })?;
+            call.web_identity = Some(issued.identity.clone());
+            call.issued_to = Some(audit::PrincipalRef {
+                name: issued.role.clone(),
+                arn: issued.assumed_role_arn.clone(),
+                access_key_id: issued.credentials.access_key_id.clone(),
+            });
+            call.outcome = Outcome::Issued;
+            let record = call.record(Outcome::Issued, None);
+            if !write_records(app, call, Some(record)) {
+                return Err(audit_unavailable());
+            }
+            let xml = sts::query::issued_xml(&issued, &call.request_id);
+            Ok(xml_response(xml.into_bytes(), &call.request_id))
+        }
+        sts::query::Action::GetCallerIdentity => {
+            let principal = sts.verifier.verify_with(parts, body, now, |key, token| {
+                app.principal(key, token, now)
+            })?;
+            call.principal = Some(principal.clone());
+            let record = app
+                .audit
+                .include_allowed()
+                .then(|| call.record(Outcome::Allowed, None));
+            if !write_records(app, call, record) {
+                return Err(audit_unavailable());
+            }
+            let xml = sts::query::caller_identity_xml(&principal, &app.service, &call.request_id);
+            Ok(xml_response(xml.into_bytes(), &call.request_id))
+        }
+    }
 }
 
 fn audit_unavailable() -> ProxyError {
@@ -632,7 +747,7 @@ fn audit_unavailable() -> ProxyError {
 
 /// Writes the shadow-mode records, then `last`, under the request id the client receives:
 /// every one is tried; true only if every one was written.
-fn write_records(app: &App, call: &mut Call<'_>, last: Option<Record>) -> bool {
+fn write_records(app: &App, call: &mut Call, last: Option<Record>) -> bool {
     let mut records = std::mem::take(&mut call.pending);
     for record in &mut records {
         record.request_id.clone_from(&call.request_id);

@@ -32,6 +32,7 @@ pub mod runtime;
 pub mod secret;
 pub mod server;
 pub mod sigv4;
+pub mod sts;
 pub mod swf;
 pub mod tls;
 pub mod tokens;

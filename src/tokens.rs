@@ -8,6 +8,8 @@
 //!
 //! Encryption and MAC keys are derived from each configured secret. The first key seals; any
 //! key opens (rotation). Tokens are stateless: replicas with the same keys accept each other's.
+//! The same envelope ([`Keyring`]), under keys derived for another purpose, seals the STS's
+//! session tokens (`sts::session`).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -26,7 +28,8 @@ const TAG_LEN: usize = 16;
 /// Smallest accepted key secret, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
 
-/// One configured token key.
+/// One configured key, with the encryption and MAC keys derived from its secret for one
+/// purpose.
 pub struct TokenKey {
     id: String,
     enc: [u8; 32],
@@ -42,13 +45,19 @@ impl std::fmt::Debug for TokenKey {
 }
 
 impl TokenKey {
-    /// Derives the key pair from a secret. `id` must satisfy [`valid_key_id`].
+    /// A task token key from a secret. `id` must satisfy [`valid_key_id`].
     pub fn new(id: &str, secret: &Secret) -> TokenKey {
+        TokenKey::derive(id, secret, "task-token")
+    }
+
+    /// The keys of `purpose` (`task-token`, `session`) from a secret: one secret never
+    /// yields the same keys for two purposes.
+    pub fn derive(id: &str, secret: &Secret, purpose: &str) -> TokenKey {
         let s = secret.expose().as_bytes();
         TokenKey {
             id: id.to_owned(),
-            enc: hmac(s, b"swf-warden/task-token/encrypt/v1"),
-            mac: keyed(&hmac(s, b"swf-warden/task-token/mac/v1")),
+            enc: hmac(s, format!("swf-warden/{purpose}/encrypt/v1").as_bytes()),
+            mac: keyed(&hmac(s, format!("swf-warden/{purpose}/mac/v1").as_bytes())),
         }
     }
 
@@ -78,10 +87,79 @@ pub enum TokenError {
     BadSeal,
 }
 
-/// The configured keys: the first seals, all open.
+/// Keys of one purpose behind one prefix: the first seals, all open.
+#[derive(Debug)]
+pub struct Keyring {
+    prefix: &'static str,
+    keys: Vec<TokenKey>,
+}
+
+impl Keyring {
+    /// `keys` must not be empty (the config loader guarantees it).
+    pub fn new(prefix: &'static str, keys: Vec<TokenKey>) -> Keyring {
+        assert!(!keys.is_empty(), "at least one key is required");
+        Keyring { prefix, keys }
+    }
+
+    /// `payload` encrypted and sealed under the first key.
+    pub fn seal(&self, payload: &[u8]) -> String {
+        let key = &self.keys[0];
+        let mut nonce = [0u8; NONCE_LEN];
+        // The OS random source failing is not recoverable; refusing to seal is the safe answer.
+        getrandom::fill(&mut nonce).expect("operating system random source");
+        let mut raw = Vec::with_capacity(1 + key.id.len() + NONCE_LEN + payload.len() + TAG_LEN);
+        raw.push(key.id.len() as u8);
+        raw.extend_from_slice(key.id.as_bytes());
+        raw.extend_from_slice(&nonce);
+        let body_start = raw.len();
+        raw.extend_from_slice(payload);
+        ChaCha20::new(&key.enc.into(), &nonce.into()).apply_keystream(&mut raw[body_start..]);
+        let tag = tag(self.prefix, &key.mac, &raw);
+        raw.extend_from_slice(&tag);
+        let mut out = String::with_capacity(self.prefix.len() + raw.len() * 4 / 3 + 4);
+        out.push_str(self.prefix);
+        URL_SAFE_NO_PAD.encode_string(&raw, &mut out);
+        out
+    }
+
+    /// Verifies a sealed token with whichever key sealed it; returns that key's id and the
+    /// payload.
+    pub fn open(&self, token: &str) -> Result<(&str, Vec<u8>), TokenError> {
+        let encoded = token
+            .strip_prefix(self.prefix)
+            .ok_or(TokenError::Unsealed)?;
+        let mut raw = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| TokenError::Malformed)?;
+        let kid_len = *raw.first().ok_or(TokenError::Malformed)? as usize;
+        let header_len = 1 + kid_len + NONCE_LEN;
+        if raw.len() < header_len + TAG_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let kid = std::str::from_utf8(&raw[1..1 + kid_len]).map_err(|_| TokenError::Malformed)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.id == kid)
+            .ok_or(TokenError::UnknownKey)?;
+        let (sealed, given_tag) = raw.split_at(raw.len() - TAG_LEN);
+        if !bool::from(tag(self.prefix, &key.mac, sealed).ct_eq(given_tag)) {
+            return Err(TokenError::BadSeal);
+        }
+        raw.truncate(raw.len() - TAG_LEN);
+        let nonce: [u8; NONCE_LEN] = raw[1 + kid_len..header_len]
+            .try_into()
+            .map_err(|_| TokenError::Malformed)?;
+        ChaCha20::new(&key.enc.into(), &nonce.into()).apply_keystream(&mut raw[header_len..]);
+        raw.drain(..header_len);
+        Ok((&key.id, raw))
+    }
+}
+
+/// The configured task token keys: the first seals, all open.
 #[derive(Debug)]
 pub struct TokenSealer {
-    keys: Vec<TokenKey>,
+    ring: Keyring,
 }
 
 /// What a verified token carries.
@@ -94,65 +172,28 @@ pub struct Unsealed {
 impl TokenSealer {
     /// `keys` must not be empty (the config loader guarantees it).
     pub fn new(keys: Vec<TokenKey>) -> TokenSealer {
-        assert!(!keys.is_empty(), "at least one task token key is required");
-        TokenSealer { keys }
+        TokenSealer {
+            ring: Keyring::new(PREFIX, keys),
+        }
     }
 
     /// Seals `upstream_token` to `domain` under the first key.
     pub fn seal(&self, domain: &str, upstream_token: &str) -> String {
-        let key = &self.keys[0];
-        let mut nonce = [0u8; NONCE_LEN];
-        // The OS random source failing is not recoverable; refusing to seal is the safe answer.
-        getrandom::fill(&mut nonce).expect("operating system random source");
         let domain_len = u16::try_from(domain.len()).unwrap_or(u16::MAX);
-        let mut raw = Vec::with_capacity(
-            1 + key.id.len() + NONCE_LEN + 2 + domain.len() + upstream_token.len() + TAG_LEN,
-        );
-        raw.push(key.id.len() as u8);
-        raw.extend_from_slice(key.id.as_bytes());
-        raw.extend_from_slice(&nonce);
-        let body_start = raw.len();
-        raw.extend_from_slice(&domain_len.to_be_bytes());
-        raw.extend_from_slice(&domain.as_bytes()[..domain_len as usize]);
-        raw.extend_from_slice(upstream_token.as_bytes());
-        ChaCha20::new(&key.enc.into(), &nonce.into()).apply_keystream(&mut raw[body_start..]);
-        let tag = tag(&key.mac, &raw);
-        raw.extend_from_slice(&tag);
-        let mut out = String::with_capacity(PREFIX.len() + raw.len() * 4 / 3 + 4);
-        out.push_str(PREFIX);
-        URL_SAFE_NO_PAD.encode_string(&raw, &mut out);
-        out
+        let mut payload = Vec::with_capacity(2 + domain.len() + upstream_token.len());
+        payload.extend_from_slice(&domain_len.to_be_bytes());
+        payload.extend_from_slice(&domain.as_bytes()[..domain_len as usize]);
+        payload.extend_from_slice(upstream_token.as_bytes());
+        self.ring.seal(&payload)
     }
 
     /// Verifies and opens a sealed token with whichever configured key sealed it.
     pub fn unseal(&self, token: &str) -> Result<Unsealed, TokenError> {
-        let encoded = token.strip_prefix(PREFIX).ok_or(TokenError::Unsealed)?;
-        let mut raw = URL_SAFE_NO_PAD
-            .decode(encoded)
-            .map_err(|_| TokenError::Malformed)?;
-        let kid_len = *raw.first().ok_or(TokenError::Malformed)? as usize;
-        let header_len = 1 + kid_len + NONCE_LEN;
-        if raw.len() < header_len + 2 + TAG_LEN {
+        let (_, body) = self.ring.open(token)?;
+        let [a, b, rest @ ..] = &body[..] else {
             return Err(TokenError::Malformed);
-        }
-        let kid = std::str::from_utf8(&raw[1..1 + kid_len]).map_err(|_| TokenError::Malformed)?;
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.id == kid)
-            .ok_or(TokenError::UnknownKey)?;
-        let (sealed, given_tag) = raw.split_at(raw.len() - TAG_LEN);
-        if !bool::from(tag(&key.mac, sealed).ct_eq(given_tag)) {
-            return Err(TokenError::BadSeal);
-        }
-        raw.truncate(raw.len() - TAG_LEN);
-        let nonce: [u8; NONCE_LEN] = raw[1 + kid_len..header_len]
-            .try_into()
-            .map_err(|_| TokenError::Malformed)?;
-        let body = &mut raw[header_len..];
-        ChaCha20::new(&key.enc.into(), &nonce.into()).apply_keystream(body);
-        let domain_len = u16::from_be_bytes([body[0], body[1]]) as usize;
-        let rest = &body[2..];
+        };
+        let domain_len = u16::from_be_bytes([*a, *b]) as usize;
         if rest.len() < domain_len {
             return Err(TokenError::Malformed);
         }
@@ -167,9 +208,9 @@ impl TokenSealer {
     }
 }
 
-fn tag(mac_key: &HmacSha256, data: &[u8]) -> [u8; TAG_LEN] {
+fn tag(prefix: &str, mac_key: &HmacSha256, data: &[u8]) -> [u8; TAG_LEN] {
     let mut mac = mac_key.clone();
-    mac.update(PREFIX.as_bytes());
+    mac.update(prefix.as_bytes());
     mac.update(data);
     let full = mac.finalize().into_bytes();
     let mut out = [0u8; TAG_LEN];
@@ -212,7 +253,7 @@ mod tests {
         let mut body = [0u8, 5, b'a'];
         ChaCha20::new(&k.enc.into(), &[7u8; NONCE_LEN].into()).apply_keystream(&mut body);
         raw.extend_from_slice(&body);
-        let t = tag(&k.mac, &raw);
+        let t = tag(PREFIX, &k.mac, &raw);
         raw.extend_from_slice(&t);
         let token = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(&raw));
         assert!(matches!(s.unseal(&token), Err(TokenError::Malformed)));
@@ -221,7 +262,7 @@ mod tests {
             raw.extend_from_slice(b"k1");
             raw.extend_from_slice(&[7u8; NONCE_LEN]);
             raw.extend(std::iter::repeat_n(0u8, body_len));
-            let t = tag(&k.mac, &raw);
+            let t = tag(PREFIX, &k.mac, &raw);
             raw.extend_from_slice(&t);
             let token = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(&raw));
             assert!(

@@ -95,6 +95,7 @@ mod tests {
                 name: "t",
                 arn: "arn:aws:iam::123456789012:user/t",
                 tags: &tags,
+                session: None,
             },
             action: Action::Operation(Operation::ListDomains),
             input: None,

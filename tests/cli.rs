@@ -424,12 +424,14 @@ expect = "allowed"
     assert!(out.contains("1 passed, 2 failed"), "{out}");
 }
 
-#[test]
-fn the_kubernetes_example_configuration_checks() {
-    // Pull the ConfigMap's files out of deploy/kubernetes.yaml and point its absolute paths
-    // at a scratch folder with the secrets it names.
+/// Checks a Kubernetes example: the ConfigMap's files pulled out of `deploy/FILE`, its
+/// absolute paths pointed at a scratch folder holding `policies` and the `secrets` it names
+/// (and, under `jwks/`, the test identity provider's key set). Returns `check`'s output.
+fn check_kubernetes_example(file: &str, policies: &[&str], secrets: &[&str]) -> String {
     let yaml = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes.yaml"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy")
+            .join(file),
     )
     .unwrap();
     let block = |key: &str| -> String {
@@ -443,21 +445,25 @@ fn the_kubernetes_example_configuration_checks() {
     };
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().display().to_string();
-    for sub in ["policies", "secrets"] {
+    for sub in ["policies", "secrets", "jwks"] {
         std::fs::create_dir(dir.path().join(sub)).unwrap();
     }
-    std::fs::write(
-        dir.path().join("policies/orders.toml"),
-        block("orders.toml"),
-    )
-    .unwrap();
-    for secret in ["upstream-secret", "token-key-k1", "orders-worker"] {
+    for policy in policies {
+        std::fs::write(dir.path().join("policies").join(policy), block(policy)).unwrap();
+    }
+    for secret in secrets {
         std::fs::write(
             dir.path().join("secrets").join(secret),
             "0123456789abcdef0123456789abcdef-secret",
         )
         .unwrap();
     }
+    let jwk = include_str!("fixtures/oidc/rsa-2048.jwk.json");
+    std::fs::write(
+        dir.path().join("jwks/cluster-jwks.json"),
+        format!("{{\"keys\": [{jwk}]}}"),
+    )
+    .unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
@@ -466,8 +472,31 @@ fn the_kubernetes_example_configuration_checks() {
     .unwrap();
     let (code, out, err) = run(&["check", "--config", config.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}{err}");
+    out
+}
+
+#[test]
+fn the_kubernetes_example_configuration_checks() {
+    let out = check_kubernetes_example(
+        "kubernetes.yaml",
+        &["orders.toml"],
+        &["upstream-secret", "token-key-k1", "orders-worker"],
+    );
     assert!(
         out.contains("ok (1 policies, 1 principals, 0 warning(s))"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_kubernetes_sts_example_configuration_checks() {
+    let out = check_kubernetes_example(
+        "kubernetes-sts.yaml",
+        &["namespace-domains.toml"],
+        &["upstream-secret", "token-key-k1", "session-key-s1"],
+    );
+    assert!(
+        out.contains("ok (1 policies, 0 principals, 0 warning(s))"),
         "{out}"
     );
 }

@@ -35,7 +35,7 @@ case $group in
   handler)
     globs=(src/handler.rs)
     tests=()
-    for t in refusals proxy policy_enforcement isolation hostile operations operations_runtime cli quotas; do
+    for t in refusals proxy policy_enforcement isolation hostile operations operations_runtime cli quotas sts; do
       tests+=("--cargo-arg=--test=$t")
     done
     ;;

@@ -123,6 +123,7 @@ fn corpus() {
                     name: &who.name,
                     arn: &arn,
                     tags: &who.tags,
+                    session: None,
                 },
                 action,
                 input: input.as_ref().and_then(|v| v.as_object()),

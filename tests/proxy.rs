@@ -530,3 +530,23 @@ async fn prepare_only_yields_the_body_the_upstream_receives() {
     assert_eq!(prepared, calls[1].body);
     assert_eq!(prepared["taskToken"], "UPSTREAM+tenant-a/work/1==");
 }
+
+/// Only poll answers are read and rewritten (their task token sealed); every other answer,
+/// of a call naming a domain or not, passes through byte for byte.
+#[tokio::test]
+async fn answers_other_than_polls_pass_through_byte_for_byte() {
+    use http_body_util::BodyExt;
+    let proxy = Proxy::start().await;
+    let request = Raw::new(
+        TENANT_A,
+        "CountPendingActivityTasks",
+        &serde_json::json!({"domain": "tenant-a", "taskList": {"name": "verbatim"}}),
+    )
+    .build(proxy.addr);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], VERBATIM);
+}

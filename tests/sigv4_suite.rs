@@ -157,9 +157,16 @@ fn verify_with(
         Secret::new(creds["secret_access_key"].as_str().unwrap()),
     ));
     let key = creds["access_key_id"].as_str().unwrap();
+    // The case's credentials are a session's when they hold a token: the lookup accepts
+    // exactly that token with them, as the proxy's session lookup does.
+    let session = creds["token"].as_str().map(str::as_bytes);
     verifier
-        .verify(parts, body, timestamp(case), |k| {
-            (k == key).then_some(&holder)
+        .verify_with(parts, body, timestamp(case), |k, token| {
+            if k == key && token == session {
+                Ok(&holder)
+            } else {
+                Err(swf_warden::error::ProxyError::UnrecognizedClient)
+            }
         })
         .map(|_| ())
         .map_err(|e| (e.wire().short_name(), e.to_string()))
@@ -286,14 +293,18 @@ fn tampering_is_refused(case: &Case) {
             http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
             new.parse().unwrap(),
         );
-        let rule = if name == "x-amz-content-sha256" {
-            DECLARED_HASH
-        } else {
-            MISMATCH
+        let (kind, rule) = match name.as_str() {
+            "x-amz-content-sha256" => (INVALID, DECLARED_HASH),
+            // Another token is another session, which nobody issued.
+            "x-amz-security-token" => (
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            ),
+            _ => (INVALID, MISMATCH),
         };
         assert_refused(
             verify(case, &parts, &case.body),
-            INVALID,
+            kind,
             rule,
             &what(&format!("changed {name}")),
         );

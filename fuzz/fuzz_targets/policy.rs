@@ -155,6 +155,7 @@ fuzz_target!(|data: &[u8]| {
                     name: "alice",
                     arn: "arn:aws:iam::123456789012:user/alice",
                     tags: &tags,
+                    session: None,
                 },
                 action,
                 input: input.as_object(),

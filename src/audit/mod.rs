@@ -29,6 +29,8 @@ pub enum Outcome {
     InvalidRequest,
     /// Refused by a quota (the record names it).
     Throttled,
+    /// The STS issued a role session (the record names its web identity).
+    Issued,
 }
 
 impl Outcome {
@@ -42,6 +44,7 @@ impl Outcome {
             Outcome::AuthFailed => "authFailed",
             Outcome::InvalidRequest => "invalidRequest",
             Outcome::Throttled => "throttled",
+            Outcome::Issued => "issued",
         }
     }
 }
@@ -50,6 +53,13 @@ impl Serialize for Outcome {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
     }
+}
+
+/// `webIdentity` in a record.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebIdentity {
+    pub issuer: String,
+    pub subject: String,
 }
 
 /// `principal` in a record.
@@ -96,6 +106,9 @@ pub struct Record {
     /// The quota that throttled the call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<String>,
+    /// The web identity an STS call presented (`iss` and `sub` of its token, once verified).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web_identity: Option<WebIdentity>,
     /// In a flood summary: how many refusals from this source this record stands for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<u64>,
@@ -332,6 +345,7 @@ fn summary_record(s: flood::Summary) -> Record {
         task_token_fingerprint: None,
         quota: None,
         suppressed: Some(s.suppressed),
+        web_identity: None,
     }
 }
 
@@ -365,6 +379,7 @@ mod tests {
             task_token_fingerprint: None,
             quota: None,
             suppressed: None,
+            web_identity: None,
         }
     }
 

@@ -52,6 +52,7 @@ impl Query<'_> {
                 name: &self.principal.name,
                 arn: &self.principal.arn,
                 tags: &self.principal.tags,
+                session: None,
             },
             action: self.action,
             input: None,

@@ -6,6 +6,7 @@
 mod quota;
 mod raw;
 mod sections;
+pub mod sts;
 
 use sections::{groups, limits, listen, log, principals, service, task_tokens, upstream};
 
@@ -48,6 +49,8 @@ pub struct Config {
     pub quota_store: Option<crate::quota::redis::Settings>,
     /// `ListDomains` answers list only the domains the caller may describe.
     pub filter_list_domains: bool,
+    /// `[sts]` with its providers and roles; `None`: the listener answers SWF only.
+    pub sts: Option<sts::Sts>,
     /// Warnings found while loading (`check` prints them, `serve` logs them).
     pub warnings: Vec<Diagnostic>,
 }
@@ -352,6 +355,9 @@ struct Sections {
     principals: Vec<raw::Principal>,
     quotas: Vec<raw::Quota>,
     quota_store: Option<raw::QuotaStore>,
+    sts: Option<raw::Sts>,
+    oidc_providers: Vec<raw::OidcProvider>,
+    roles: Vec<raw::Role>,
     /// Which required sections were present (even if they failed to deserialize).
     present: BTreeSet<&'static str>,
 }
@@ -434,7 +440,8 @@ fn read_sections(ctx: &mut Ctx<'_>) -> Sections {
             "limits" => s.limits = ctx.section(value),
             "log" => s.log = ctx.section(value),
             "quota_store" => s.quota_store = ctx.section(value),
-            "group" | "principal" | "quota" => {
+            "sts" => s.sts = ctx.section(value),
+            "group" | "principal" | "quota" | "oidc_provider" | "role" => {
                 let span = value.span();
                 let DeValue::Array(items) = value.into_inner() else {
                     ctx.error(
@@ -459,6 +466,11 @@ fn read_sections(ctx: &mut Ctx<'_>) -> Sections {
                         s.groups.extend(group);
                     } else if name == "quota" {
                         s.quotas.extend(ctx.section::<raw::Quota>(item));
+                    } else if name == "oidc_provider" {
+                        s.oidc_providers
+                            .extend(ctx.section::<raw::OidcProvider>(item));
+                    } else if name == "role" {
+                        s.roles.extend(ctx.section::<raw::Role>(item));
                     } else {
                         s.principals.extend(ctx.section::<raw::Principal>(item));
                     }
@@ -554,7 +566,18 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
         service.as_ref(),
         policies_raw.enforce,
     );
-    quota::unreachable(ctx, &s.quotas, &quotas, &principals);
+    let sts = sts::sts(
+        ctx,
+        s.sts,
+        &s.oidc_providers,
+        &s.roles,
+        &groups,
+        &policies,
+        service.as_ref(),
+        policies_raw.enforce,
+    );
+    let roles = sts.as_ref().map_or(&[][..], |s| &s.roles[..]);
+    quota::unreachable(ctx, &s.quotas, &quotas, &principals, roles);
 
     Some(Config {
         path: ctx.file.to_owned(),
@@ -573,6 +596,7 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
         quotas,
         quota_store,
         filter_list_domains: policies_raw.filter_list_domains,
+        sts,
         warnings: Vec::new(),
     })
 }

@@ -157,7 +157,18 @@ pub(super) fn unreachable(
     raw: &[raw::Quota],
     quotas: &[Arc<Spec>],
     principals: &[Principal],
+    roles: &[super::sts::Role],
 ) {
+    // Role sessions meet quotas under their role's name and groups.
+    let subjects: Vec<(&str, &[String], &crate::policy::PolicySet)> = principals
+        .iter()
+        .map(|p| (p.name.as_str(), &p.groups[..], &p.policies))
+        .chain(
+            roles
+                .iter()
+                .map(|r| (r.name.as_str(), &r.groups[..], &r.policies)),
+        )
+        .collect();
     for spec in quotas {
         let Some(at) = raw
             .iter()
@@ -166,22 +177,22 @@ pub(super) fn unreachable(
         else {
             continue;
         };
-        let subject: Vec<&Principal> = principals
+        let subject: Vec<_> = subjects
             .iter()
-            .filter(|p| spec.applies_to(&p.name, &p.groups))
+            .filter(|(name, groups, _)| spec.applies_to(name, groups))
             .collect();
         if subject.is_empty() {
             ctx.warning(
                 at,
                 format!(
-                    "quota `{}` matches no principal: it can never be met",
+                    "quota `{}` matches no principal or role: it can never be met",
                     spec.name
                 ),
             );
-        } else if !subject.iter().any(|p| {
+        } else if !subject.iter().any(|(_, _, policies)| {
             spec.operations
                 .iter()
-                .any(|op| p.policies.may_allow(Action::Operation(*op)))
+                .any(|op| policies.may_allow(Action::Operation(*op)))
         }) {
             ctx.warning(
                 at,

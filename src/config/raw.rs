@@ -248,3 +248,44 @@ pub struct QuotaStore {
     pub timeout_ms: Option<Spanned<u64>>,
     pub lease_ms: Option<Spanned<u64>>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sts {
+    pub session_keys: Spanned<Vec<Spanned<TokenKey>>>,
+    pub max_duration_seconds: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProvider {
+    pub name: Spanned<String>,
+    pub issuer: Spanned<String>,
+    pub audiences: Spanned<Vec<Spanned<String>>>,
+    pub jwks_file: Option<Spanned<String>>,
+    pub jwks_url: Option<Spanned<String>>,
+    /// Extra trust roots for `jwks_url`.
+    pub ca_file: Option<Spanned<String>>,
+    pub jwks_refetch_interval_seconds: Option<Spanned<u64>>,
+    pub jwks_refresh_seconds: Option<Spanned<u64>>,
+    pub jwks_max_stale_seconds: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    pub name: Spanned<String>,
+    pub provider: Spanned<String>,
+    pub subjects: Spanned<Vec<Spanned<String>>>,
+    /// Claim path → patterns, one of which the claim must match.
+    #[serde(default)]
+    pub conditions: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+    /// Tag key → claim path.
+    #[serde(default)]
+    pub session_tags: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub groups: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub policies: Vec<Spanned<String>>,
+    pub enforce: Option<bool>,
+}

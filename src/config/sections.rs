@@ -342,17 +342,29 @@ pub(super) fn task_tokens(ctx: &mut Ctx<'_>, t: raw::TaskTokens) -> Option<Vec<(
     if t.unsealed.get_ref() != "deny" {
         ctx.error(t.unsealed.span(), format!("`unsealed` must be \"deny\", not `{}`: a token the proxy did not seal names no domain to authorize", t.unsealed.get_ref()));
     }
-    if t.keys.get_ref().is_empty() {
+    keyring(ctx, &t.keys, "keys", "task token key")
+}
+
+/// A list of sealing keys (`[task_tokens] keys`, `[sts] session_keys`): at least one, ids
+/// valid and distinct, secrets of at least [`tokens::MIN_SECRET_LEN`] bytes. `field` names
+/// the list and `what` one key in errors.
+pub(super) fn keyring(
+    ctx: &mut Ctx<'_>,
+    list: &Spanned<Vec<Spanned<raw::TokenKey>>>,
+    field: &str,
+    what: &str,
+) -> Option<Vec<(String, Secret)>> {
+    if list.get_ref().is_empty() {
         ctx.error(
-            t.keys.span(),
-            "`keys` needs at least one key: the first seals, all open",
+            list.span(),
+            format!("`{field}` needs at least one key: the first seals, all open"),
         );
         return None;
     }
     let mut keys = Vec::new();
     let mut seen = BTreeSet::new();
     let mut ok = true;
-    for key in t.keys.get_ref() {
+    for key in list.get_ref() {
         let k = key.get_ref();
         let id = k.id.get_ref();
         if !tokens::valid_key_id(id) {
@@ -378,7 +390,7 @@ pub(super) fn task_tokens(ctx: &mut Ctx<'_>, t: raw::TaskTokens) -> Option<Vec<(
                 ctx.error(
                     key.span(),
                     format!(
-                        "task token key `{id}` must be at least {} bytes",
+                        "{what} `{id}` must be at least {} bytes",
                         tokens::MIN_SECRET_LEN
                     ),
                 );

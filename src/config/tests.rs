@@ -536,6 +536,17 @@ fn a_required_key_of_the_wrong_type_is_one_error() {
 }
 
 /// The line (1-based) of the `nth` line of `text` that contains `needle`.
+/// Each `(message, line)` is an error at that line.
+fn assert_errors_at(errors: &[Diagnostic], expected: &[(&str, usize)]) {
+    for (message, line) in expected {
+        let found = errors
+            .iter()
+            .find(|d| d.message.contains(message))
+            .unwrap_or_else(|| panic!("no {message:?} in {errors:#?}"));
+        assert_eq!((found.line, found.is_error()), (*line, true), "{message}");
+    }
+}
+
 fn nth_line(text: &str, needle: &str, nth: usize) -> usize {
     text.lines()
         .enumerate()
@@ -644,13 +655,7 @@ rate_per_second = 5
             at("name = \"nobody\"", 0),
         ),
     ];
-    for (message, line) in expected {
-        let found = errors
-            .iter()
-            .find(|d| d.message.contains(message))
-            .unwrap_or_else(|| panic!("no {message:?} in {errors:#?}"));
-        assert_eq!((found.line, found.is_error()), (line, true), "{message}");
-    }
+    assert_errors_at(&errors, &expected);
     assert_eq!(
         errors.iter().filter(|d| d.is_error()).count(),
         expected.len() + 1,
@@ -776,5 +781,81 @@ fn the_quota_store_settings_are_checked() {
     assert_eq!(
         line_of_error(&load(&path).unwrap_err().0, "`backend` must be"),
         nth_line(&text, "memcached", 0)
+    );
+}
+
+#[test]
+fn every_sts_mistake_is_reported_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = include_str!("../../tests/fixtures/oidc/rsa-1024.jwk.json");
+    write(dir.path(), "weak.json", &format!("{{\"keys\": [{short}]}}"));
+    let broken = r#"
+[sts]
+session_keys = [{ id = "s1", secret = "short" }]
+max_duration_seconds = 60
+
+[[oidc_provider]]
+name = "cluster"
+issuer = "http://insecure.test"
+audiences = []
+jwks_file = "missing-jwks.json"
+
+[[oidc_provider]]
+name = "weak"
+issuer = "https://weak.test"
+audiences = ["swf-warden"]
+jwks_file = "weak.json"
+
+[[role]]
+name = "bad role!"
+provider = "nowhere"
+subjects = []
+session_tags = { "bad*tag" = "claim" }
+groups = ["no-such-group"]
+policies = ["no-such-policy"]
+"#;
+    let (path, text) = example_edited(dir.path(), |t| format!("{t}{broken}"));
+    let errors = load(&path).unwrap_err().0;
+    let at = |needle: &str| nth_line(&text, needle, 0);
+    let expected = [
+        (
+            "session key `s1` must be at least 32 bytes",
+            at("secret = \"short\""),
+        ),
+        (
+            "`max_duration_seconds` must be between 3600 and 43200",
+            at("max_duration_seconds"),
+        ),
+        (
+            "issuer `http://insecure.test` must be an https:// URL",
+            at("http://insecure"),
+        ),
+        ("`audiences` needs at least one", at("audiences = []")),
+        ("missing-jwks.json` does not exist", at("missing-jwks")),
+        ("an RSA key of 1024 bits is too short", at("weak.json")),
+        ("role name `bad role!` must be", at("bad role!")),
+        ("unknown identity provider `nowhere`", at("\"nowhere\"")),
+        ("`subjects` needs at least one pattern", at("subjects = []")),
+        ("session tag key `bad*tag` must be", at("bad*tag")),
+        ("unknown group `no-such-group`", at("no-such-group")),
+        ("unknown policy `no-such-policy`", at("no-such-policy")),
+    ];
+    assert_errors_at(&errors, &expected);
+    assert_eq!(
+        errors.iter().filter(|d| d.is_error()).count(),
+        expected.len(),
+        "nothing else is reported: {errors:#?}"
+    );
+}
+
+#[test]
+fn roles_and_providers_need_the_sts_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "\n[[role]]\nname = \"r\"\nprovider = \"p\"\nsubjects = [\"*\"]\n";
+    let (path, text) = example_edited(dir.path(), |t| format!("{t}{extra}"));
+    let errors = load(&path).unwrap_err().0;
+    assert_eq!(
+        line_of_error(&errors, "`[[role]]` needs an `[sts]` section"),
+        nth_line(&text, "name = \"r\"", 0)
     );
 }

@@ -112,13 +112,18 @@ impl Connector {
 
     /// Opens a new connection, within the connect timeout (TCP and TLS together).
     pub(super) async fn connect(&self) -> io::Result<(Sender, Connection)> {
-        let stream = tokio::time::timeout(self.timeout, self.stream())
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        let stream = self.stream_for_fetch().await?;
         http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
             .map_err(io::Error::other)
+    }
+
+    /// A new stream, in the clear or TLS, within the connect timeout (for `fetch`).
+    pub(super) async fn stream_for_fetch(&self) -> io::Result<Stream> {
+        tokio::time::timeout(self.timeout, self.stream())
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
     }
 
     async fn stream(&self) -> io::Result<Stream> {

@@ -7,6 +7,7 @@
 //! poll so polls are never cut.
 
 mod connect;
+pub mod fetch;
 mod pool;
 
 pub use pool::{sweep_idle, UpstreamBody};

@@ -21,15 +21,29 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "aws:username",
     "aws:userid",
     "aws:principalarn",
+    "aws:principaltype",
     "aws:requestedregion",
 ];
 
 /// Who is calling.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller<'a> {
+    /// The principal's name: a user's, or for a role session the role's.
     pub name: &'a str,
+    /// The ARN messages name: a user's, or a session's assumed-role ARN.
     pub arn: &'a str,
     pub tags: &'a BTreeMap<String, String>,
+    /// A role session's particulars; `None` for a user.
+    pub session: Option<RoleSession<'a>>,
+}
+
+/// A role session as IAM's keys see it.
+#[derive(Debug, Clone, Copy)]
+pub struct RoleSession<'a> {
+    /// The role's ARN (`aws:PrincipalArn`).
+    pub role_arn: &'a str,
+    /// `RoleSessionName`.
+    pub name: &'a str,
 }
 
 /// Everything a condition may ask about one authorization request.
@@ -88,8 +102,24 @@ impl Context<'_> {
                 .map_or(0, |d| d.as_secs())
                 .to_string()),
             "aws:securetransport" => one(self.secure_transport.to_string()),
-            "aws:username" | "aws:userid" => one(self.caller.name.to_owned()),
-            "aws:principalarn" => one(self.caller.arn.to_owned()),
+            // IAM's keys for role sessions: no user name, `role:session` as the user id
+            // (the role's name stands for its unique id), the role as the principal.
+            "aws:username" => match self.caller.session {
+                None => one(self.caller.name.to_owned()),
+                Some(_) => None,
+            },
+            "aws:userid" => match self.caller.session {
+                None => one(self.caller.name.to_owned()),
+                Some(s) => one(format!("{}:{}", self.caller.name, s.name)),
+            },
+            "aws:principalarn" => match self.caller.session {
+                None => one(self.caller.arn.to_owned()),
+                Some(s) => one(s.role_arn.to_owned()),
+            },
+            "aws:principaltype" => match self.caller.session {
+                None => one("User".to_owned()),
+                Some(_) => one("AssumedRole".to_owned()),
+            },
             "aws:requestedregion" => one(self.region.to_owned()),
             _ => {
                 if let Some(tag) = key.strip_prefix("aws:principaltag/") {
@@ -148,6 +178,7 @@ mod tests {
                 name: "alice",
                 arn: "arn:aws:iam::123456789012:user/alice",
                 tags,
+                session: None,
             },
             action,
             input,

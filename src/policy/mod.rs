@@ -24,7 +24,7 @@ use std::sync::Arc;
 use crate::diag::Diagnostic;
 pub use actions::Action;
 use compile::CompiledStatement;
-pub use context::{Caller, Context};
+pub use context::{Caller, Context, RoleSession};
 use document::{Document, Effect};
 
 /// A loaded policy file.

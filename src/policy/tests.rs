@@ -16,6 +16,7 @@ fn with_ctx<R>(op: Operation, f: impl FnOnce(&Context<'_>) -> R) -> R {
             name: "w",
             arn: "arn:aws:iam::123456789012:user/w",
             tags: &tags,
+            session: None,
         },
         action: Action::Operation(op),
         input: None,

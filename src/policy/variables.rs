@@ -251,6 +251,7 @@ mod tests {
                 name: "alice",
                 arn: "arn:aws:iam::1:user/alice",
                 tags: &tags,
+                session: None,
             },
             action: Action::Operation(Operation::ListDomains),
             input: None,

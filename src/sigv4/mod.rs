@@ -26,6 +26,7 @@ static AUTHORIZATION: HeaderName = http::header::AUTHORIZATION;
 /// `X-Amz-Date`, which the verifier reads and the upstream signer writes.
 pub static X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
 static X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
+static X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
 
 /// The service name clients sign for.
 pub const SERVICE: &str = "swf";
@@ -87,6 +88,8 @@ pub struct Verifier {
 
 /// The headers SWF requests must carry once and sign (SPEC, "Signature rules").
 pub const SWF_REQUIRED_SIGNED: &[&str] = &["content-type", "host", "x-amz-date", "x-amz-target"];
+/// The headers STS Query API requests must carry once and sign.
+pub const STS_REQUIRED_SIGNED: &[&str] = &["content-type", "host", "x-amz-date"];
 
 impl Verifier {
     /// The verifier for SWF clients signing for `region`.
@@ -96,6 +99,17 @@ impl Verifier {
             service: SERVICE.to_owned(),
             max_skew,
             required_signed: SWF_REQUIRED_SIGNED,
+            hosts: Vec::new(),
+        }
+    }
+
+    /// The verifier for STS calls signed for `region`: the Query API signs no target.
+    pub fn sts(region: impl Into<String>, max_skew: Duration) -> Verifier {
+        Verifier {
+            region: region.into(),
+            service: "sts".to_owned(),
+            max_skew,
+            required_signed: STS_REQUIRED_SIGNED,
             hosts: Vec::new(),
         }
     }
@@ -128,6 +142,7 @@ fn single<K: http::header::AsHeaderName>(
 
 impl Verifier {
     /// Checks the request's shape and signature. `lookup` finds a credential by access key id.
+    /// A request carrying `x-amz-security-token` is refused: static keys have no session.
     pub fn verify<'p, P: AsRef<Credential>>(
         &self,
         parts: &Parts,
@@ -135,6 +150,27 @@ impl Verifier {
         now: SystemTime,
         lookup: impl FnOnce(&str) -> Option<&'p P>,
     ) -> Result<&'p P, ProxyError> {
+        self.verify_with(parts, body, now, |key, token| match token {
+            Some(_) => Err(ProxyError::UnrecognizedClient),
+            None => lookup(key).ok_or(ProxyError::UnrecognizedClient),
+        })
+    }
+
+    /// Checks the request's shape and signature. `lookup` finds a credential by access key
+    /// id and the `x-amz-security-token` sent with it (a session's), or refuses it; the token
+    /// is trusted only once the signature it keys verifies (and the verifier requires it
+    /// signed).
+    pub fn verify_with<P, C>(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        now: SystemTime,
+        lookup: impl FnOnce(&str, Option<&[u8]>) -> Result<P, ProxyError>,
+    ) -> Result<P, ProxyError>
+    where
+        P: std::ops::Deref<Target = C>,
+        C: AsRef<Credential> + ?Sized,
+    {
         check_shape(parts)?;
         let headers = &parts.headers;
 
@@ -155,7 +191,12 @@ impl Verifier {
         })?;
         let (amz_date, signed_at) = parse_amz_date(amz_date)?;
 
-        let principal = lookup(auth.access_key_id).ok_or(ProxyError::UnrecognizedClient)?;
+        let token = single(headers, &X_AMZ_SECURITY_TOKEN, || {
+            ProxyError::IncompleteSignature(
+                "Only one X-Amz-Security-Token header is allowed.".into(),
+            )
+        })?;
+        let principal = lookup(auth.access_key_id, token)?;
 
         self.check_scope(&auth, amz_date)?;
         self.check_clock(amz_date, signed_at, now)?;
@@ -197,7 +238,9 @@ impl Verifier {
             }
         }
         let creq = creq.finish(auth.signed_headers, &payload_hash);
-        let key = principal.as_ref().signing_key(&auth.scope, auth.scope_text);
+        let key = (*principal)
+            .as_ref()
+            .signing_key(&auth.scope, auth.scope_text);
         let expected = canonical::signature_bytes(&key, amz_date, auth.scope_text, &creq);
         let mut provided = [0u8; 32];
         let matches = hex::decode_to_slice(auth.signature, &mut provided).is_ok()

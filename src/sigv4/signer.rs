@@ -235,8 +235,21 @@ mod tests {
             .unwrap();
         let holder = Holder(Credential::new("AKIDUPSTREAM", Secret::new("s")));
         let verifier = Verifier::swf("us-east-1", Duration::from_secs(60));
+        let parts = request.into_parts().0;
         assert!(verifier
-            .verify(&request.into_parts().0, body, now, |_| Some(&holder))
+            .verify_with(&parts, body, now, |_, token| {
+                assert_eq!(
+                    token,
+                    Some(&b"tok"[..]),
+                    "the token is handed to the lookup"
+                );
+                Ok(&holder)
+            })
             .is_ok());
+        // The static-key path has no session: a token is refused there.
+        assert!(matches!(
+            verifier.verify(&parts, body, now, |_| Some(&holder)),
+            Err(crate::error::ProxyError::UnrecognizedClient)
+        ));
     }
 }

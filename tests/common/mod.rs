@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod oidc;
 pub mod raw_upstream;
 pub mod redis_server;
 pub mod sdk_sign;
@@ -205,6 +206,10 @@ async fn answer(
     let domain = input["domain"].as_str().unwrap_or("");
     // Upstream tokens carry characters that need care in JSON and URLs.
     let token = format!("UPSTREAM+{domain}/{task_list}/{n}==");
+    if task_list == "verbatim" {
+        // JSON as no serializer writes it: passed on untouched, it arrives as sent.
+        return Response::new(Full::new(Bytes::from_static(VERBATIM)));
+    }
     if task_list == "garbage" {
         // An answer that is not JSON, with an upstream token in it.
         let text = format!("<html>taskToken {token}</html>");
@@ -267,6 +272,9 @@ async fn answer(
     headers.insert("x-amzn-requestid", format!("upstream-{n}").parse().unwrap());
     response
 }
+
+/// What the fake upstream answers any call on the task list `verbatim`.
+pub const VERBATIM: &[u8] = b"{ \"count\" :  7,\n  \"truncated\":false }";
 
 /// The size of the `input` of a poll answer on the task list `large`.
 pub const LARGE_INPUT_BYTES: usize = 3 * 1024 * 1024;
@@ -545,6 +553,25 @@ impl Proxy {
     pub fn client_with(&self, key: &str, secret: &str) -> aws_sdk_swf::Client {
         let http = aws_smithy_http_client::Builder::new().build_http();
         sdk_client(&self.endpoint(), key, secret, http)
+    }
+
+    /// A client signing with temporary credentials (a role session's).
+    pub fn client_with_session(&self, key: &str, secret: &str, token: &str) -> aws_sdk_swf::Client {
+        let config = aws_sdk_swf::Config::builder()
+            .behavior_version(aws_sdk_swf::config::BehaviorVersion::latest())
+            .region(aws_sdk_swf::config::Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new(
+                key,
+                secret,
+                Some(token.to_owned()),
+                None,
+                "test",
+            ))
+            .retry_config(aws_sdk_swf::config::retry::RetryConfig::disabled())
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        aws_sdk_swf::Client::from_conf(config)
     }
 
     /// Sends a raw request and returns status, headers and JSON body.

@@ -1,6 +1,7 @@
 """Fixtures for the end-to-end suite: moto_server as the SWF upstream, the real swf-warden
 binary in front of it, and clients signing as the proxy's tenants. Loopback only."""
 
+import base64
 import json
 import os
 import shutil
@@ -19,6 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(sys.executable).parent
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
+# The test identity provider: the checked-in test-only RSA key signs its tokens.
+OIDC_FIXTURES = ROOT / "tests" / "fixtures" / "oidc"
+OIDC_ISSUER = "https://cluster.e2e"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/swf-worker"
 
 TENANTS = {
     "a": {"name": "tenant-a-worker", "key": "AKIATENANTA000000001", "secret": "tenant-a-e2e-secret", "domain": "e2e-tenant-a"},
@@ -84,6 +89,13 @@ def proxy(moto, tmp_path_factory):
         'Version = "2012-10-17"\n[[Statement]]\nSid = "NeverTerminate"\nEffect = "Deny"\n'
         'Action = "swf:TerminateWorkflowExecution"\nResource = "*"\n'
     )
+    # test_sts.py: one policy for every namespace's sessions.
+    (folder / "policies" / "namespace-domains.toml").write_text(
+        'Version = "2012-10-17"\n[[Statement]]\nSid = "OwnNamespace"\nEffect = "Allow"\nAction = "swf:*"\n'
+        f'Resource = "arn:aws:swf:*:{ACCOUNT}:/domain/${{aws:PrincipalTag/namespace}}"\n'
+    )
+    jwk = json.loads((OIDC_FIXTURES / "rsa-2048.jwk.json").read_text())
+    (folder / "cluster-jwks.json").write_text(json.dumps({"keys": [jwk]}))
     port, admin = free_port(), free_port()
     principals = "".join(
         f'\n[[principal]]\nname = "{t["name"]}"\naccess_key_id = "{t["key"]}"\n'
@@ -112,6 +124,21 @@ dir = "policies"
 name = "tenants"
 policies = ["guardrails"]
 {principals}
+# test_sts.py: pods exchange their service-account tokens for sessions.
+[sts]
+session_keys = [{{ id = "e2e", secret_env = "E2E_SESSION_KEY" }}]
+[[oidc_provider]]
+name = "cluster"
+issuer = "{OIDC_ISSUER}"
+audiences = ["swf-warden"]
+jwks_file = "cluster-jwks.json"
+[[role]]
+name = "swf-worker"
+provider = "cluster"
+subjects = ["system:serviceaccount:*:swf-worker"]
+session_tags = {{ namespace = "kubernetes.io.namespace" }}
+groups = ["tenants"]
+policies = ["namespace-domains"]
 # test_quotas.py: one call each, then throttled (the bucket refills once in 1,000 s).
 [[quota]]
 name = "counting"
@@ -121,7 +148,8 @@ per = "principal"
 rate_per_second = 0.001
 burst = 1
 """)
-    env = dict(os.environ, E2E_TOKEN_KEY="e2e-token-key-0123456789abcdefghijkl", RUST_LOG="warn")
+    env = dict(os.environ, E2E_TOKEN_KEY="e2e-token-key-0123456789abcdefghijkl",
+               E2E_SESSION_KEY="e2e-session-key-0123456789abcdefghij", RUST_LOG="warn")
     for k, t in TENANTS.items():
         env[f"E2E_SECRET_{k.upper()}"] = t["secret"]
     log = open(folder / "proxy.log", "w")
@@ -210,3 +238,39 @@ def aws_cli(proxy, tenant, *args):
     aws = shutil.which("aws", path=str(BIN_DIR)) or "aws"
     done = subprocess.run([aws, "--endpoint-url", proxy["endpoint"], "--output", "json", *args], env=env, capture_output=True, text=True, timeout=60)
     return done.returncode, done.stdout, done.stderr
+
+
+def service_account_token(namespace, account="swf-worker", **changes):
+    """A projected service-account token for `account` in `namespace`, signed RS256 with the
+    test provider's key (by openssl), with `changes` applied to its claims."""
+    now = int(time.time())
+    claims = {
+        "iss": OIDC_ISSUER, "aud": ["swf-warden"], "sub": f"system:serviceaccount:{namespace}:{account}",
+        "iat": now, "nbf": now, "exp": now + 3600,
+        "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": account}},
+    }
+    claims.update(changes)
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    signing_input = b64(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "rsa-1"}).encode()) + "." + b64(json.dumps(claims).encode())
+    signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(OIDC_FIXTURES / "rsa-2048.pem")],
+                               input=signing_input.encode(), capture_output=True, check=True, timeout=30).stdout
+    return signing_input + "." + b64(signature)
+
+
+def web_identity_env(proxy, token_file, session="pod-1"):
+    """The environment a Kubernetes pod's SDK finds: a role, a token file, the STS endpoint
+    (the proxy), and no key anywhere."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({
+        "AWS_ROLE_ARN": ROLE_ARN,
+        "AWS_WEB_IDENTITY_TOKEN_FILE": str(token_file),
+        "AWS_ROLE_SESSION_NAME": session,
+        "AWS_ENDPOINT_URL_STS": proxy["endpoint"],
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_MAX_ATTEMPTS": "1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    })
+    return env

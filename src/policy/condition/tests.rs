@@ -29,6 +29,7 @@ fn with_ctx<R>(overrides: &[(&str, &[&str])], f: impl FnOnce(&Context<'_>) -> R)
             name: "alice",
             arn: "arn:aws:iam::123456789012:user/alice",
             tags: &tags,
+            session: None,
         },
         action: Action::Operation(Operation::PollForActivityTask),
         input: None,

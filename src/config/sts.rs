@@ -1,0 +1,333 @@
+//! `[sts]`, `[[oidc_provider]]` and `[[role]]` (SPEC, "Temporary credentials"): the session
+//! keys, the identity providers with their key sets (read now, so that a bad key set fails
+//! the load at its line), and the roles with their trust (provider, subjects, claim
+//! conditions), session tags and policies.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::sections::{bounded, keyring, policy_refs};
+use super::{raw, Ctx, Service};
+use crate::policy::{Policy, PolicySet};
+use crate::secret::Secret;
+use crate::sts::oidc::{KeySet, Provider, Remote};
+
+/// The validated STS settings.
+#[derive(Debug)]
+pub struct Sts {
+    /// `(id, secret)`; the first seals.
+    pub session_keys: Vec<(String, Secret)>,
+    /// The longest session a caller may ask for (`DurationSeconds`).
+    pub max_duration: Duration,
+    pub providers: BTreeMap<String, Arc<Provider>>,
+    pub roles: Vec<Role>,
+}
+
+/// A role web identities may assume.
+#[derive(Debug)]
+pub struct Role {
+    pub name: String,
+    /// `arn:<partition>:iam::<account_id>:role/<name>`.
+    pub arn: String,
+    pub provider: Arc<Provider>,
+    /// Patterns (`*`, `?`) on the token's `sub`; one must match.
+    pub subjects: Vec<String>,
+    /// Claim path → patterns; every claim must match one of its patterns.
+    pub conditions: Vec<(String, Vec<String>)>,
+    /// Session tag → claim path.
+    pub session_tags: Vec<(String, String)>,
+    pub policies: PolicySet,
+    pub groups: Vec<String>,
+    pub enforce: bool,
+}
+
+/// Sessions last between this and `max_duration`; AWS's bounds.
+pub const MIN_DURATION_SECONDS: u64 = 900;
+const MAX_DURATION_SECONDS: u64 = 43_200;
+/// `DurationSeconds` when the caller gives none, as in AWS.
+pub const DEFAULT_DURATION_SECONDS: u64 = 3600;
+
+/// Role and session names: IAM's `[\w+=,.@-]`.
+pub fn valid_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+/// Reads the STS sections. `None` when `[sts]` is absent and nothing else refers to it.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn sts(
+    ctx: &mut Ctx<'_>,
+    sts: Option<raw::Sts>,
+    providers: &[raw::OidcProvider],
+    roles: &[raw::Role],
+    groups: &BTreeMap<String, PolicySet>,
+    policies: &BTreeMap<String, Arc<Policy>>,
+    service: Option<&Service>,
+    enforce: bool,
+) -> Option<Sts> {
+    let Some(sts) = sts else {
+        if let Some(p) = providers.first() {
+            ctx.error(
+                p.name.span(),
+                "`[[oidc_provider]]` needs an `[sts]` section with `session_keys`",
+            );
+        }
+        if let Some(r) = roles.first() {
+            ctx.error(
+                r.name.span(),
+                "`[[role]]` needs an `[sts]` section with `session_keys`",
+            );
+        }
+        return None;
+    };
+    let session_keys = keyring(ctx, &sts.session_keys, "session_keys", "session key");
+    let max_duration = bounded(
+        ctx,
+        &sts.max_duration_seconds,
+        "max_duration_seconds",
+        DEFAULT_DURATION_SECONDS,
+        DEFAULT_DURATION_SECONDS..=MAX_DURATION_SECONDS,
+    );
+    let mut by_name = BTreeMap::new();
+    for p in providers {
+        if let Some(provider) = provider(ctx, p) {
+            if by_name
+                .insert(provider.name.clone(), Arc::new(provider))
+                .is_some()
+            {
+                ctx.error(
+                    p.name.span(),
+                    format!("identity provider `{}` is defined twice", p.name.get_ref()),
+                );
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut names = BTreeSet::new();
+    for r in roles {
+        let name = r.name.get_ref();
+        if !valid_name(name, 64) {
+            ctx.error(
+                r.name.span(),
+                format!("role name `{name}` must be 1 to 64 of A-Z a-z 0-9 + = , . @ _ -"),
+            );
+        } else if !names.insert(name.clone()) {
+            ctx.error(r.name.span(), format!("role `{name}` is defined twice"));
+        }
+        let provider = by_name.get(r.provider.get_ref()).cloned();
+        if provider.is_none()
+            && !providers
+                .iter()
+                .any(|p| p.name.get_ref() == r.provider.get_ref())
+        {
+            ctx.error(
+                r.provider.span(),
+                format!("unknown identity provider `{}`", r.provider.get_ref()),
+            );
+        }
+        if r.subjects.get_ref().is_empty() {
+            ctx.error(
+                r.subjects.span(),
+                "`subjects` needs at least one pattern: a role trusts no token without one",
+            );
+        }
+        let mut conditions = Vec::new();
+        for (path, patterns) in &r.conditions {
+            if patterns.get_ref().is_empty() {
+                ctx.error(
+                    patterns.span(),
+                    format!("condition on `{path}` needs at least one pattern"),
+                );
+            }
+            conditions.push((
+                path.clone(),
+                patterns
+                    .get_ref()
+                    .iter()
+                    .map(|p| p.get_ref().clone())
+                    .collect(),
+            ));
+        }
+        let mut session_tags = Vec::new();
+        for (tag, path) in &r.session_tags {
+            if tag.is_empty()
+                || tag.len() > crate::sts::session::MAX_TAG_KEY
+                || !valid_tag_text(tag)
+            {
+                ctx.error(
+                    path.span(),
+                    format!("session tag key `{tag}` must be 1 to 128 of letters, digits, spaces and _ . : / = + - @"),
+                );
+            }
+            if path.get_ref().is_empty() {
+                ctx.error(
+                    path.span(),
+                    format!("session tag `{tag}` needs a claim path"),
+                );
+            }
+            session_tags.push((tag.clone(), path.get_ref().clone()));
+        }
+        let mut set = PolicySet::default();
+        policy_refs(ctx, &r.policies, policies, &mut set);
+        for g in &r.groups {
+            match groups.get(g.get_ref()) {
+                Some(group) => {
+                    for policy in group.policies() {
+                        set.add(policy.clone());
+                    }
+                }
+                None if ctx.broken_groups.contains(g.get_ref()) => {}
+                None => ctx.error(g.span(), format!("unknown group `{}`", g.get_ref())),
+            }
+        }
+        let (Some(provider), Some(service)) = (provider, service) else {
+            continue;
+        };
+        out.push(Role {
+            name: name.clone(),
+            arn: format!(
+                "arn:{}:iam::{}:role/{name}",
+                service.partition, service.account_id
+            ),
+            provider,
+            subjects: r
+                .subjects
+                .get_ref()
+                .iter()
+                .map(|s| s.get_ref().clone())
+                .collect(),
+            conditions,
+            session_tags,
+            policies: set,
+            groups: r.groups.iter().map(|g| g.get_ref().clone()).collect(),
+            enforce: r.enforce.unwrap_or(enforce),
+        });
+    }
+    Some(Sts {
+        session_keys: session_keys?,
+        max_duration: Duration::from_secs(max_duration),
+        providers: by_name,
+        roles: out,
+    })
+}
+
+/// IAM's tag characters: letters, digits, spaces and `_ . : / = + - @`.
+pub fn valid_tag_text(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c))
+}
+
+fn provider(ctx: &mut Ctx<'_>, p: &raw::OidcProvider) -> Option<Provider> {
+    let issuer = p.issuer.get_ref();
+    if !issuer.starts_with("https://") {
+        ctx.error(
+            p.issuer.span(),
+            format!("issuer `{issuer}` must be an https:// URL, as the token's `iss` is"),
+        );
+    }
+    if p.audiences.get_ref().is_empty() {
+        ctx.error(
+            p.audiences.span(),
+            "`audiences` needs at least one: a token for anyone is not a token for this proxy",
+        );
+    }
+    let seconds = |ctx: &mut Ctx<'_>, v: &Option<Spanned<u64>>, name: &str, default: u64| {
+        Duration::from_secs(bounded(ctx, v, name, default, 1..=30 * 86_400))
+    };
+    let refetch_interval = seconds(
+        ctx,
+        &p.jwks_refetch_interval_seconds,
+        "jwks_refetch_interval_seconds",
+        60,
+    );
+    let refresh = seconds(ctx, &p.jwks_refresh_seconds, "jwks_refresh_seconds", 3600);
+    let max_stale = seconds(
+        ctx,
+        &p.jwks_max_stale_seconds,
+        "jwks_max_stale_seconds",
+        86_400,
+    );
+    let name = p.name.get_ref().clone();
+    let audiences = p
+        .audiences
+        .get_ref()
+        .iter()
+        .map(|a| a.get_ref().clone())
+        .collect();
+    match (&p.jwks_file, &p.jwks_url) {
+        (Some(file), None) => {
+            if let Some(ca) = &p.ca_file {
+                ctx.error(
+                    ca.span(),
+                    "`ca_file` is for `jwks_url`: a key set file is not fetched",
+                );
+            }
+            let path = ctx.existing_file(file)?;
+            let keys = match std::fs::read_to_string(&path) {
+                Ok(text) => KeySet::parse(&text),
+                Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
+            };
+            let keys = keys
+                .map_err(|e| ctx.error(file.span(), format!("key set: {e}")))
+                .ok()?;
+            Some(Provider::new(name, issuer.clone(), audiences, keys, None))
+        }
+        (None, Some(url)) => {
+            let uri = match url.get_ref().parse::<http::Uri>() {
+                Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => uri,
+                _ => {
+                    ctx.error(
+                        url.span(),
+                        format!("`jwks_url` `{}` must be an https:// URL", url.get_ref()),
+                    );
+                    return None;
+                }
+            };
+            let roots = match &p.ca_file {
+                Some(ca) => {
+                    let path = ctx.existing_file(ca)?;
+                    match crate::tls::certificates(&path) {
+                        Ok(roots) => roots,
+                        Err(e) => {
+                            ctx.error(ca.span(), format!("CA file: {e}"));
+                            return None;
+                        }
+                    }
+                }
+                None => Vec::new(),
+            };
+            let fetcher = crate::forward::fetch::Fetcher::new(&uri, roots, Duration::from_secs(10))
+                .map_err(|e| ctx.error(url.span(), e.to_string()))
+                .ok()?;
+            let remote = Remote::new(
+                url.get_ref().clone(),
+                fetcher,
+                refetch_interval,
+                refresh,
+                max_stale,
+            );
+            Some(Provider::new(
+                name,
+                issuer.clone(),
+                audiences,
+                KeySet::default(),
+                Some(remote),
+            ))
+        }
+        _ => {
+            ctx.error(
+                p.name.span(),
+                format!(
+                    "identity provider `{name}` needs exactly one of `jwks_file` and `jwks_url`"
+                ),
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! OpenID Connect identity tokens (SPEC, "Temporary credentials"): a provider's key set
+//! (JWKS) and the verification of a JWT against it, with `jsonwebtoken` doing the signature
+//! and the registered claims.
+//!
+//! Only RS256 (RSA keys of 2048 bits or more) and ES256 (P-256) are accepted, and each key
+//! verifies only the algorithm of its own type: a token saying `none`, an HMAC algorithm, or
+//! another key type's algorithm is refused before any signature is checked. `iss` must equal
+//! the provider's issuer, `aud` must hold one of its audiences, and `exp`, `nbf` are checked
+//! with [`LEEWAY_SECONDS`] of skew; `exp`, `iss`, `aud` and `sub` are required. Keys come
+//! from a file (read at load) or from `jwks_url` ([`Remote`]).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+/// Clock skew allowed on `exp` and `nbf`.
+pub const LEEWAY_SECONDS: u64 = 60;
+/// The shortest RSA modulus accepted, in bytes (2048 bits).
+const MIN_RSA_MODULUS: usize = 256;
+
+/// One verification key of a provider.
+struct Key {
+    kid: Option<String>,
+    alg: Algorithm,
+    key: DecodingKey,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A provider's keys, read from its JWKS document.
+#[derive(Debug, Default)]
+pub struct KeySet {
+    keys: Vec<Key>,
+}
+
+impl KeySet {
+    /// Reads a JWKS document (`{"keys": [...]}`). Keys of other types or algorithms (and
+    /// encryption keys) are skipped; an RSA key under 2048 bits or an EC key off P-256 is an
+    /// error, as is a set with no usable key.
+    pub fn parse(text: &str) -> Result<KeySet, String> {
+        let set: JwkSet =
+            serde_json::from_str(text).map_err(|e| format!("not a JWKS document: {e}"))?;
+        let mut keys = Vec::new();
+        for (i, jwk) in set.keys.iter().enumerate() {
+            let kid = jwk.common.key_id.clone();
+            let name = kid
+                .as_deref()
+                .map_or(format!("key {}", i + 1), |k| format!("key `{k}`"));
+            if matches!(
+                jwk.common.public_key_use,
+                Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+            ) {
+                continue;
+            }
+            let (alg, key) = match &jwk.algorithm {
+                AlgorithmParameters::RSA(rsa) => {
+                    let modulus = base64::Engine::decode(
+                        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                        rsa.n.trim_end_matches('='),
+                    )
+                    .map_err(|_| format!("{name}: `n` is not base64url"))?;
+                    let significant = modulus.iter().skip_while(|b| **b == 0).count();
+                    if significant < MIN_RSA_MODULUS {
+                        return Err(format!(
+                            "{name}: an RSA key of {} bits is too short (2048 at least)",
+                            significant * 8
+                        ));
+                    }
+                    let key = DecodingKey::from_rsa_components(&rsa.n, &rsa.e)
+                        .map_err(|e| format!("{name}: {e}"))?;
+                    (Algorithm::RS256, key)
+                }
+                AlgorithmParameters::EllipticCurve(ec) => {
+                    if ec.curve != EllipticCurve::P256 {
+                        return Err(format!("{name}: only the P-256 curve (ES256) is accepted"));
+                    }
+                    let key = DecodingKey::from_ec_components(&ec.x, &ec.y)
+                        .map_err(|e| format!("{name}: {e}"))?;
+                    (Algorithm::ES256, key)
+                }
+                // Symmetric and Edwards keys: never used here.
+                _ => continue,
+            };
+            // A key that names another algorithm is not used for this one.
+            let named_fits = match jwk.common.key_algorithm {
+                None => true,
+                Some(KeyAlgorithm::RS256) => alg == Algorithm::RS256,
+                Some(KeyAlgorithm::ES256) => alg == Algorithm::ES256,
+                Some(_) => false,
+            };
+            if !named_fits {
+                continue;
+            }
+            keys.push(Key { kid, alg, key });
+        }
+        if keys.is_empty() {
+            return Err("no RS256 or ES256 signing key in the key set".into());
+        }
+        Ok(KeySet { keys })
+    }
+
+    /// The key for a token's `kid` and `alg`: by `kid` when the token names one, else the
+    /// only key of that algorithm.
+    fn find(&self, kid: Option<&str>, alg: Algorithm) -> Option<&Key> {
+        match kid {
+            Some(kid) => self
+                .keys
+                .iter()
+                .find(|k| k.kid.as_deref() == Some(kid) && k.alg == alg),
+            None => {
+                let mut of_alg = self.keys.iter().filter(|k| k.alg == alg);
+                let only = of_alg.next()?;
+                of_alg.next().is_none().then_some(only)
+            }
+        }
+    }
+
+    /// Whether the set holds a key with this id (any algorithm).
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+}
+
+/// Why an identity token was refused; each maps to one STS error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    /// `InvalidIdentityToken`.
+    #[error("{0}")]
+    Invalid(String),
+    /// `ExpiredTokenException`.
+    #[error("Token expired: current date/time must be before the expiration date/time.")]
+    Expired,
+    /// `IDPCommunicationError`: the provider's keys could not be had.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+/// The largest key set document read from a provider.
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// A key set fetched from `jwks_url`: fetched when first needed, again when older than
+/// `refresh`, and on a token whose `kid` it lacks, but never twice within `refetch_interval`
+/// (a stream of random kids costs the provider one request per interval, not one per token).
+/// A failed fetch keeps the last keys, used until `max_stale` after they were fetched.
+#[derive(Debug)]
+pub struct Remote {
+    pub url: String,
+    pub fetcher: crate::forward::fetch::Fetcher,
+    pub refetch_interval: Duration,
+    pub refresh: Duration,
+    pub max_stale: Duration,
+    state: tokio::sync::Mutex<FetchState>,
+    fetches: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct FetchState {
+    last_attempt: Option<Instant>,
+    fetched_at: Option<Instant>,
+}
+
+impl Remote {
+    pub fn new(
+        url: String,
+        fetcher: crate::forward::fetch::Fetcher,
+        refetch_interval: Duration,
+        refresh: Duration,
+        max_stale: Duration,
+    ) -> Remote {
+        Remote {
+            url,
+            fetcher,
+            refetch_interval,
+            refresh,
+            max_stale,
+            state: tokio::sync::Mutex::new(FetchState::default()),
+            fetches: AtomicU64::new(0),
+        }
+    }
+
+    /// Fetches attempted so far.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+}
+
+/// A provider: who issues the tokens, for whom, and with which keys.
+#[derive(Debug)]
+pub struct Provider {
+    pub name: String,
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    keys: ArcSwap<KeySet>,
+    /// `None`: the keys are the file's, read at load.
+    pub remote: Option<Remote>,
+}
+
+impl Provider {
+    pub fn new(
+        name: String,
+        issuer: String,
+        audiences: Vec<String>,
+        keys: KeySet,
+        remote: Option<Remote>,
+    ) -> Provider {
+        Provider {
+            name,
+            issuer,
+            audiences,
+            keys: ArcSwap::from_pointee(keys),
+            remote,
+        }
+    }
+
+    /// Verifies `token` and returns its claims.
+    pub async fn verify(&self, token: &str) -> Result<Map<String, Value>, TokenRefusal> {
+        let invalid = |m: &str| TokenRefusal::Invalid(m.to_owned());
+        let not_accepted = || invalid("The token's algorithm is not accepted (RS256 or ES256).");
+        let header = jsonwebtoken::decode_header(token).map_err(|_| {
+            // `none` and names the crate does not know fail to parse: say which it was.
+            if named_algorithm(token).is_some() {
+                not_accepted()
+            } else {
+                invalid("The token is not a well-formed JWT.")
+            }
+        })?;
+        if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+            return Err(not_accepted());
+        }
+        if let Some(remote) = &self.remote {
+            let fetched_at = remote.state.lock().await.fetched_at;
+            if fetched_at.is_none_or(|at| at.elapsed() >= remote.refresh) {
+                self.refetch(remote).await;
+            }
+        }
+        let mut keys = self.keys.load_full();
+        if keys.find(header.kid.as_deref(), header.alg).is_none() {
+            if let Some(remote) = &self.remote {
+                self.refetch(remote).await;
+                keys = self.keys.load_full();
+            }
+        }
+        if let Some(remote) = &self.remote {
+            let fetched_at = remote.state.lock().await.fetched_at;
+            if fetched_at.is_none_or(|at| at.elapsed() >= remote.max_stale) {
+                return Err(TokenRefusal::Unreachable(
+                    "The identity provider's keys could not be fetched.".into(),
+                ));
+            }
+        }
+        let key = keys
+            .find(header.kid.as_deref(), header.alg)
+            .ok_or_else(|| {
+                invalid("The token was not signed by a key of the provider (unknown kid).")
+            })?;
+        let mut validation = Validation::new(key.alg);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&self.audiences);
+        validation.required_spec_claims =
+            HashSet::from(["exp", "iss", "aud", "sub"].map(str::to_owned));
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenRefusal::Expired,
+                ErrorKind::ImmatureSignature => invalid("The token is not valid yet (nbf)."),
+                ErrorKind::InvalidIssuer => invalid("Issuer does not match the role's provider."),
+                ErrorKind::InvalidAudience => invalid("Incorrect token audience."),
+                ErrorKind::InvalidSignature => invalid("The token's signature does not verify."),
+                ErrorKind::MissingRequiredClaim(claim) => {
+                    TokenRefusal::Invalid(format!("The token has no `{claim}` claim."))
+                }
+                ErrorKind::InvalidAlgorithm => {
+                    invalid("The token's algorithm does not match its key.")
+                }
+                _ => invalid("The token is not a well-formed JWT."),
+            })?;
+        Ok(data.claims)
+    }
+
+    /// Fetches the key set again, unless an attempt was made within the refetch interval;
+    /// one fetch at a time (callers meanwhile wait for its keys).
+    async fn refetch(&self, remote: &Remote) {
+        let mut state = remote.state.lock().await;
+        if state
+            .last_attempt
+            .is_some_and(|at| at.elapsed() < remote.refetch_interval)
+        {
+            return;
+        }
+        state.last_attempt = Some(Instant::now());
+        remote.fetches.fetch_add(1, Ordering::Relaxed);
+        let fetched = remote.fetcher.get(MAX_JWKS_BYTES).await.and_then(|body| {
+            let text = std::str::from_utf8(&body).map_err(|_| "not UTF-8".to_owned())?;
+            KeySet::parse(text)
+        });
+        match fetched {
+            Ok(keys) => {
+                self.keys.store(Arc::new(keys));
+                state.fetched_at = Some(Instant::now());
+            }
+            Err(error) => tracing::warn!(
+                provider = %self.name,
+                url = %remote.url,
+                %error,
+                "could not fetch the identity provider's keys; the last ones stay in use"
+            ),
+        }
+    }
+}
+
+/// The `alg` a token's header names, if its header is readable JSON with one.
+fn named_algorithm(token: &str) -> Option<String> {
+    let header = token.split('.').next()?;
+    let bytes = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        header.trim_end_matches('='),
+    )
+    .ok()?;
+    let value: Value = serde_json::from_slice(&bytes).ok()?;
+    value.get("alg")?.as_str().map(str::to_owned)
+}
+
+/// The value at `path` in `claims`: dot-separated, where a claim name may itself hold dots
+/// (`kubernetes.io.namespace` is `namespace` inside `kubernetes.io`); the longest name
+/// present wins at each level.
+pub fn claim<'c>(claims: &'c Map<String, Value>, path: &str) -> Option<&'c Value> {
+    if let Some(v) = claims.get(path) {
+        return Some(v);
+    }
+    let dots: Vec<usize> = path.match_indices('.').map(|(i, _)| i).collect();
+    for &i in dots.iter().rev() {
+        if let Some(Value::Object(inner)) = claims.get(&path[..i]) {
+            if let Some(v) = claim(inner, &path[i + 1..]) {
+                return Some(v);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,213 @@
+use super::*;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::json;
+
+const RSA_PEM: &str = include_str!("../../../tests/fixtures/oidc/rsa-2048.pem");
+const RSA_JWK: &str = include_str!("../../../tests/fixtures/oidc/rsa-2048.jwk.json");
+const SHORT_RSA_JWK: &str = include_str!("../../../tests/fixtures/oidc/rsa-1024.jwk.json");
+const ISSUER: &str = "https://issuer.test";
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A fresh P-256 key: (PEM private key, its JWK).
+fn ec_key(kid: &str) -> (String, Value) {
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let raw = pair.public_key_raw();
+    let jwk = json!({
+        "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig",
+        "x": URL_SAFE_NO_PAD.encode(&raw[1..33]),
+        "y": URL_SAFE_NO_PAD.encode(&raw[33..65]),
+    });
+    (pair.serialize_pem(), jwk)
+}
+
+fn provider(keys: &[Value]) -> Provider {
+    Provider::new(
+        "test".into(),
+        ISSUER.into(),
+        vec!["swf-warden".into()],
+        KeySet::parse(&json!({ "keys": keys }).to_string()).unwrap(),
+        None,
+    )
+}
+
+/// `Provider::verify`, run to completion (a file's keys never wait).
+fn verify(p: &Provider, token: &str) -> Result<Map<String, Value>, TokenRefusal> {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(p.verify(token))
+}
+
+fn rsa_jwk() -> Value {
+    serde_json::from_str(RSA_JWK).unwrap()
+}
+
+fn claims() -> Value {
+    json!({
+        "iss": ISSUER, "aud": ["other", "swf-warden"], "sub": "system:serviceaccount:tenant-a:swf-worker",
+        "exp": now() + 600, "iat": now(), "nbf": now() - 5,
+        "kubernetes.io": {"namespace": "tenant-a"},
+    })
+}
+
+fn rs256(claims: &Value, kid: Option<&str>) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &EncodingKey::from_rsa_pem(RSA_PEM.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+fn invalid(result: Result<Map<String, Value>, TokenRefusal>) -> String {
+    match result {
+        Err(TokenRefusal::Invalid(m)) => m,
+        other => panic!("expected InvalidIdentityToken, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_good_rs256_token_yields_its_claims() {
+    let p = provider(&[rsa_jwk()]);
+    let verified = verify(&p, &rs256(&claims(), Some("rsa-1"))).unwrap();
+    assert_eq!(verified["sub"], "system:serviceaccount:tenant-a:swf-worker");
+    assert_eq!(
+        claim(&verified, "kubernetes.io.namespace"),
+        Some(&json!("tenant-a"))
+    );
+    // Without a kid, the only key of the algorithm is used.
+    assert!(verify(&p, &rs256(&claims(), None)).is_ok());
+}
+
+#[test]
+fn a_good_es256_token_yields_its_claims_and_keys_verify_only_their_algorithm() {
+    let (pem, jwk) = ec_key("ec-1");
+    let p = provider(&[rsa_jwk(), jwk]);
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("ec-1".into());
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims(),
+        &EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    assert!(verify(&p, &token).is_ok());
+    // The same token claiming the RSA key's kid: no ES256 key has that id.
+    header.kid = Some("rsa-1".into());
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims(),
+        &EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    assert!(invalid(verify(&p, &token)).contains("unknown kid"));
+}
+
+#[test]
+fn registered_claims_are_enforced() {
+    let p = provider(&[rsa_jwk()]);
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut c = claims();
+        edit(&mut c);
+        verify(&p, &rs256(&c, Some("rsa-1")))
+    };
+    assert!(invalid(with(&|c| c["aud"] = json!("someone-else"))).contains("audience"));
+    assert!(invalid(with(&|c| c["iss"] = json!("https://evil.test"))).contains("Issuer"));
+    assert_eq!(
+        with(&|c| c["exp"] = json!(now() - LEEWAY_SECONDS - 5)).unwrap_err(),
+        TokenRefusal::Expired
+    );
+    assert!(
+        with(&|c| c["exp"] = json!(now() - 5)).is_ok(),
+        "within the leeway"
+    );
+    assert!(invalid(with(&|c| c["nbf"] = json!(now() + LEEWAY_SECONDS + 60))).contains("nbf"));
+    for claim in ["exp", "sub", "aud", "iss"] {
+        let refused = with(&|c| {
+            c.as_object_mut().unwrap().remove(claim);
+        });
+        assert!(refused.is_err(), "{claim} is required");
+    }
+}
+
+#[test]
+fn alg_none_hmac_with_the_public_key_and_tampering_are_refused() {
+    let p = provider(&[rsa_jwk()]);
+    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let payload = b64(&claims());
+    let none = format!(
+        "{}.{payload}.",
+        b64(&json!({"alg": "none", "kid": "rsa-1"}))
+    );
+    assert!(invalid(verify(&p, &none)).contains("algorithm"));
+    // HS256 keyed with the provider's public key material.
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("rsa-1".into());
+    let hs = jsonwebtoken::encode(
+        &header,
+        &claims(),
+        &EncodingKey::from_secret(RSA_JWK.as_bytes()),
+    )
+    .unwrap();
+    assert!(invalid(verify(&p, &hs)).contains("algorithm"));
+    let n = rsa_jwk()["n"].as_str().unwrap().to_owned();
+    let hs =
+        jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(n.as_bytes())).unwrap();
+    assert!(invalid(verify(&p, &hs)).contains("algorithm"));
+    // A payload swapped under a good signature.
+    let good = rs256(&claims(), Some("rsa-1"));
+    let mut parts: Vec<&str> = good.split('.').collect();
+    let mut other = claims();
+    other["sub"] = json!("system:serviceaccount:tenant-b:swf-worker");
+    let forged_payload = b64(&other);
+    parts[1] = &forged_payload;
+    assert!(invalid(verify(&p, &parts.join("."))).contains("signature"));
+    assert!(invalid(verify(&p, "not.a.jwt")).contains("well-formed"));
+    assert!(invalid(verify(&p, &rs256(&claims(), Some("rsa-unknown")))).contains("unknown kid"));
+}
+
+#[test]
+fn key_sets_keep_only_strong_signing_keys() {
+    assert!(KeySet::parse(
+        &json!({"keys": [serde_json::from_str::<Value>(SHORT_RSA_JWK).unwrap()]}).to_string()
+    )
+    .unwrap_err()
+    .contains("too short"));
+    assert!(
+        KeySet::parse(r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#)
+            .unwrap_err()
+            .contains("no RS256 or ES256")
+    );
+    assert!(KeySet::parse(r#"{"keys": []}"#).is_err());
+    assert!(KeySet::parse("not json").unwrap_err().contains("JWKS"));
+    let mut wrong_alg = rsa_jwk();
+    wrong_alg["alg"] = json!("RS512");
+    assert!(KeySet::parse(&json!({"keys": [wrong_alg]}).to_string()).is_err());
+    let mut encryption = rsa_jwk();
+    encryption["use"] = json!("enc");
+    assert!(KeySet::parse(&json!({"keys": [encryption]}).to_string()).is_err());
+    let set = KeySet::parse(&json!({"keys": [rsa_jwk()]}).to_string()).unwrap();
+    assert!(set.has_kid("rsa-1") && !set.has_kid("rsa-2"));
+}
+
+#[test]
+fn claim_paths_follow_names_with_dots() {
+    let c = json!({"a.b": {"c": 1}, "a": {"b": {"c": 2}}, "x": {"y.z": "w"}, "plain": "p"});
+    let c = c.as_object().unwrap();
+    assert_eq!(claim(c, "a.b.c"), Some(&json!(1)), "the longest name wins");
+    assert_eq!(claim(c, "x.y.z"), Some(&json!("w")));
+    assert_eq!(claim(c, "plain"), Some(&json!("p")));
+    assert_eq!(claim(c, "x.y"), None);
+    assert_eq!(claim(c, "missing.path"), None);
+}

@@ -1,0 +1,387 @@
+//! STS's Query API on the proxy's listener: a form-encoded `POST /` with `Action` and
+//! `Version=2011-06-15`, answered in STS's XML, as the SDKs' STS clients (and their
+//! web-identity credential providers) send and parse it. `AssumeRoleWithWebIdentity` is
+//! unsigned; `GetCallerIdentity` is signed for the service `sts`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use http::header::{HeaderMap, CONTENT_TYPE};
+use serde_json::Value;
+
+use super::oidc::{self, TokenRefusal};
+use super::session::{Credentials, Session, MAX_TAGS, MAX_TAG_VALUE};
+use super::Sts;
+use crate::audit::WebIdentity;
+use crate::config::sts::{
+    valid_name, valid_tag_text, DEFAULT_DURATION_SECONDS, MIN_DURATION_SECONDS,
+};
+use crate::config::Service;
+use crate::error::{xml_escape, ProxyError};
+use crate::policy::wildcard;
+
+const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+/// The tags claim AWS reads session tags from.
+const TAGS_CLAIM: &str = "https://aws.amazon.com/tags";
+/// `WebIdentityToken`'s longest, as in AWS.
+const MAX_TOKEN: usize = 20_000;
+
+/// Whether a request is for the STS: a form post, which SWF's JSON protocol never is.
+pub fn is_query(headers: &HeaderMap) -> bool {
+    !headers.contains_key("x-amz-target")
+        && headers.get(CONTENT_TYPE).is_some_and(|v| {
+            v.as_bytes()
+                .get(..33)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"application/x-www-form-urlencoded"))
+        })
+}
+
+/// The actions served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    AssumeRoleWithWebIdentity,
+    GetCallerIdentity,
+}
+
+impl Action {
+    pub fn iam_action(self) -> &'static str {
+        match self {
+            Action::AssumeRoleWithWebIdentity => "sts:AssumeRoleWithWebIdentity",
+            Action::GetCallerIdentity => "sts:GetCallerIdentity",
+        }
+    }
+}
+
+/// A request's form parameters (each at most once).
+#[derive(Debug, Default)]
+pub struct Form(BTreeMap<String, String>);
+
+impl Form {
+    pub fn parse(body: &[u8]) -> Result<Form, ProxyError> {
+        let mut out = BTreeMap::new();
+        for (key, value) in form_urlencoded::parse(body) {
+            if out.insert(key.to_string(), value.into_owned()).is_some() {
+                return Err(ProxyError::Validation(format!(
+                    "The parameter {} is given more than once.",
+                    crate::error::excerpt(&key)
+                )));
+            }
+        }
+        Ok(Form(out))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// Every parameter, by name.
+    pub fn params(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    fn required(&self, name: &str, member: &str) -> Result<&str, ProxyError> {
+        self.get(name).ok_or_else(|| {
+            ProxyError::Validation(format!(
+                "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
+            ))
+        })
+    }
+
+    /// The action, once `Version` is STS's.
+    pub fn action(&self) -> Result<Action, ProxyError> {
+        let action = self
+            .get("Action")
+            .ok_or_else(|| ProxyError::InvalidAction("(none)".into()))?;
+        let action = match action {
+            "AssumeRoleWithWebIdentity" => Action::AssumeRoleWithWebIdentity,
+            "GetCallerIdentity" => Action::GetCallerIdentity,
+            other => return Err(ProxyError::InvalidAction(crate::error::excerpt(other))),
+        };
+        match self.get("Version") {
+            Some("2011-06-15") => Ok(action),
+            _ => Err(ProxyError::Validation("Version must be 2011-06-15.".into())),
+        }
+    }
+}
+
+/// An `AssumeRoleWithWebIdentity` call's parameters, checked.
+#[derive(Debug)]
+pub struct WebIdentityRequest<'f> {
+    pub role_arn: &'f str,
+    pub session_name: &'f str,
+    pub token: &'f str,
+    pub duration: Duration,
+}
+
+impl<'f> WebIdentityRequest<'f> {
+    pub fn from_form(form: &'f Form, max_duration: Duration) -> Result<Self, ProxyError> {
+        // Session policies narrow a session; ignoring one would grant more than was asked.
+        if form
+            .0
+            .keys()
+            .any(|k| k == "Policy" || k.starts_with("PolicyArns.") || k == "ProviderId")
+        {
+            return Err(ProxyError::Validation(
+                "Session policies (Policy, PolicyArns) and ProviderId are not supported by this STS."
+                    .into(),
+            ));
+        }
+        let role_arn = form.required("RoleArn", "roleArn")?;
+        let session_name = form.required("RoleSessionName", "roleSessionName")?;
+        let token = form.required("WebIdentityToken", "webIdentityToken")?;
+        if session_name.len() < 2 || !valid_name(session_name, 64) {
+            return Err(ProxyError::Validation(
+                "1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint: Member must have length between 2 and 64 and match [\\w+=,.@-]*".into(),
+            ));
+        }
+        if token.len() < 4 || token.len() > MAX_TOKEN {
+            return Err(ProxyError::Validation(format!(
+                "1 validation error detected: Value at 'webIdentityToken' failed to satisfy constraint: Member must have length between 4 and {MAX_TOKEN}"
+            )));
+        }
+        let seconds = match form.get("DurationSeconds") {
+            None => DEFAULT_DURATION_SECONDS,
+            Some(text) => text
+                .parse::<u64>()
+                .ok()
+                .filter(|s| (MIN_DURATION_SECONDS..=max_duration.as_secs()).contains(s))
+                .ok_or_else(|| {
+                    ProxyError::Validation(format!(
+                        "The requested DurationSeconds exceeds the MaxSessionDuration set for this role, or is under {MIN_DURATION_SECONDS}: it must be between {MIN_DURATION_SECONDS} and {}.",
+                        max_duration.as_secs()
+                    ))
+                })?,
+        };
+        Ok(WebIdentityRequest {
+            role_arn,
+            session_name,
+            token,
+            duration: Duration::from_secs(seconds),
+        })
+    }
+}
+
+/// A session issued to a web identity.
+#[derive(Debug)]
+pub struct Issued {
+    pub credentials: Credentials,
+    pub expires: SystemTime,
+    pub role: String,
+    pub assumed_role_arn: String,
+    pub session_name: String,
+    pub identity: WebIdentity,
+    pub audience: String,
+}
+
+/// A refusal, with the web identity when its token verified.
+pub type Refusal = (ProxyError, Option<WebIdentity>);
+
+impl Sts {
+    /// Verifies the web identity against the role's trust and issues a session of it.
+    pub async fn assume_role_with_web_identity(
+        &self,
+        service: &Service,
+        request: &WebIdentityRequest<'_>,
+        now: SystemTime,
+    ) -> Result<Issued, Refusal> {
+        let denied = || {
+            ProxyError::AccessDenied(
+                "Not authorized to perform sts:AssumeRoleWithWebIdentity".into(),
+            )
+        };
+        let template = self.role_by_arn(request.role_arn).ok_or((denied(), None))?;
+        let role = &template.role;
+        let claims = role.provider.verify(request.token).await.map_err(|e| {
+            let error = match e {
+                TokenRefusal::Expired => ProxyError::ExpiredToken,
+                TokenRefusal::Invalid(m) => ProxyError::InvalidIdentityToken(m),
+                TokenRefusal::Unreachable(m) => ProxyError::IdpCommunication(m),
+            };
+            (error, None)
+        })?;
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+        let subject = text(claims.get("sub")).unwrap_or_default();
+        let identity = WebIdentity {
+            issuer: role.provider.issuer.clone(),
+            subject: subject.clone(),
+        };
+        let refuse = |e: ProxyError| (e, Some(identity.clone()));
+        if !role.subjects.iter().any(|p| wildcard::matches(p, &subject)) {
+            return Err(refuse(denied()));
+        }
+        for (path, patterns) in &role.conditions {
+            let value = text(oidc::claim(&claims, path));
+            let fits = value.is_some_and(|v| patterns.iter().any(|p| wildcard::matches(p, &v)));
+            if !fits {
+                return Err(refuse(denied()));
+            }
+        }
+        let tags = session_tags(role, &claims).map_err(refuse)?;
+        let audience = match claims.get("aud") {
+            Some(Value::String(a)) => a.clone(),
+            Some(Value::Array(all)) => all
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|a| role.provider.audiences.iter().any(|b| b == a))
+                .unwrap_or_default()
+                .to_owned(),
+            _ => String::new(),
+        };
+        let expires = now + request.duration;
+        let session = Session {
+            role: role.name.clone(),
+            name: request.session_name.to_owned(),
+            // Whole seconds, as the token carries them.
+            expires: crate::sts::truncate_to_second(expires),
+            tags,
+        };
+        let credentials = self.keys.issue(&session);
+        Ok(Issued {
+            credentials,
+            expires: session.expires,
+            role: role.name.clone(),
+            assumed_role_arn: super::assumed_role_arn(service, &role.name, &session.name),
+            session_name: session.name,
+            identity,
+            audience,
+        })
+    }
+}
+
+/// The session tags: the role's, from the claims it names, then those of AWS's tags claim
+/// (`principal_tags`) that the role does not set itself.
+fn session_tags(
+    role: &crate::config::sts::Role,
+    claims: &serde_json::Map<String, Value>,
+) -> Result<BTreeMap<String, String>, ProxyError> {
+    let rejected = |m: String| ProxyError::IdpRejectedClaim(m);
+    let mut tags = BTreeMap::new();
+    for (tag, path) in &role.session_tags {
+        let value = oidc::claim(claims, path)
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                rejected(format!(
+                    "The token has no text claim `{path}`, which the session tag `{tag}` comes from."
+                ))
+            })?;
+        tags.insert(tag.clone(), value.to_owned());
+    }
+    if let Some(principal_tags) = claims
+        .get(TAGS_CLAIM)
+        .and_then(|t| t.get("principal_tags"))
+        .and_then(Value::as_object)
+    {
+        for (tag, values) in principal_tags {
+            let value = match values {
+                Value::Array(v) if v.len() == 1 => v[0].as_str(),
+                Value::String(s) => Some(s.as_str()),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                rejected(format!(
+                    "The session tag `{}` in `{TAGS_CLAIM}` must hold one text value.",
+                    crate::error::excerpt(tag)
+                ))
+            })?;
+            if !tags.keys().any(|k: &String| k.eq_ignore_ascii_case(tag)) {
+                tags.insert(tag.clone(), value.to_owned());
+            }
+        }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(rejected(format!(
+            "A session carries at most {MAX_TAGS} tags; the token gives {}.",
+            tags.len()
+        )));
+    }
+    for (tag, value) in &tags {
+        let key_ok = !tag.is_empty() && tag.len() <= 128 && valid_tag_text(tag);
+        if !key_ok || value.len() > MAX_TAG_VALUE || !valid_tag_text(value) {
+            return Err(rejected(format!(
+                "The session tag `{}` or its value is not a valid tag (at most 128 and {MAX_TAG_VALUE} of letters, digits, spaces and _ . : / = + - @).",
+                crate::error::excerpt(tag)
+            )));
+        }
+    }
+    Ok(tags)
+}
+
+/// ISO 8601 with seconds, as STS writes `Expiration`.
+fn iso8601(t: SystemTime) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from(t)
+        .format(&format)
+        .unwrap_or_default()
+}
+
+/// The `AssumeRoleWithWebIdentity` answer.
+pub fn issued_xml(issued: &Issued, request_id: &str) -> String {
+    let e = xml_escape;
+    let c = &issued.credentials;
+    format!(
+        "<AssumeRoleWithWebIdentityResponse xmlns=\"{NAMESPACE}\">\n\
+         \x20 <AssumeRoleWithWebIdentityResult>\n\
+         \x20   <SubjectFromWebIdentityToken>{}</SubjectFromWebIdentityToken>\n\
+         \x20   <Audience>{}</Audience>\n\
+         \x20   <AssumedRoleUser>\n\
+         \x20     <Arn>{}</Arn>\n\
+         \x20     <AssumedRoleId>{}:{}</AssumedRoleId>\n\
+         \x20   </AssumedRoleUser>\n\
+         \x20   <Credentials>\n\
+         \x20     <AccessKeyId>{}</AccessKeyId>\n\
+         \x20     <SecretAccessKey>{}</SecretAccessKey>\n\
+         \x20     <SessionToken>{}</SessionToken>\n\
+         \x20     <Expiration>{}</Expiration>\n\
+         \x20   </Credentials>\n\
+         \x20   <Provider>{}</Provider>\n\
+         \x20 </AssumeRoleWithWebIdentityResult>\n\
+         \x20 <ResponseMetadata>\n\
+         \x20   <RequestId>{}</RequestId>\n\
+         \x20 </ResponseMetadata>\n\
+         </AssumeRoleWithWebIdentityResponse>\n",
+        e(&issued.identity.subject),
+        e(&issued.audience),
+        e(&issued.assumed_role_arn),
+        e(&issued.role),
+        e(&issued.session_name),
+        e(&c.access_key_id),
+        e(c.secret_access_key.expose()),
+        e(&c.session_token),
+        iso8601(issued.expires),
+        e(&issued.identity.issuer),
+        e(request_id),
+    )
+}
+
+/// The `GetCallerIdentity` answer for `principal`.
+pub fn caller_identity_xml(
+    principal: &crate::app::Principal,
+    service: &Service,
+    request_id: &str,
+) -> String {
+    let e = xml_escape;
+    let user_id = match &principal.session {
+        Some(s) => format!("{}:{}", principal.name, s.name),
+        None => principal.name.clone(),
+    };
+    format!(
+        "<GetCallerIdentityResponse xmlns=\"{NAMESPACE}\">\n\
+         \x20 <GetCallerIdentityResult>\n\
+         \x20   <Arn>{}</Arn>\n\
+         \x20   <UserId>{}</UserId>\n\
+         \x20   <Account>{}</Account>\n\
+         \x20 </GetCallerIdentityResult>\n\
+         \x20 <ResponseMetadata>\n\
+         \x20   <RequestId>{}</RequestId>\n\
+         \x20 </ResponseMetadata>\n\
+         </GetCallerIdentityResponse>\n",
+        e(&principal.arn),
+        e(&user_id),
+        e(&service.account_id),
+        e(request_id),
+    )
+}
+
+#[cfg(test)]
+mod tests;

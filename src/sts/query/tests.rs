@@ -1,0 +1,180 @@
+use super::*;
+
+use serde_json::json;
+
+fn form(text: &str) -> Form {
+    Form::parse(text.as_bytes()).unwrap()
+}
+
+const MAX: Duration = Duration::from_secs(7200);
+
+#[test]
+fn forms_decode_and_refuse_repeated_parameters() {
+    let f = form("Action=GetCallerIdentity&Version=2011-06-15&X=a%2Bb+c");
+    assert_eq!(f.get("X"), Some("a+b c"));
+    assert_eq!(f.action().unwrap(), Action::GetCallerIdentity);
+    let twice = Form::parse(b"Action=GetCallerIdentity&Action=AssumeRoleWithWebIdentity");
+    assert!(matches!(twice, Err(ProxyError::Validation(m)) if m.contains("Action")));
+    assert!(matches!(
+        form("Action=AssumeRole&Version=2011-06-15").action(),
+        Err(ProxyError::InvalidAction(a)) if a == "AssumeRole"
+    ));
+    assert!(matches!(
+        form("Action=GetCallerIdentity&Version=2020-01-01").action(),
+        Err(ProxyError::Validation(_))
+    ));
+    assert!(matches!(
+        form("Version=2011-06-15").action(),
+        Err(ProxyError::InvalidAction(_))
+    ));
+}
+
+#[test]
+fn only_form_posts_without_a_target_are_sts_calls() {
+    let mut headers = HeaderMap::new();
+    assert!(!is_query(&headers));
+    headers.insert(
+        CONTENT_TYPE,
+        "application/x-www-form-urlencoded; charset=utf-8"
+            .parse()
+            .unwrap(),
+    );
+    assert!(is_query(&headers));
+    headers.insert(
+        "x-amz-target",
+        "SimpleWorkflowService.ListDomains".parse().unwrap(),
+    );
+    assert!(!is_query(&headers), "an SWF call is never taken for one");
+    headers.remove("x-amz-target");
+    headers.insert(CONTENT_TYPE, "application/x-amz-json-1.0".parse().unwrap());
+    assert!(!is_query(&headers));
+}
+
+fn request(extra: &str) -> Result<(), ProxyError> {
+    let f = form(&format!(
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn:aws:iam::1:role/r&RoleSessionName=pod-1&WebIdentityToken=a.b.c{extra}"
+    ));
+    WebIdentityRequest::from_form(&f, MAX).map(drop)
+}
+
+#[test]
+fn web_identity_requests_are_checked_as_sts_checks_them() {
+    let f = form("RoleArn=r&RoleSessionName=pod-1&WebIdentityToken=a.b.c");
+    let r = WebIdentityRequest::from_form(&f, MAX).unwrap();
+    assert_eq!(r.duration, Duration::from_secs(DEFAULT_DURATION_SECONDS));
+    assert!(request("&DurationSeconds=900").is_ok());
+    assert!(request("&DurationSeconds=7200").is_ok());
+    for bad in [
+        "&DurationSeconds=899",
+        "&DurationSeconds=7201",
+        "&DurationSeconds=x",
+    ] {
+        assert!(
+            matches!(request(bad), Err(ProxyError::Validation(m)) if m.contains("DurationSeconds")),
+            "{bad}"
+        );
+    }
+    for narrowing in [
+        "&Policy=%7B%7D",
+        "&PolicyArns.member.1.arn=arn:aws:iam::aws:policy/x",
+        "&ProviderId=www.amazon.com",
+    ] {
+        assert!(
+            matches!(request(narrowing), Err(ProxyError::Validation(m)) if m.contains("not supported")),
+            "{narrowing}"
+        );
+    }
+    for (text, member) in [
+        ("RoleSessionName=pod-1&WebIdentityToken=abcd", "roleArn"),
+        ("RoleArn=r&WebIdentityToken=abcd", "roleSessionName"),
+        ("RoleArn=r&RoleSessionName=pod-1", "webIdentityToken"),
+    ] {
+        let f = form(text);
+        assert!(
+            matches!(WebIdentityRequest::from_form(&f, MAX), Err(ProxyError::Validation(m)) if m.contains(member))
+        );
+    }
+    for name in ["p", "pod 1", "pod/1", &"p".repeat(65)] {
+        let f = form(&format!(
+            "RoleArn=r&RoleSessionName={name}&WebIdentityToken=abcd"
+        ));
+        assert!(WebIdentityRequest::from_form(&f, MAX).is_err(), "{name}");
+    }
+}
+
+fn role(session_tags: &[(&str, &str)]) -> crate::config::sts::Role {
+    crate::config::sts::Role {
+        name: "r".into(),
+        arn: "arn:aws:iam::1:role/r".into(),
+        provider: std::sync::Arc::new(super::oidc::Provider::new(
+            "p".into(),
+            "https://i".into(),
+            vec!["a".into()],
+            super::oidc::KeySet::default(),
+            None,
+        )),
+        subjects: vec!["*".into()],
+        conditions: Vec::new(),
+        session_tags: session_tags
+            .iter()
+            .map(|(t, p)| (t.to_string(), p.to_string()))
+            .collect(),
+        policies: Default::default(),
+        groups: Vec::new(),
+        enforce: true,
+    }
+}
+
+#[test]
+fn session_tags_come_from_the_named_claims_then_the_aws_tags_claim() {
+    let claims = json!({
+        "kubernetes.io": {"namespace": "tenant-a"},
+        TAGS_CLAIM: {"principal_tags": {"namespace": ["tenant-b"], "team": ["blue"]}},
+    });
+    let claims = claims.as_object().unwrap();
+    let tags = session_tags(&role(&[("namespace", "kubernetes.io.namespace")]), claims).unwrap();
+    assert_eq!(tags["namespace"], "tenant-a", "the role's own mapping wins");
+    assert_eq!(tags["team"], "blue");
+    let missing = session_tags(&role(&[("namespace", "kubernetes.io.pod")]), claims);
+    assert!(
+        matches!(missing, Err(ProxyError::IdpRejectedClaim(m)) if m.contains("kubernetes.io.pod"))
+    );
+    let bad = json!({"ns": "a*b<"});
+    let bad = session_tags(&role(&[("namespace", "ns")]), bad.as_object().unwrap());
+    assert!(
+        matches!(bad, Err(ProxyError::IdpRejectedClaim(_))),
+        "{bad:?}"
+    );
+    let many: serde_json::Map<String, Value> = (0..51)
+        .map(|i| (format!("t{i}"), json!([format!("v{i}")])))
+        .collect();
+    let claims = json!({ TAGS_CLAIM: {"principal_tags": many} });
+    assert!(session_tags(&role(&[]), claims.as_object().unwrap()).is_err());
+}
+
+#[test]
+fn answers_escape_what_they_echo() {
+    let issued = Issued {
+        credentials: Credentials {
+            access_key_id: "ASIAXXXXXXXXXXXXXXXX".into(),
+            secret_access_key: crate::secret::Secret::new("s"),
+            session_token: "swfs1.t".into(),
+        },
+        expires: std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        role: "r".into(),
+        assumed_role_arn: "arn:aws:sts::1:assumed-role/r/s".into(),
+        session_name: "s".into(),
+        identity: WebIdentity {
+            issuer: "https://i".into(),
+            subject: "<sub&>".into(),
+        },
+        audience: "a".into(),
+    };
+    let xml = issued_xml(&issued, "id-1");
+    assert!(
+        xml.contains("<SubjectFromWebIdentityToken>&lt;sub&amp;&gt;</SubjectFromWebIdentityToken>")
+    );
+    assert!(xml.contains("<Expiration>2023-11-14T22:13:20Z</Expiration>"));
+    assert!(xml.contains("<AssumedRoleId>r:s</AssumedRoleId>"));
+    assert!(xml.contains("<RequestId>id-1</RequestId>"));
+}

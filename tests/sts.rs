@@ -1,0 +1,482 @@
+//! The proxy as its tenants' STS: a pod's service-account token (a real RS256 JWT) is
+//! exchanged for a role session; the session works only in its namespace's domain under one
+//! policy for all namespaces; every forged, expired or foreign token and session is refused
+//! with STS's or SWF's error, on record, with nothing forwarded; two replicas with the same
+//! session keys accept each other's sessions.
+
+mod common;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use common::oidc::*;
+use common::*;
+use serde_json::{json, Value};
+
+async fn start() -> Proxy {
+    Proxy::start_configured(|c| c + &sts_config(), &[NAMESPACE_POLICY]).await
+}
+
+/// Asks `proxy` for a session of `swf-worker` with `token`.
+async fn assume(proxy: &Proxy, token: &str, session: &str) -> (u16, String) {
+    send_xml(assume_request(
+        proxy.addr,
+        &[
+            ("RoleArn", ROLE_ARN),
+            ("RoleSessionName", session),
+            ("WebIdentityToken", token),
+        ],
+    ))
+    .await
+}
+
+fn records_with(proxy: &Proxy, decision: &str) -> Vec<Value> {
+    proxy
+        .audit()
+        .into_iter()
+        .filter(|r| r["decision"] == decision)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pod_gets_a_session_that_works_only_in_its_namespace() {
+    let proxy = start().await;
+    let (status, xml) = assume(&proxy, &token("tenant-a"), "pod-1").await;
+    assert_eq!(status, 200, "{xml}");
+    assert_eq!(
+        xml_field(&xml, "Arn").as_deref(),
+        Some("arn:aws:sts::123456789012:assumed-role/swf-worker/pod-1")
+    );
+    assert_eq!(
+        xml_field(&xml, "SubjectFromWebIdentityToken").as_deref(),
+        Some("system:serviceaccount:tenant-a:swf-worker")
+    );
+    assert_eq!(xml_field(&xml, "Audience").as_deref(), Some(AUDIENCE));
+    let (key, secret, session) = credentials(&xml);
+    assert!(key.starts_with("ASIA"), "{key}");
+    let sealed = URL_SAFE_NO_PAD.decode(&session["swfs1.".len()..]).unwrap();
+    let plain = |text: &str| sealed.windows(text.len()).any(|w| w == text.as_bytes());
+    assert!(
+        !plain("tenant-a") && !plain("swf-worker") && !plain("pod-1"),
+        "the session token hides its role, name and tags"
+    );
+
+    let a = proxy.client_with_session(&key, &secret, &session);
+    let task = poll_token(&a, "tenant-a", "work").await;
+    a.record_activity_task_heartbeat()
+        .task_token(&task)
+        .send()
+        .await
+        .expect("a heartbeat in its own namespace's domain");
+    let err = describe_refused(&a, "tenant-b").await;
+    assert_eq!(sdk_code(&err), "OperationNotPermittedFault");
+    let message = format!("{:?}", err);
+    assert!(
+        message.contains("arn:aws:sts::123456789012:assumed-role/swf-worker/pod-1"),
+        "the assumed-role ARN in the message: {message}"
+    );
+    assert_eq!(
+        proxy.upstream.operations(),
+        ["PollForActivityTask", "RecordActivityTaskHeartbeat"],
+        "the refused call never reached the upstream"
+    );
+
+    let issued = records_with(&proxy, "issued");
+    assert_eq!(issued.len(), 1, "{issued:?}");
+    assert_eq!(issued[0]["action"], "sts:AssumeRoleWithWebIdentity");
+    assert_eq!(issued[0]["resource"], ROLE_ARN);
+    assert_eq!(issued[0]["principal"]["accessKeyId"], key.as_str());
+    assert_eq!(
+        issued[0]["webIdentity"],
+        json!({"issuer": ISSUER, "subject": "system:serviceaccount:tenant-a:swf-worker"})
+    );
+    let denied = records_with(&proxy, "implicitDeny");
+    assert_eq!(denied.len(), 1);
+    assert_eq!(
+        denied[0]["principal"]["arn"],
+        "arn:aws:sts::123456789012:assumed-role/swf-worker/pod-1"
+    );
+    assert_eq!(denied[0]["principal"]["name"], "swf-worker");
+    let log = std::fs::read_to_string(proxy.audit_path()).unwrap();
+    assert!(!log.contains(&secret), "no secret on record");
+    assert!(!log.contains(&session), "no session token on record");
+}
+
+#[tokio::test]
+async fn another_namespace_gets_its_own_domain_from_the_same_policy() {
+    let proxy = start().await;
+    let (_, xml) = assume(&proxy, &token("tenant-b"), "pod-b").await;
+    let (key, secret, session) = credentials(&xml);
+    let b = proxy.client_with_session(&key, &secret, &session);
+    b.describe_domain().name("tenant-b").send().await.unwrap();
+    let err = describe_refused(&b, "tenant-a").await;
+    assert_eq!(sdk_code(&err), "OperationNotPermittedFault");
+    assert_eq!(proxy.upstream.operations(), ["DescribeDomain"]);
+}
+
+#[tokio::test]
+async fn get_caller_identity_names_sessions_and_users() {
+    let proxy = start().await;
+    let (_, xml) = assume(&proxy, &token("tenant-a"), "pod-1").await;
+    let (key, secret, session) = credentials(&xml);
+    let (status, xml) = send_xml(caller_identity_request(
+        proxy.addr,
+        &key,
+        &secret,
+        Some(&session),
+    ))
+    .await;
+    assert_eq!(status, 200, "{xml}");
+    assert_eq!(
+        xml_field(&xml, "Arn").as_deref(),
+        Some("arn:aws:sts::123456789012:assumed-role/swf-worker/pod-1")
+    );
+    assert_eq!(
+        xml_field(&xml, "UserId").as_deref(),
+        Some("swf-worker:pod-1")
+    );
+    assert_eq!(xml_field(&xml, "Account").as_deref(), Some("123456789012"));
+    let (status, xml) = send_xml(caller_identity_request(
+        proxy.addr,
+        TENANT_A.key,
+        TENANT_A.secret,
+        None,
+    ))
+    .await;
+    assert_eq!(status, 200, "{xml}");
+    assert_eq!(
+        xml_field(&xml, "Arn").as_deref(),
+        Some("arn:aws:iam::123456789012:user/tenant-a-worker")
+    );
+    // A wrong secret: STS's name for the failure.
+    let (status, xml) = send_xml(caller_identity_request(
+        proxy.addr,
+        &key,
+        "wrong",
+        Some(&session),
+    ))
+    .await;
+    assert_eq!(
+        (status, xml_field(&xml, "Code").as_deref()),
+        (403, Some("SignatureDoesNotMatch"))
+    );
+    assert_eq!(proxy.upstream.count(), 0);
+}
+
+/// Every forged or unfit web identity: refused with its STS error, on record, no session.
+#[tokio::test]
+async fn forged_and_unfit_web_identities_are_refused_and_recorded() {
+    let proxy = start().await;
+    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let good = claims("tenant-a", "swf-worker");
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut c = good.clone();
+        edit(&mut c);
+        sign_token(&c, Some("rsa-1"))
+    };
+    let hs256_with_public_key = {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some("rsa-1".into());
+        let jwks = std::fs::read(jwks_path()).unwrap();
+        jsonwebtoken::encode(
+            &header,
+            &good,
+            &jsonwebtoken::EncodingKey::from_secret(&jwks),
+        )
+        .unwrap()
+    };
+    let tampered = {
+        let token = token("tenant-a");
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut other = good.clone();
+        other["kubernetes.io"]["namespace"] = json!("tenant-b");
+        format!("{}.{}.{}", parts[0], b64(&other), parts[2])
+    };
+    let cases: Vec<(&str, String, &str, u16, &str)> = vec![
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "kid": "rsa-1"})),
+                b64(&good)
+            ),
+            ROLE_ARN,
+            400,
+            "InvalidIdentityToken",
+        ),
+        (
+            "HS256 keyed with the public key",
+            hs256_with_public_key,
+            ROLE_ARN,
+            400,
+            "InvalidIdentityToken",
+        ),
+        (
+            "another audience",
+            with(&|c| c["aud"] = json!("sts.amazonaws.com")),
+            ROLE_ARN,
+            400,
+            "InvalidIdentityToken",
+        ),
+        (
+            "another issuer",
+            with(&|c| c["iss"] = json!("https://evil.test")),
+            ROLE_ARN,
+            400,
+            "InvalidIdentityToken",
+        ),
+        (
+            "expired",
+            with(&|c| c["exp"] = json!(now() - 3600)),
+            ROLE_ARN,
+            400,
+            "ExpiredTokenException",
+        ),
+        (
+            "not valid yet",
+            with(&|c| c["nbf"] = json!(now() + 3600)),
+            ROLE_ARN,
+            400,
+            "InvalidIdentityToken",
+        ),
+        (
+            "an unknown kid",
+            sign_token(&good, Some("rsa-9")),
+            ROLE_ARN,
+            400,
+            "InvalidIdentityToken",
+        ),
+        (
+            "a tampered payload",
+            tampered,
+            ROLE_ARN,
+            400,
+            "InvalidIdentityToken",
+        ),
+        (
+            "another service account",
+            sign_token(&claims("tenant-a", "default"), Some("rsa-1")),
+            ROLE_ARN,
+            403,
+            "AccessDenied",
+        ),
+        (
+            "an unknown role",
+            token("tenant-a"),
+            "arn:aws:iam::123456789012:role/admin",
+            403,
+            "AccessDenied",
+        ),
+        (
+            "no namespace claim",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("kubernetes.io");
+            }),
+            ROLE_ARN,
+            403,
+            "IDPRejectedClaim",
+        ),
+    ];
+    for (what, token, role, status, code) in &cases {
+        let (got, xml) = send_xml(assume_request(
+            proxy.addr,
+            &[
+                ("RoleArn", role),
+                ("RoleSessionName", "pod-1"),
+                ("WebIdentityToken", token),
+            ],
+        ))
+        .await;
+        assert_eq!(got, *status, "{what}: {xml}");
+        assert_eq!(
+            xml_field(&xml, "Code").as_deref(),
+            Some(*code),
+            "{what}: {xml}"
+        );
+        assert!(
+            xml_field(&xml, "AccessKeyId").is_none(),
+            "{what}: no credentials"
+        );
+        let id = xml_field(&xml, "RequestId").unwrap();
+        let record = proxy.audit_for(&id);
+        assert_eq!(record["decision"], "authFailed", "{what}: {record}");
+        assert_eq!(record["errorCode"], *code, "{what}");
+        assert_eq!(record["action"], "sts:AssumeRoleWithWebIdentity", "{what}");
+    }
+    let denied = proxy
+        .audit()
+        .into_iter()
+        .find(|r| r["errorCode"] == "AccessDenied" && r["resource"] == ROLE_ARN)
+        .unwrap();
+    assert_eq!(
+        denied["webIdentity"]["subject"], "system:serviceaccount:tenant-a:default",
+        "a verified identity the role does not trust is named"
+    );
+    assert!(records_with(&proxy, "issued").is_empty());
+    assert_eq!(proxy.upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn malformed_sts_calls_get_sts_errors() {
+    let proxy = start().await;
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![("RoleArn", ROLE_ARN), ("RoleSessionName", "pod-1")],
+            "ValidationError",
+        ),
+        (
+            vec![
+                ("RoleArn", ROLE_ARN),
+                ("RoleSessionName", "p"),
+                ("WebIdentityToken", "abcd"),
+            ],
+            "ValidationError",
+        ),
+        (
+            vec![
+                ("RoleArn", ROLE_ARN),
+                ("RoleSessionName", "pod-1"),
+                ("WebIdentityToken", "abcd"),
+                ("DurationSeconds", "43200"),
+            ],
+            "ValidationError",
+        ),
+        (
+            vec![
+                ("RoleArn", ROLE_ARN),
+                ("RoleSessionName", "pod-1"),
+                ("WebIdentityToken", "abcd"),
+                ("Policy", "{}"),
+            ],
+            "ValidationError",
+        ),
+    ];
+    for (form, code) in cases {
+        let (status, xml) = send_xml(assume_request(proxy.addr, &form)).await;
+        assert_eq!(
+            (status, xml_field(&xml, "Code").as_deref()),
+            (400, Some(code)),
+            "{form:?}: {xml}"
+        );
+    }
+    let mut request = assume_request(proxy.addr, &[]);
+    *request.body_mut() = http_body_util::Full::new(bytes::Bytes::from_static(
+        b"Action=AssumeRole&Version=2011-06-15",
+    ));
+    let (status, xml) = send_xml(request).await;
+    assert_eq!(
+        (status, xml_field(&xml, "Code").as_deref()),
+        (400, Some("InvalidAction"))
+    );
+    assert_eq!(proxy.upstream.count(), 0);
+}
+
+/// Sessions nobody issued, or issued by other keys, or past their expiry, or not signed.
+#[tokio::test]
+async fn forged_expired_and_unsigned_sessions_are_refused() {
+    let proxy = start().await;
+    let (_, xml) = assume(&proxy, &token("tenant-a"), "pod-1").await;
+    let (key, secret, session) = credentials(&xml);
+    let mint = |secret_key: &str, expires: std::time::SystemTime| {
+        let keys = swf_warden::sts::session::SessionKeys::new(&[(
+            "s1".to_owned(),
+            swf_warden::secret::Secret::new(secret_key),
+        )]);
+        keys.issue(&swf_warden::sts::session::Session {
+            role: "swf-worker".into(),
+            name: "pod-1".into(),
+            expires,
+            tags: [("namespace".to_owned(), "tenant-a".to_owned())].into(),
+        })
+    };
+    let hour = std::time::Duration::from_secs(3600);
+    let later = std::time::SystemTime::now() + hour;
+    let foreign = mint("another-session-key-0123456789abcdefgh", later);
+    let expired = mint(SESSION_KEY, std::time::SystemTime::now() - hour);
+    let mut tampered = session.clone().into_bytes();
+    let at = tampered.len() - 10;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let other = mint(SESSION_KEY, later);
+    let cases = [
+        (
+            "a tampered session token",
+            key.clone(),
+            secret.clone(),
+            tampered,
+            "UnrecognizedClientException",
+        ),
+        (
+            "a session sealed by another key set",
+            foreign.access_key_id.clone(),
+            foreign.secret_access_key.expose().to_owned(),
+            foreign.session_token.clone(),
+            "UnrecognizedClientException",
+        ),
+        (
+            "an expired session",
+            expired.access_key_id.clone(),
+            expired.secret_access_key.expose().to_owned(),
+            expired.session_token.clone(),
+            "ExpiredTokenException",
+        ),
+        (
+            "a good token under another session's key",
+            other.access_key_id.clone(),
+            other.secret_access_key.expose().to_owned(),
+            session.clone(),
+            "UnrecognizedClientException",
+        ),
+        (
+            "a static key with a session token",
+            TENANT_A.key.to_owned(),
+            TENANT_A.secret.to_owned(),
+            session.clone(),
+            "UnrecognizedClientException",
+        ),
+    ];
+    for (what, key, secret, token, code) in cases {
+        let client = proxy.client_with_session(&key, &secret, &token);
+        let err = describe_refused(&client, "tenant-a").await;
+        assert_eq!(sdk_code(&err), code, "{what}");
+        let record = proxy.audit_for(&sdk_request_id(&err));
+        assert_eq!(record["errorCode"], code, "{what}");
+    }
+    // The session token sent but left out of the signature.
+    let mut raw = Raw::new(TENANT_A, "DescribeDomain", &json!({"name": "tenant-a"}));
+    raw.key = Box::leak(key.into_boxed_str());
+    raw.secret = Box::leak(secret.into_boxed_str());
+    let mut request = raw.build(proxy.addr);
+    request
+        .headers_mut()
+        .insert("x-amz-security-token", session.parse().unwrap());
+    let answer = proxy.send(request).await;
+    assert_eq!(answer.error_type(), "UnrecognizedClientException");
+    assert_eq!(proxy.upstream.count(), 0, "nothing forwarded");
+}
+
+#[tokio::test]
+async fn two_replicas_with_the_same_keys_accept_each_others_sessions() {
+    let one = start().await;
+    let two = start().await;
+    let (_, xml) = assume(&one, &token("tenant-a"), "pod-1").await;
+    let (key, secret, session) = credentials(&xml);
+    two.client_with_session(&key, &secret, &session)
+        .describe_domain()
+        .name("tenant-a")
+        .send()
+        .await
+        .expect("the other replica accepts the session");
+    assert_eq!(two.upstream.operations(), ["DescribeDomain"]);
+    // A replica with other session keys does not.
+    let stranger = Proxy::start_configured(
+        |c| c + &sts_config().replace(SESSION_KEY, "stranger-session-key-0123456789abcdef"),
+        &[NAMESPACE_POLICY],
+    )
+    .await;
+    let err = describe_refused(
+        &stranger.client_with_session(&key, &secret, &session),
+        "tenant-a",
+    )
+    .await;
+    assert_eq!(sdk_code(&err), "UnrecognizedClientException");
+}
