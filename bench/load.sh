@@ -10,6 +10,8 @@
 # rate bucket and a cap on calls in flight per principal, set never to refuse) takes the same
 # allowed load in each round, to measure what the quota check costs. QUOTAS=redis keeps that
 # bucket in a redis-server started here (LEASE_MS, default 50; 0 asks Redis on every call).
+# With SESSION=1 (not with QUOTAS), the same swf-warden also takes the allowed load signed
+# with a role session's temporary credentials (issue 14), to compare with the static key.
 # Usage: bench/load.sh [SECONDS_PER_RUN] [ROUNDS] [CONNECTIONS]
 #        PROFILE=perf.data bench/load.sh 10   (perf record swf-warden under the allowed load)
 set -euo pipefail
@@ -98,6 +100,24 @@ name = "denied"
 access_key_id = "AKIADENIED0000000001"
 secret_access_key_env = "BENCH_SECRET"
 CONFIG
+if [ -n "${SESSION:-}" ]; then
+  [ -z "${QUOTAS:-}" ] || { echo "SESSION and QUOTAS are measured apart" >&2; exit 64; }
+  printf '{"keys": [%s]}' "$(cat tests/fixtures/oidc/rsa-2048.jwk.json)" > "$work/jwks.json"
+  cat >> "$work/config.toml" <<STS
+[sts]
+session_keys = [{ id = "bench", secret_env = "BENCH_TOKEN" }]
+[[oidc_provider]]
+name = "bench"
+issuer = "https://bench.test"
+audiences = ["swf-warden"]
+jwks_file = "jwks.json"
+[[role]]
+name = "bench-role"
+provider = "bench"
+subjects = ["*"]
+policies = ["bench"]
+STS
+fi
 BENCH_UPSTREAM=x BENCH_TOKEN=$token_key BENCH_SECRET=bench-secret \
   target/release/swf-warden serve --config "$work/config.toml" &
 warden_pid=$!
@@ -135,6 +155,12 @@ target/release/examples/bench_request "127.0.0.1:$warden" AKIADENIED0000000001 b
 if [ -n "${QUOTAS:-}" ]; then
   target/release/examples/bench_request "127.0.0.1:$warden_q" AKIABENCH00000000001 bench-secret $token_key bench "$work/allowed-q.lua"
 fi
+if [ -n "${SESSION:-}" ]; then
+  # The second measured configuration is the same process, signed with a session.
+  warden_q=$warden warden_q_pid=$warden_pid
+  BENCH_SESSION_ROLE=bench-role target/release/examples/bench_request "127.0.0.1:$warden" - $token_key $token_key bench "$work/allowed-q.lua"
+fi
+second=${QUOTAS:+with a quota}${SESSION:+with a session}
 { cat "$work/allowed.lua"; echo "function delay() return ${PACE_MS:-4} end"; } > "$work/paced.lua"
 
 # CPU time (user and system, clock ticks) the process has used so far.
@@ -176,11 +202,11 @@ echo "warming up"
 run "http://127.0.0.1:$ha/" "$work/allowed.lua" "$ha_pid" >/dev/null
 run "http://127.0.0.1:$warden/" "$work/allowed.lua" "$warden_pid" >/dev/null
 declare -a H W HP WP WQ
-if [ -n "${QUOTAS:-}" ]; then run "http://127.0.0.1:$warden_q/" "$work/allowed-q.lua" "$warden_q_pid" >/dev/null; fi
+if [ -n "${second}" ]; then run "http://127.0.0.1:$warden_q/" "$work/allowed-q.lua" "$warden_q_pid" >/dev/null; fi
 for r in $(seq "$rounds"); do
   H+=("$(run "http://127.0.0.1:$ha/" "$work/allowed.lua" "$ha_pid")")
   W+=("$(run "http://127.0.0.1:$warden/" "$work/allowed.lua" "$warden_pid")")
-  if [ -n "${QUOTAS:-}" ]; then WQ+=("$(run "http://127.0.0.1:$warden_q/" "$work/allowed-q.lua" "$warden_q_pid")"); fi
+  if [ -n "${second}" ]; then WQ+=("$(run "http://127.0.0.1:$warden_q/" "$work/allowed-q.lua" "$warden_q_pid")"); fi
   HP+=("$(run "http://127.0.0.1:$ha/" "$work/paced.lua" "$ha_pid")")
   WP+=("$(run "http://127.0.0.1:$warden/" "$work/paced.lua" "$warden_pid")")
 done
@@ -189,11 +215,11 @@ D=$(run "http://127.0.0.1:$warden/" "$work/denied.lua" "$warden_pid")
 sleep 1
 after=$(wc -l < "$work/audit.log")
 
-python3 - "$secs" "$conns" "$D" "$((after - before))" "${PACE_MS:-4}" "${H[@]}" -- "${W[@]}" -- "${HP[@]}" -- "${WP[@]}" -- "${WQ[@]}" <<'PY'
+python3 - "$secs" "$conns" "$D" "$((after - before))" "${PACE_MS:-4}" "${second:-}" "${H[@]}" -- "${W[@]}" -- "${HP[@]}" -- "${WP[@]}" -- "${WQ[@]}" <<'PY'
 import statistics, sys
-secs, conns, denied, records, pace = sys.argv[1], sys.argv[2], sys.argv[3].split(), int(sys.argv[4]), sys.argv[5]
+secs, conns, denied, records, pace, second = sys.argv[1], sys.argv[2], sys.argv[3].split(), int(sys.argv[4]), sys.argv[5], sys.argv[6]
 groups, current = [], []
-for arg in sys.argv[6:] + ["--"]:
+for arg in sys.argv[7:] + ["--"]:
     if arg == "--":
         groups.append([list(map(float, r.split())) for r in current])
         current = []
@@ -213,9 +239,9 @@ def table(h, w):
 table(ha, wa)
 if wq:
     cpu = lambda rows: med(rows, 5) + med(rows, 6)
-    print(f"{'swf-warden with a quota':30} {med(wq,0):9.0f} {med(wq,1):8.3f} {med(wq,2):8.3f} {med(wq,4):8.0f} "
+    print(f"{'swf-warden ' + second:30} {med(wq,0):9.0f} {med(wq,1):8.3f} {med(wq,2):8.3f} {med(wq,4):8.0f} "
           f"{f'{cpu(wq):.1f} ({med(wq,5):.1f}+{med(wq,6):.1f})':>24}")
-    print(f"{'ratio with / without quota':30} {med(wq,0)/med(wa,0):9.3f} {med(wq,1)/med(wa,1):8.2f} {med(wq,2)/med(wa,2):8.2f} {'':8} {cpu(wq)/cpu(wa):24.3f}")
+    print(f"{'ratio with / without':30} {med(wq,0)/med(wa,0):9.3f} {med(wq,1)/med(wa,1):8.2f} {med(wq,2)/med(wa,2):8.2f} {'':8} {cpu(wq)/cpu(wa):24.3f}")
 print(f"\nsame calls at a fixed pace ({conns} connections, each waiting {pace} ms after an answer)")
 table(hp, wp)
 rps, p50, p99, total, non2xx = float(denied[0]), float(denied[1]), float(denied[2]), int(denied[3]), int(denied[4])

@@ -49,8 +49,17 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// Principal name, as in `[[principal]]`.
+        #[arg(long, conflicts_with = "role", required_unless_present = "role")]
+        principal: Option<String>,
+        /// Role name, as in `[[role]]`: a session of it, with `--tag`s.
         #[arg(long)]
-        principal: String,
+        role: Option<String>,
+        /// A role session's tag, `KEY=VALUE` (repeat for several).
+        #[arg(long = "tag", value_name = "KEY=VALUE", requires = "role")]
+        tag: Vec<String>,
+        /// A role session's name (default `explain`).
+        #[arg(long, requires = "role")]
+        session: Option<String>,
         /// `swf:<Operation>` or a decision pseudo-action such as `swf:ScheduleActivityTask`.
         #[arg(long)]
         action: String,
@@ -98,6 +107,9 @@ fn main() -> ExitCode {
             Some(Command::Explain {
                 config,
                 principal,
+                role,
+                tag,
+                session,
                 action,
                 domain,
                 resource,
@@ -107,7 +119,10 @@ fn main() -> ExitCode {
         ) => {
             let args = cli::explain::Args {
                 config: &config,
-                principal: &principal,
+                principal: principal.as_deref(),
+                role: role.as_deref(),
+                session: session.as_deref(),
+                tags: &tag,
                 action: &action,
                 domain: domain.as_deref(),
                 resource: resource.as_deref(),

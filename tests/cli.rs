@@ -427,7 +427,11 @@ expect = "allowed"
 /// Checks a Kubernetes example: the ConfigMap's files pulled out of `deploy/FILE`, its
 /// absolute paths pointed at a scratch folder holding `policies` and the `secrets` it names
 /// (and, under `jwks/`, the test identity provider's key set). Returns `check`'s output.
-fn check_kubernetes_example(file: &str, policies: &[&str], secrets: &[&str]) -> String {
+fn check_kubernetes_example(
+    file: &str,
+    policies: &[&str],
+    secrets: &[&str],
+) -> (tempfile::TempDir, std::path::PathBuf, String) {
     let yaml = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("deploy")
@@ -472,12 +476,12 @@ fn check_kubernetes_example(file: &str, policies: &[&str], secrets: &[&str]) -> 
     .unwrap();
     let (code, out, err) = run(&["check", "--config", config.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}{err}");
-    out
+    (dir, config, out)
 }
 
 #[test]
 fn the_kubernetes_example_configuration_checks() {
-    let out = check_kubernetes_example(
+    let (_, _, out) = check_kubernetes_example(
         "kubernetes.yaml",
         &["orders.toml"],
         &["upstream-secret", "token-key-k1", "orders-worker"],
@@ -490,7 +494,7 @@ fn the_kubernetes_example_configuration_checks() {
 
 #[test]
 fn the_kubernetes_sts_example_configuration_checks() {
-    let out = check_kubernetes_example(
+    let (dir, config, out) = check_kubernetes_example(
         "kubernetes-sts.yaml",
         &["namespace-domains.toml"],
         &["upstream-secret", "token-key-k1", "session-key-s1"],
@@ -499,4 +503,58 @@ fn the_kubernetes_sts_example_configuration_checks() {
         out.contains("ok (1 policies, 0 principals, 0 warning(s))"),
         "{out}"
     );
+    // One policy for every namespace: explain it for a session tagged `orders`.
+    let config = config.to_str().unwrap();
+    let explain = |domain: &str| {
+        run(&[
+            "explain",
+            "--config",
+            config,
+            "--role",
+            "swf-worker",
+            "--tag",
+            "namespace=orders",
+            "--session",
+            "pod-1",
+            "--action",
+            "swf:PollForActivityTask",
+            "--domain",
+            domain,
+        ])
+    };
+    let (code, out, err) = explain("orders");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("allowed"), "{out}");
+    assert!(out.contains("OwnNamespaceDomain"), "{out}");
+    assert!(
+        out.contains("arn:aws:sts::123456789012:assumed-role/swf-worker/pod-1"),
+        "{out}"
+    );
+    let (_, out, _) = explain("payments");
+    assert!(out.contains("implicitDeny"), "{out}");
+    let (code, _, err) = run(&[
+        "explain",
+        "--config",
+        config,
+        "--role",
+        "nobody",
+        "--action",
+        "swf:ListDomains",
+        "--resource",
+        "*",
+    ]);
+    assert_eq!(code, Some(64));
+    assert!(err.contains("unknown role `nobody`"), "{err}");
+    // The same as test cases.
+    let cases = dir.path().join("cases.toml");
+    std::fs::write(
+        &cases,
+        "[[case]]\nname = \"own namespace\"\nrole = \"swf-worker\"\ntags = { namespace = \"orders\" }\naction = \"swf:RecordActivityTaskHeartbeat\"\ndomain = \"orders\"\nexpect = \"allowed\"\nstatements = [{ policy = \"namespace-domains\", sid = \"OwnNamespaceDomain\" }]\n\n\
+         [[case]]\nname = \"another namespace\"\nrole = \"swf-worker\"\ntags = { namespace = \"orders\" }\naction = \"swf:RecordActivityTaskHeartbeat\"\ndomain = \"payments\"\nexpect = \"implicitDeny\"\n\n\
+         [[case]]\nname = \"never terminate\"\nrole = \"swf-worker\"\ntags = { namespace = \"orders\" }\naction = \"swf:TerminateWorkflowExecution\"\ndomain = \"orders\"\nexpect = \"explicitDeny\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["test", "--config", config, cases.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("3 passed, 0 failed"), "{out}");
 }

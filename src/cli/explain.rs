@@ -1,4 +1,4 @@
-//! `swf-warden explain`: the decision for one principal, action and resource, the statements
+//! `swf-warden explain`: the decision for one principal (or role session), action and resource, the statements
 //! that decided it with file and line, how each condition and variable evaluated, and the
 //! quotas an allowed call would then meet.
 
@@ -8,7 +8,11 @@ use super::{EXIT_OK, EXIT_USAGE};
 
 pub struct Args<'a> {
     pub config: &'a Path,
-    pub principal: &'a str,
+    pub principal: Option<&'a str>,
+    /// A session of this role instead, with `tags` (`KEY=VALUE`) and `session` as its name.
+    pub role: Option<&'a str>,
+    pub session: Option<&'a str>,
+    pub tags: &'a [String],
     pub action: &'a str,
     pub domain: Option<&'a str>,
     pub resource: Option<&'a str>,
@@ -21,7 +25,7 @@ pub fn run(args: &Args<'_>) -> u8 {
     };
     let query = (|| {
         Ok::<_, String>(super::Query {
-            principal: super::principal(&config, args.principal)?,
+            subject: super::subject(&config, args.principal, args.role, args.session, args.tags)?,
             action: super::action(args.action)?,
             resource: super::resource(&config, args.domain, args.resource)?,
             context: super::context(args.context)?,
@@ -49,11 +53,11 @@ fn quotas(config: &crate::config::Config, query: &super::Query<'_>) -> String {
     let crate::policy::Action::Operation(op) = query.action else {
         return String::new();
     };
-    let p = query.principal;
+    let p = &query.subject;
     let meets: Vec<String> = config
         .quotas
         .iter()
-        .filter(|q| q.covers(op) && q.applies_to(&p.name, &p.groups))
+        .filter(|q| q.covers(op) && q.applies_to(&p.name, p.groups))
         .map(|q| format!("  {} at {}: {}\n", q.name, q.origin, q.describe()))
         .collect();
     if meets.is_empty() {

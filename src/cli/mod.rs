@@ -8,8 +8,8 @@ pub mod test;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::config::{self, Config, Principal};
-use crate::policy::{Action, Caller, Context, Decision, PolicySet};
+use crate::config::{self, Config};
+use crate::policy::{Action, Caller, Context, Decision, PolicySet, RoleSession};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
@@ -31,9 +31,20 @@ pub fn load(path: &std::path::Path) -> Option<Config> {
     }
 }
 
+/// Who asks: a `[[principal]]`, or a session of a `[[role]]` with the tags given.
+pub struct Subject<'a> {
+    pub name: String,
+    pub arn: String,
+    pub tags: BTreeMap<String, String>,
+    pub policies: &'a PolicySet,
+    pub groups: &'a [String],
+    /// A role session: the role's ARN and the session's name.
+    pub session: Option<(String, String)>,
+}
+
 /// What to evaluate, as the tools are asked it.
 pub struct Query<'a> {
-    pub principal: &'a Principal,
+    pub subject: Subject<'a>,
     pub action: Action,
     pub resource: String,
     /// Lowercase key → values.
@@ -49,10 +60,14 @@ impl Query<'_> {
     ) -> R {
         let ctx = Context {
             caller: Caller {
-                name: &self.principal.name,
-                arn: &self.principal.arn,
-                tags: &self.principal.tags,
-                session: None,
+                name: &self.subject.name,
+                arn: &self.subject.arn,
+                tags: &self.subject.tags,
+                session: self
+                    .subject
+                    .session
+                    .as_ref()
+                    .map(|(role_arn, name)| RoleSession { role_arn, name }),
             },
             action: self.action,
             input: None,
@@ -62,7 +77,7 @@ impl Query<'_> {
             region,
             overrides: Some(&self.context),
         };
-        f(&self.principal.policies, &self.resource, &ctx)
+        f(self.subject.policies, &self.resource, &ctx)
     }
 
     pub fn decide(&self, region: &str) -> Decision {
@@ -112,10 +127,57 @@ pub fn context(pairs: &[String]) -> Result<BTreeMap<String, Vec<String>>, String
     Ok(out)
 }
 
-pub fn principal<'c>(config: &'c Config, name: &str) -> Result<&'c Principal, String> {
-    config
-        .principals
-        .iter()
-        .find(|p| p.name == name)
-        .ok_or_else(|| format!("unknown principal `{name}`"))
+/// The subject named by exactly one of `principal` and `role`; `tags` (`KEY=VALUE`) are a
+/// role session's, named `session`.
+pub fn subject<'c>(
+    config: &'c Config,
+    principal: Option<&str>,
+    role: Option<&str>,
+    session: Option<&str>,
+    tags: &[String],
+) -> Result<Subject<'c>, String> {
+    match (principal, role) {
+        (Some(name), None) => {
+            if !tags.is_empty() || session.is_some() {
+                return Err("tags and a session name go with a role, not a principal".into());
+            }
+            let p = config
+                .principals
+                .iter()
+                .find(|p| p.name == name)
+                .ok_or_else(|| format!("unknown principal `{name}`"))?;
+            Ok(Subject {
+                name: p.name.clone(),
+                arn: p.arn.clone(),
+                tags: p.tags.clone(),
+                policies: &p.policies,
+                groups: &p.groups,
+                session: None,
+            })
+        }
+        (None, Some(name)) => {
+            let r = config
+                .sts
+                .as_ref()
+                .and_then(|s| s.roles.iter().find(|r| r.name == name))
+                .ok_or_else(|| format!("unknown role `{name}`"))?;
+            let session = session.unwrap_or("explain").to_owned();
+            let mut session_tags = BTreeMap::new();
+            for pair in tags {
+                let (k, v) = pair
+                    .split_once('=')
+                    .ok_or_else(|| format!("tag `{pair}` must be KEY=VALUE"))?;
+                session_tags.insert(k.to_owned(), v.to_owned());
+            }
+            Ok(Subject {
+                name: r.name.clone(),
+                arn: crate::sts::assumed_role_arn(&config.service, &r.name, &session),
+                tags: session_tags,
+                policies: &r.policies,
+                groups: &r.groups,
+                session: Some((r.arn.clone(), session)),
+            })
+        }
+        _ => Err("give exactly one of a principal and a role".into()),
+    }
 }

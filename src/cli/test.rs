@@ -14,6 +14,14 @@
 //! context = { "swf:taskList.name" = "work" }
 //! expect = "allowed"                       # allowed | explicitDeny | implicitDeny
 //! statements = [{ policy = "tenant-a", sid = "OwnDomain" }]
+//!
+//! [[case]]
+//! name = "a session of the worker role, tagged with its namespace"
+//! role = "swf-worker"                      # instead of `principal`
+//! tags = { namespace = "orders" }
+//! action = "swf:PollForActivityTask"
+//! domain = "orders"
+//! expect = "allowed"
 //! ```
 
 use std::collections::BTreeMap;
@@ -34,7 +42,11 @@ struct CaseFile {
 #[serde(deny_unknown_fields)]
 struct Case {
     name: String,
-    principal: String,
+    principal: Option<String>,
+    /// A session of this role instead, with these session tags.
+    role: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
     action: String,
     domain: Option<String>,
     resource: Option<String>,
@@ -128,7 +140,17 @@ fn query<'a>(config: &'a crate::config::Config, case: &Case) -> Result<super::Qu
         })
         .collect();
     Ok(super::Query {
-        principal: super::principal(config, &case.principal)?,
+        subject: super::subject(
+            config,
+            case.principal.as_deref(),
+            case.role.as_deref(),
+            None,
+            &case
+                .tags
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>(),
+        )?,
         action: super::action(&case.action)?,
         resource: super::resource(config, case.domain.as_deref(), case.resource.as_deref())?,
         context: super::context(&context)?,
