@@ -6,7 +6,7 @@
 #
 # `unit`: the mutants of the verifier, tokens, policy engine, SWF model and resolution
 # (or of the FILE-GLOBs given), against the library's unit tests: one test binary to rebuild,
-# about 30 s a mutant on two cores. `handler`: src/handler.rs, against the integration suites
+# about 30 s a mutant on two cores. `handler`: src/handler/, against the integration suites
 # that drive the request path. Each run works on a copy of the tree and of target/.
 #
 # A mutant no test catches fails the run unless tests/mutants/survivors.txt justifies it: a
@@ -33,7 +33,7 @@ case $group in
     tests=(--cargo-arg=--lib)
     ;;
   handler)
-    globs=(src/handler.rs)
+    globs=('src/handler/*.rs')
     tests=()
     for t in refusals proxy policy_enforcement isolation hostile operations operations_runtime cli quotas sts; do
       tests+=("--cargo-arg=--test=$t")

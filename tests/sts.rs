@@ -84,7 +84,15 @@ async fn a_pod_gets_a_session_that_works_only_in_its_namespace() {
     assert_eq!(issued.len(), 1, "{issued:?}");
     assert_eq!(issued[0]["action"], "sts:AssumeRoleWithWebIdentity");
     assert_eq!(issued[0]["resource"], ROLE_ARN);
-    assert_eq!(issued[0]["principal"]["accessKeyId"], key.as_str());
+    assert!(
+        issued[0]["principal"].is_null(),
+        "a web identity is no principal"
+    );
+    assert_eq!(issued[0]["issued"]["accessKeyId"], key.as_str());
+    assert_eq!(
+        issued[0]["issued"]["arn"],
+        "arn:aws:sts::123456789012:assumed-role/swf-worker/pod-1"
+    );
     assert_eq!(
         issued[0]["webIdentity"],
         json!({"issuer": ISSUER, "subject": "system:serviceaccount:tenant-a:swf-worker"})
@@ -360,7 +368,7 @@ async fn malformed_sts_calls_get_sts_errors() {
     }
     let mut request = assume_request(proxy.addr, &[]);
     *request.body_mut() = http_body_util::Full::new(bytes::Bytes::from_static(
-        b"Action=AssumeRole&Version=2011-06-15",
+        b"Action=AssumeRoleWithSAML&Version=2011-06-15",
     ));
     let (status, xml) = send_xml(request).await;
     assert_eq!(
@@ -479,4 +487,147 @@ async fn two_replicas_with_the_same_keys_accept_each_others_sessions() {
     )
     .await;
     assert_eq!(sdk_code(&err), "UnrecognizedClientException");
+}
+
+/// A CI job trades its key for a short session of a role its policies allow it to assume.
+const ASSUME_CI: (&str, &str) = (
+    "assume-ci.toml",
+    "Version = \"2012-10-17\"\n[[Statement]]\nSid = \"MayDeploy\"\nEffect = \"Allow\"\nAction = \"sts:AssumeRole\"\nResource = \"arn:aws:iam::123456789012:role/ci-deployer\"\n",
+);
+const CI_ROLE: &str = "arn:aws:iam::123456789012:role/ci-deployer";
+
+async fn start_with_ci_role() -> Proxy {
+    Proxy::start_configured(
+        |c| {
+            c.replacen(
+                "policies = [\"tenant-a\"]",
+                "policies = [\"tenant-a\", \"assume-ci\"]",
+                1,
+            ) + &sts_config()
+                + "\n[[role]]\nname = \"ci-deployer\"\npolicies = [\"tenant-a\"]\n"
+        },
+        &[NAMESPACE_POLICY, ASSUME_CI],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_principal_assumes_a_role_its_policies_allow() {
+    let proxy = start_with_ci_role().await;
+    let (status, xml) = send_xml(sts_request(
+        proxy.addr,
+        TENANT_A.key,
+        TENANT_A.secret,
+        None,
+        "AssumeRole",
+        &[
+            ("RoleArn", CI_ROLE),
+            ("RoleSessionName", "build-42"),
+            ("DurationSeconds", "900"),
+        ],
+    ))
+    .await;
+    assert_eq!(status, 200, "{xml}");
+    assert!(xml.starts_with("<AssumeRoleResponse "), "{xml}");
+    assert_eq!(
+        xml_field(&xml, "Arn").as_deref(),
+        Some("arn:aws:sts::123456789012:assumed-role/ci-deployer/build-42")
+    );
+    let (key, secret, session) = credentials(&xml);
+    let ci = proxy.client_with_session(&key, &secret, &session);
+    ci.describe_domain().name("tenant-a").send().await.unwrap();
+    let err = describe_refused(&ci, "tenant-b").await;
+    assert_eq!(sdk_code(&err), "OperationNotPermittedFault");
+    let issued = records_with(&proxy, "issued");
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0]["action"], "sts:AssumeRole");
+    assert_eq!(issued[0]["principal"]["name"], TENANT_A.name, "who asked");
+    assert_eq!(
+        issued[0]["issued"]["accessKeyId"],
+        key.as_str(),
+        "what it got"
+    );
+    assert!(issued[0]["webIdentity"].is_null());
+
+    // No role chaining: a session cannot assume a role.
+    let (status, xml) = send_xml(sts_request(
+        proxy.addr,
+        &key,
+        &secret,
+        Some(&session),
+        "AssumeRole",
+        &[("RoleArn", CI_ROLE), ("RoleSessionName", "again")],
+    ))
+    .await;
+    assert_eq!(
+        (status, xml_field(&xml, "Code").as_deref()),
+        (403, Some("AccessDenied")),
+        "{xml}"
+    );
+}
+
+#[tokio::test]
+async fn assume_role_is_refused_without_a_policy_allowing_it_or_a_role() {
+    let proxy = start_with_ci_role().await;
+    let assume = |tenant: Tenant, role: &'static str| {
+        send_xml(sts_request(
+            proxy.addr,
+            tenant.key,
+            tenant.secret,
+            None,
+            "AssumeRole",
+            &[("RoleArn", role), ("RoleSessionName", "build-42")],
+        ))
+    };
+    let (status, xml) = assume(TENANT_B, CI_ROLE).await;
+    assert_eq!(
+        (status, xml_field(&xml, "Code").as_deref()),
+        (403, Some("AccessDenied")),
+        "{xml}"
+    );
+    let message = xml_field(&xml, "Message").unwrap();
+    assert!(
+        message.contains("is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::123456789012:role/ci-deployer"),
+        "{message}"
+    );
+    let record = proxy.audit_for(&xml_field(&xml, "RequestId").unwrap());
+    assert_eq!(record["decision"], "implicitDeny");
+    assert_eq!(record["errorCode"], "AccessDenied");
+    assert_eq!(record["action"], "sts:AssumeRole");
+    assert_eq!(record["principal"]["name"], TENANT_B.name);
+    // Allowed everything, but the role does not exist.
+    let (status, xml) = assume(OPERATOR, "arn:aws:iam::123456789012:role/nothing").await;
+    assert_eq!(
+        (status, xml_field(&xml, "Code").as_deref()),
+        (403, Some("AccessDenied")),
+        "{xml}"
+    );
+    // A role with no provider takes no web identity.
+    let (status, xml) = send_xml(assume_request(
+        proxy.addr,
+        &[
+            ("RoleArn", CI_ROLE),
+            ("RoleSessionName", "pod-1"),
+            ("WebIdentityToken", &token("tenant-a")),
+        ],
+    ))
+    .await;
+    assert_eq!(
+        (status, xml_field(&xml, "Code").as_deref()),
+        (403, Some("AccessDenied")),
+        "{xml}"
+    );
+    // Unsigned.
+    let mut unsigned = assume_request(proxy.addr, &[]);
+    *unsigned.body_mut() = http_body_util::Full::new(bytes::Bytes::from_static(
+        b"Action=AssumeRole&Version=2011-06-15&RoleArn=arn:aws:iam::123456789012:role/ci-deployer&RoleSessionName=x1",
+    ));
+    let (status, xml) = send_xml(unsigned).await;
+    assert_eq!(
+        (status, xml_field(&xml, "Code").as_deref()),
+        (403, Some("MissingAuthenticationToken")),
+        "{xml}"
+    );
+    assert!(records_with(&proxy, "issued").is_empty());
+    assert_eq!(proxy.upstream.count(), 0);
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
 use swf_warden::secret::Secret;
-use swf_warden::sts::query::{Form, WebIdentityRequest};
+use swf_warden::sts::query::{Action, Form, RoleRequest};
 use swf_warden::sts::session::{Session, SessionKeys};
 
 struct Keys {
@@ -68,9 +68,11 @@ fuzz_target!(|data: &[u8]| {
         let reparsed = Form::parse(again.finish().as_bytes()).expect("a re-encoded form parses");
         assert!(form.params().eq(reparsed.params()), "one reading");
         let max = Duration::from_secs(7200);
-        if let Ok(request) = WebIdentityRequest::from_form(&form, max) {
-            assert!(request.duration >= Duration::from_secs(900) && request.duration <= max);
-            assert!((2..=64).contains(&request.session_name.len()));
+        for action in [Action::AssumeRoleWithWebIdentity, Action::AssumeRole] {
+            if let Ok(request) = RoleRequest::from_form(&form, action, max) {
+                assert!(request.duration >= Duration::from_secs(900) && request.duration <= max);
+                assert!((2..=64).contains(&request.session_name.len()));
+            }
         }
     }
     let k = keys();

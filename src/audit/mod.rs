@@ -106,6 +106,9 @@ pub struct Record {
     /// The quota that throttled the call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<String>,
+    /// The session an STS call issued (`issued`): `{ name, arn, accessKeyId }`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued: Option<PrincipalRef>,
     /// The web identity an STS call presented (`iss` and `sub` of its token, once verified).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_identity: Option<WebIdentity>,
@@ -345,6 +348,7 @@ fn summary_record(s: flood::Summary) -> Record {
         task_token_fingerprint: None,
         quota: None,
         suppressed: Some(s.suppressed),
+        issued: None,
         web_identity: None,
     }
 }
@@ -379,6 +383,7 @@ mod tests {
             task_token_fingerprint: None,
             quota: None,
             suppressed: None,
+            issued: None,
             web_identity: None,
         }
     }

@@ -275,8 +275,8 @@ pub struct OidcProvider {
 #[serde(deny_unknown_fields)]
 pub struct Role {
     pub name: Spanned<String>,
-    pub provider: Spanned<String>,
-    pub subjects: Spanned<Vec<Spanned<String>>>,
+    pub provider: Option<Spanned<String>>,
+    pub subjects: Option<Spanned<Vec<Spanned<String>>>>,
     /// Claim path → patterns, one of which the claim must match.
     #[serde(default)]
     pub conditions: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,

@@ -32,7 +32,8 @@ pub struct Role {
     pub name: String,
     /// `arn:<partition>:iam::<account_id>:role/<name>`.
     pub arn: String,
-    pub provider: Arc<Provider>,
+    /// Who may present tokens for it; `None`: assumed only with a key (`AssumeRole`).
+    pub provider: Option<Arc<Provider>>,
     /// Patterns (`*`, `?`) on the token's `sub`; one must match.
     pub subjects: Vec<String>,
     /// Claim path → patterns; every claim must match one of its patterns.
@@ -120,21 +121,46 @@ pub(super) fn sts(
         } else if !names.insert(name.clone()) {
             ctx.error(r.name.span(), format!("role `{name}` is defined twice"));
         }
-        let provider = by_name.get(r.provider.get_ref()).cloned();
-        if provider.is_none()
-            && !providers
-                .iter()
-                .any(|p| p.name.get_ref() == r.provider.get_ref())
-        {
-            ctx.error(
-                r.provider.span(),
-                format!("unknown identity provider `{}`", r.provider.get_ref()),
-            );
-        }
-        if r.subjects.get_ref().is_empty() {
-            ctx.error(
-                r.subjects.span(),
+        // Without a provider, a role is assumed only with a key (`AssumeRole`).
+        let provider = match &r.provider {
+            None => None,
+            Some(named) => {
+                let found = by_name.get(named.get_ref()).cloned();
+                let known = providers
+                    .iter()
+                    .any(|p| p.name.get_ref() == named.get_ref());
+                if found.is_none() && !known {
+                    ctx.error(
+                        named.span(),
+                        format!("unknown identity provider `{}`", named.get_ref()),
+                    );
+                }
+                found
+            }
+        };
+        // A provider named but not loaded is reported (here or at its own section): the role
+        // is left out once the rest of it is checked.
+        let broken_provider = r.provider.is_some() && provider.is_none();
+        let subjects = r.subjects.as_ref().map_or(&[][..], |s| &s.get_ref()[..]);
+        match (&r.provider, &r.subjects) {
+            (Some(_), None) => ctx.error(
+                r.name.span(),
+                "a role with a `provider` needs `subjects`: it trusts no token without them",
+            ),
+            (Some(_), Some(s)) if s.get_ref().is_empty() => ctx.error(
+                s.span(),
                 "`subjects` needs at least one pattern: a role trusts no token without one",
+            ),
+            (None, Some(s)) => ctx.error(
+                s.span(),
+                "`subjects` without a `provider` trusts nothing: name the provider",
+            ),
+            _ => {}
+        }
+        if r.provider.is_none() && !r.session_tags.is_empty() {
+            ctx.error(
+                r.name.span(),
+                "`session_tags` come from a provider's tokens: this role has no `provider`",
             );
         }
         let mut conditions = Vec::new();
@@ -186,7 +212,7 @@ pub(super) fn sts(
                 None => ctx.error(g.span(), format!("unknown group `{}`", g.get_ref())),
             }
         }
-        let (Some(provider), Some(service)) = (provider, service) else {
+        let Some(service) = service.filter(|_| !broken_provider) else {
             continue;
         };
         out.push(Role {
@@ -196,12 +222,7 @@ pub(super) fn sts(
                 service.partition, service.account_id
             ),
             provider,
-            subjects: r
-                .subjects
-                .get_ref()
-                .iter()
-                .map(|s| s.get_ref().clone())
-                .collect(),
+            subjects: subjects.iter().map(|s| s.get_ref().clone()).collect(),
             conditions,
             session_tags,
             policies: set,

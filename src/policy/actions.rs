@@ -1,5 +1,6 @@
 //! The IAM action space for SWF: the 39 operations, plus the 13 decision pseudo-actions that
-//! SWF authorizes inside `RespondDecisionTaskCompleted` (`swf:ScheduleActivityTask`, …).
+//! SWF authorizes inside `RespondDecisionTaskCompleted` (`swf:ScheduleActivityTask`, …),
+//! and `sts:AssumeRole`, which the proxy's STS authorizes on a role's ARN.
 //! Each action has a dense index, for the per-statement bit sets, and the SWF condition keys
 //! it carries (SWF developer guide, "API summary" of IAM access control).
 
@@ -62,30 +63,35 @@ impl DecisionKind {
 pub enum Action {
     Operation(Operation),
     Decision(DecisionKind),
+    /// `sts:AssumeRole` on a role's ARN: a principal trading its key for a role session.
+    AssumeRole,
 }
 
 impl Action {
-    /// Every action: operations first, then decisions.
+    /// Every action: operations first, then decisions, then `sts:AssumeRole`.
     pub fn all() -> impl Iterator<Item = Action> {
         Operation::ALL
             .iter()
             .map(|o| Action::Operation(*o))
             .chain(DecisionKind::ALL.iter().map(|d| Action::Decision(*d)))
+            .chain(std::iter::once(Action::AssumeRole))
     }
 
-    /// Dense index: operations `0..39`, decisions after them.
+    /// Dense index: operations `0..39`, decisions after them, `sts:AssumeRole` last.
     pub fn index(self) -> usize {
         match self {
             Action::Operation(op) => op.index(),
             Action::Decision(d) => Operation::ALL.len() + d as usize,
+            Action::AssumeRole => Operation::ALL.len() + DecisionKind::ALL.len(),
         }
     }
 
-    /// `swf:<Name>`.
+    /// `swf:<Name>`, or `sts:AssumeRole`.
     pub fn iam_action(self) -> &'static str {
         match self {
             Action::Operation(op) => op.iam_action(),
             Action::Decision(d) => d.iam_action(),
+            Action::AssumeRole => "sts:AssumeRole",
         }
     }
 
@@ -147,6 +153,7 @@ impl Action {
                 D::ContinueAsNewWorkflowExecution => CONTINUE_AS_NEW,
                 _ => &[],
             },
+            Action::AssumeRole => &[],
         }
     }
 }
@@ -164,7 +171,7 @@ impl Action {
 }
 
 /// How many actions there are (fits the 64-bit sets).
-pub const COUNT: usize = 39 + 13;
+pub const COUNT: usize = 39 + 13 + 1;
 
 #[cfg(test)]
 mod tests {

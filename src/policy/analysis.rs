@@ -71,6 +71,14 @@ fn statement(s: &Statement, variables: bool, report: Report<'_>) {
     let mut unknown_action = false;
     for (action, &pos) in s.action.patterns.iter().zip(&s.action.at) {
         let mut report = |d| report(pos, d);
+        if action.len() > 4 && action[..4].eq_ignore_ascii_case("sts:") {
+            if !wildcard::matches(&action.to_ascii_lowercase(), "sts:assumerole") {
+                report(Ok(format!(
+                    "statement{sid}: `{action}` is not an STS action swf-warden serves (sts:AssumeRole) and never matches here"
+                )));
+            }
+            continue;
+        }
         let Some(name) = action
             .strip_prefix("swf:")
             .or_else(|| action.strip_prefix("SWF:"))
@@ -96,9 +104,10 @@ fn statement(s: &Statement, variables: bool, report: Report<'_>) {
             continue;
         }
         let service = resource.split(':').nth(2).unwrap_or("");
-        if service != "swf" && !service.contains(['*', '?']) {
+        // `iam`: roles, for `sts:AssumeRole`.
+        if service != "swf" && service != "iam" && !service.contains(['*', '?']) {
             report(Err(format!(
-                "statement{sid}: resource `{resource}` is for the service `{service}`, not `swf`"
+                "statement{sid}: resource `{resource}` is for the service `{service}`, not `swf` (or `iam`, a role)"
             )));
         }
         check_variables(resource, variables, &sid, &mut report);
@@ -113,7 +122,7 @@ fn statement(s: &Statement, variables: bool, report: Report<'_>) {
         report(
             whole,
             Ok(format!(
-                "statement{sid} can never match: its actions name no SWF action"
+                "statement{sid} can never match: its actions name no action swf-warden authorizes"
             )),
         );
     }

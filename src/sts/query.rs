@@ -40,6 +40,7 @@ pub fn is_query(headers: &HeaderMap) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     AssumeRoleWithWebIdentity,
+    AssumeRole,
     GetCallerIdentity,
 }
 
@@ -47,6 +48,7 @@ impl Action {
     pub fn iam_action(self) -> &'static str {
         match self {
             Action::AssumeRoleWithWebIdentity => "sts:AssumeRoleWithWebIdentity",
+            Action::AssumeRole => "sts:AssumeRole",
             Action::GetCallerIdentity => "sts:GetCallerIdentity",
         }
     }
@@ -94,6 +96,7 @@ impl Form {
             .ok_or_else(|| ProxyError::InvalidAction("(none)".into()))?;
         let action = match action {
             "AssumeRoleWithWebIdentity" => Action::AssumeRoleWithWebIdentity,
+            "AssumeRole" => Action::AssumeRole,
             "GetCallerIdentity" => Action::GetCallerIdentity,
             other => return Err(ProxyError::InvalidAction(crate::error::excerpt(other))),
         };
@@ -104,40 +107,61 @@ impl Form {
     }
 }
 
-/// An `AssumeRoleWithWebIdentity` call's parameters, checked.
+/// An `AssumeRoleWithWebIdentity` or `AssumeRole` call's parameters, checked.
 #[derive(Debug)]
-pub struct WebIdentityRequest<'f> {
+pub struct RoleRequest<'f> {
     pub role_arn: &'f str,
     pub session_name: &'f str,
+    /// `WebIdentityToken` (`AssumeRoleWithWebIdentity` only).
     pub token: &'f str,
     pub duration: Duration,
 }
 
-impl<'f> WebIdentityRequest<'f> {
-    pub fn from_form(form: &'f Form, max_duration: Duration) -> Result<Self, ProxyError> {
+impl<'f> RoleRequest<'f> {
+    /// `action`'s parameters from `form`.
+    pub fn from_form(
+        form: &'f Form,
+        action: Action,
+        max_duration: Duration,
+    ) -> Result<Self, ProxyError> {
         // Session policies narrow a session; ignoring one would grant more than was asked.
-        if form
-            .0
-            .keys()
-            .any(|k| k == "Policy" || k.starts_with("PolicyArns.") || k == "ProviderId")
-        {
-            return Err(ProxyError::Validation(
-                "Session policies (Policy, PolicyArns) and ProviderId are not supported by this STS."
-                    .into(),
-            ));
+        // Tags, MFA and external ids would be conditions this STS does not check.
+        let unsupported = |k: &str| {
+            k == "Policy"
+                || k.starts_with("PolicyArns.")
+                || k == "ProviderId"
+                || k.starts_with("Tags.")
+                || k.starts_with("TransitiveTagKeys.")
+                || k == "SerialNumber"
+                || k == "TokenCode"
+                || k == "ExternalId"
+                || k == "SourceIdentity"
+                || k.starts_with("ProvidedContexts.")
+        };
+        if let Some((k, _)) = form.params().find(|(k, _)| unsupported(k)) {
+            return Err(ProxyError::Validation(format!(
+                "{} is not supported by this STS (nor are session policies, tags, MFA, external ids and source identities).",
+                crate::error::excerpt(k)
+            )));
         }
         let role_arn = form.required("RoleArn", "roleArn")?;
         let session_name = form.required("RoleSessionName", "roleSessionName")?;
-        let token = form.required("WebIdentityToken", "webIdentityToken")?;
+        let token = match action {
+            Action::AssumeRoleWithWebIdentity => {
+                let token = form.required("WebIdentityToken", "webIdentityToken")?;
+                if token.len() < 4 || token.len() > MAX_TOKEN {
+                    return Err(ProxyError::Validation(format!(
+                        "1 validation error detected: Value at 'webIdentityToken' failed to satisfy constraint: Member must have length between 4 and {MAX_TOKEN}"
+                    )));
+                }
+                token
+            }
+            _ => "",
+        };
         if session_name.len() < 2 || !valid_name(session_name, 64) {
             return Err(ProxyError::Validation(
                 "1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint: Member must have length between 2 and 64 and match [\\w+=,.@-]*".into(),
             ));
-        }
-        if token.len() < 4 || token.len() > MAX_TOKEN {
-            return Err(ProxyError::Validation(format!(
-                "1 validation error detected: Value at 'webIdentityToken' failed to satisfy constraint: Member must have length between 4 and {MAX_TOKEN}"
-            )));
         }
         let seconds = match form.get("DurationSeconds") {
             None => DEFAULT_DURATION_SECONDS,
@@ -152,7 +176,7 @@ impl<'f> WebIdentityRequest<'f> {
                     ))
                 })?,
         };
-        Ok(WebIdentityRequest {
+        Ok(RoleRequest {
             role_arn,
             session_name,
             token,
@@ -161,7 +185,7 @@ impl<'f> WebIdentityRequest<'f> {
     }
 }
 
-/// A session issued to a web identity.
+/// A session issued.
 #[derive(Debug)]
 pub struct Issued {
     pub credentials: Credentials,
@@ -169,8 +193,8 @@ pub struct Issued {
     pub role: String,
     pub assumed_role_arn: String,
     pub session_name: String,
-    pub identity: WebIdentity,
-    pub audience: String,
+    /// For a web identity: who it was and the audience its token was for.
+    pub identity: Option<(WebIdentity, String)>,
 }
 
 /// A refusal, with the web identity when its token verified.
@@ -181,7 +205,7 @@ impl Sts {
     pub async fn assume_role_with_web_identity(
         &self,
         service: &Service,
-        request: &WebIdentityRequest<'_>,
+        request: &RoleRequest<'_>,
         now: SystemTime,
     ) -> Result<Issued, Refusal> {
         let denied = || {
@@ -191,7 +215,8 @@ impl Sts {
         };
         let template = self.role_by_arn(request.role_arn).ok_or((denied(), None))?;
         let role = &template.role;
-        let claims = role.provider.verify(request.token).await.map_err(|e| {
+        let provider = role.provider.as_ref().ok_or((denied(), None))?;
+        let claims = provider.verify(request.token).await.map_err(|e| {
             let error = match e {
                 TokenRefusal::Expired => ProxyError::ExpiredToken,
                 TokenRefusal::Invalid(m) => ProxyError::InvalidIdentityToken(m),
@@ -202,7 +227,7 @@ impl Sts {
         let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
         let subject = text(claims.get("sub")).unwrap_or_default();
         let identity = WebIdentity {
-            issuer: role.provider.issuer.clone(),
+            issuer: provider.issuer.clone(),
             subject: subject.clone(),
         };
         let refuse = |e: ProxyError| (e, Some(identity.clone()));
@@ -222,29 +247,51 @@ impl Sts {
             Some(Value::Array(all)) => all
                 .iter()
                 .filter_map(Value::as_str)
-                .find(|a| role.provider.audiences.iter().any(|b| b == a))
+                .find(|a| provider.audiences.iter().any(|b| b == a))
                 .unwrap_or_default()
                 .to_owned(),
             _ => String::new(),
         };
-        let expires = now + request.duration;
+        let issued = self.issue(
+            service,
+            role,
+            request.session_name,
+            tags,
+            request.duration,
+            now,
+        );
+        Ok(Issued {
+            identity: Some((identity, audience)),
+            ..issued
+        })
+    }
+
+    /// A session of `role` named `name`, with `tags`, for `duration` from `now`.
+    pub fn issue(
+        &self,
+        service: &Service,
+        role: &crate::config::sts::Role,
+        name: &str,
+        tags: BTreeMap<String, String>,
+        duration: Duration,
+        now: SystemTime,
+    ) -> Issued {
         let session = Session {
             role: role.name.clone(),
-            name: request.session_name.to_owned(),
+            name: name.to_owned(),
             // Whole seconds, as the token carries them.
-            expires: crate::sts::truncate_to_second(expires),
+            expires: crate::sts::truncate_to_second(now + duration),
             tags,
         };
         let credentials = self.keys.issue(&session);
-        Ok(Issued {
+        Issued {
             credentials,
             expires: session.expires,
             role: role.name.clone(),
             assumed_role_arn: super::assumed_role_arn(service, &role.name, &session.name),
             session_name: session.name,
-            identity,
-            audience,
-        })
+            identity: None,
+        }
     }
 }
 
@@ -315,15 +362,27 @@ fn iso8601(t: SystemTime) -> String {
         .unwrap_or_default()
 }
 
-/// The `AssumeRoleWithWebIdentity` answer.
-pub fn issued_xml(issued: &Issued, request_id: &str) -> String {
+/// The answer of the `action` (`AssumeRoleWithWebIdentity` or `AssumeRole`) that issued
+/// `issued`.
+pub fn issued_xml(action: Action, issued: &Issued, request_id: &str) -> String {
     let e = xml_escape;
     let c = &issued.credentials;
+    let name = match action {
+        Action::AssumeRole => "AssumeRole",
+        _ => "AssumeRoleWithWebIdentity",
+    };
+    let identity = issued.identity.as_ref().map_or(String::new(), |(who, audience)| {
+        format!(
+            "    <SubjectFromWebIdentityToken>{}</SubjectFromWebIdentityToken>\n    <Audience>{}</Audience>\n    <Provider>{}</Provider>\n",
+            e(&who.subject),
+            e(audience),
+            e(&who.issuer)
+        )
+    });
     format!(
-        "<AssumeRoleWithWebIdentityResponse xmlns=\"{NAMESPACE}\">\n\
-         \x20 <AssumeRoleWithWebIdentityResult>\n\
-         \x20   <SubjectFromWebIdentityToken>{}</SubjectFromWebIdentityToken>\n\
-         \x20   <Audience>{}</Audience>\n\
+        "<{name}Response xmlns=\"{NAMESPACE}\">\n\
+         \x20 <{name}Result>\n\
+         {identity}\
          \x20   <AssumedRoleUser>\n\
          \x20     <Arn>{}</Arn>\n\
          \x20     <AssumedRoleId>{}:{}</AssumedRoleId>\n\
@@ -334,14 +393,11 @@ pub fn issued_xml(issued: &Issued, request_id: &str) -> String {
          \x20     <SessionToken>{}</SessionToken>\n\
          \x20     <Expiration>{}</Expiration>\n\
          \x20   </Credentials>\n\
-         \x20   <Provider>{}</Provider>\n\
-         \x20 </AssumeRoleWithWebIdentityResult>\n\
+         \x20 </{name}Result>\n\
          \x20 <ResponseMetadata>\n\
          \x20   <RequestId>{}</RequestId>\n\
          \x20 </ResponseMetadata>\n\
-         </AssumeRoleWithWebIdentityResponse>\n",
-        e(&issued.identity.subject),
-        e(&issued.audience),
+         </{name}Response>\n",
         e(&issued.assumed_role_arn),
         e(&issued.role),
         e(&issued.session_name),
@@ -349,7 +405,6 @@ pub fn issued_xml(issued: &Issued, request_id: &str) -> String {
         e(c.secret_access_key.expose()),
         e(&c.session_token),
         iso8601(issued.expires),
-        e(&issued.identity.issuer),
         e(request_id),
     )
 }

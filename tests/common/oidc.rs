@@ -133,7 +133,25 @@ pub fn caller_identity_request(
     secret: &str,
     token: Option<&str>,
 ) -> Request<Full<Bytes>> {
-    let body = b"Action=GetCallerIdentity&Version=2011-06-15";
+    sts_request(addr, key, secret, token, "GetCallerIdentity", &[])
+}
+
+/// A signed STS call of `action` with `form`, as an SDK's STS client sends it.
+pub fn sts_request(
+    addr: std::net::SocketAddr,
+    key: &str,
+    secret: &str,
+    token: Option<&str>,
+    action: &str,
+    form: &[(&str, &str)],
+) -> Request<Full<Bytes>> {
+    let mut body = form_urlencoded::Serializer::new(String::new());
+    body.append_pair("Action", action);
+    body.append_pair("Version", "2011-06-15");
+    for (k, v) in form {
+        body.append_pair(k, v);
+    }
+    let body = body.finish().into_bytes();
     let host = addr.to_string();
     let headers = [
         (
@@ -157,7 +175,7 @@ pub fn caller_identity_request(
         "POST",
         &uri,
         headers.iter().copied(),
-        SignableBody::Bytes(body),
+        SignableBody::Bytes(&body),
     )
     .unwrap();
     let (instructions, _) = sign(signable, &params).unwrap().into_parts();
@@ -165,7 +183,7 @@ pub fn caller_identity_request(
     for (name, value) in headers.into_iter().chain(instructions.headers()) {
         builder = builder.header(name, value);
     }
-    builder.body(Full::new(Bytes::from_static(body))).unwrap()
+    builder.body(Full::new(Bytes::from(body))).unwrap()
 }
 
 /// An STS answer: status and XML text.

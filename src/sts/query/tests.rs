@@ -10,14 +10,20 @@ const MAX: Duration = Duration::from_secs(7200);
 
 #[test]
 fn forms_decode_and_refuse_repeated_parameters() {
+    assert_eq!(
+        form("Action=AssumeRole&Version=2011-06-15")
+            .action()
+            .unwrap(),
+        Action::AssumeRole
+    );
     let f = form("Action=GetCallerIdentity&Version=2011-06-15&X=a%2Bb+c");
     assert_eq!(f.get("X"), Some("a+b c"));
     assert_eq!(f.action().unwrap(), Action::GetCallerIdentity);
     let twice = Form::parse(b"Action=GetCallerIdentity&Action=AssumeRoleWithWebIdentity");
     assert!(matches!(twice, Err(ProxyError::Validation(m)) if m.contains("Action")));
     assert!(matches!(
-        form("Action=AssumeRole&Version=2011-06-15").action(),
-        Err(ProxyError::InvalidAction(a)) if a == "AssumeRole"
+        form("Action=AssumeRoleWithSAML&Version=2011-06-15").action(),
+        Err(ProxyError::InvalidAction(a)) if a == "AssumeRoleWithSAML"
     ));
     assert!(matches!(
         form("Action=GetCallerIdentity&Version=2020-01-01").action(),
@@ -54,13 +60,13 @@ fn request(extra: &str) -> Result<(), ProxyError> {
     let f = form(&format!(
         "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn:aws:iam::1:role/r&RoleSessionName=pod-1&WebIdentityToken=a.b.c{extra}"
     ));
-    WebIdentityRequest::from_form(&f, MAX).map(drop)
+    RoleRequest::from_form(&f, Action::AssumeRoleWithWebIdentity, MAX).map(drop)
 }
 
 #[test]
 fn web_identity_requests_are_checked_as_sts_checks_them() {
     let f = form("RoleArn=r&RoleSessionName=pod-1&WebIdentityToken=a.b.c");
-    let r = WebIdentityRequest::from_form(&f, MAX).unwrap();
+    let r = RoleRequest::from_form(&f, Action::AssumeRoleWithWebIdentity, MAX).unwrap();
     assert_eq!(r.duration, Duration::from_secs(DEFAULT_DURATION_SECONDS));
     assert!(request("&DurationSeconds=900").is_ok());
     assert!(request("&DurationSeconds=7200").is_ok());
@@ -91,14 +97,17 @@ fn web_identity_requests_are_checked_as_sts_checks_them() {
     ] {
         let f = form(text);
         assert!(
-            matches!(WebIdentityRequest::from_form(&f, MAX), Err(ProxyError::Validation(m)) if m.contains(member))
+            matches!(RoleRequest::from_form(&f, Action::AssumeRoleWithWebIdentity, MAX), Err(ProxyError::Validation(m)) if m.contains(member))
         );
     }
     for name in ["p", "pod 1", "pod/1", &"p".repeat(65)] {
         let f = form(&format!(
             "RoleArn=r&RoleSessionName={name}&WebIdentityToken=abcd"
         ));
-        assert!(WebIdentityRequest::from_form(&f, MAX).is_err(), "{name}");
+        assert!(
+            RoleRequest::from_form(&f, Action::AssumeRoleWithWebIdentity, MAX).is_err(),
+            "{name}"
+        );
     }
 }
 
@@ -106,13 +115,13 @@ fn role(session_tags: &[(&str, &str)]) -> crate::config::sts::Role {
     crate::config::sts::Role {
         name: "r".into(),
         arn: "arn:aws:iam::1:role/r".into(),
-        provider: std::sync::Arc::new(super::oidc::Provider::new(
+        provider: Some(std::sync::Arc::new(super::oidc::Provider::new(
             "p".into(),
             "https://i".into(),
             vec!["a".into()],
             super::oidc::KeySet::default(),
             None,
-        )),
+        ))),
         subjects: vec!["*".into()],
         conditions: Vec::new(),
         session_tags: session_tags
@@ -164,17 +173,27 @@ fn answers_escape_what_they_echo() {
         role: "r".into(),
         assumed_role_arn: "arn:aws:sts::1:assumed-role/r/s".into(),
         session_name: "s".into(),
-        identity: WebIdentity {
-            issuer: "https://i".into(),
-            subject: "<sub&>".into(),
-        },
-        audience: "a".into(),
+        identity: Some((
+            WebIdentity {
+                issuer: "https://i".into(),
+                subject: "<sub&>".into(),
+            },
+            "a".into(),
+        )),
     };
-    let xml = issued_xml(&issued, "id-1");
+    let xml = issued_xml(Action::AssumeRoleWithWebIdentity, &issued, "id-1");
     assert!(
         xml.contains("<SubjectFromWebIdentityToken>&lt;sub&amp;&gt;</SubjectFromWebIdentityToken>")
     );
     assert!(xml.contains("<Expiration>2023-11-14T22:13:20Z</Expiration>"));
     assert!(xml.contains("<AssumedRoleId>r:s</AssumedRoleId>"));
     assert!(xml.contains("<RequestId>id-1</RequestId>"));
+    assert!(xml.starts_with("<AssumeRoleWithWebIdentityResponse "));
+    let by_key = Issued {
+        identity: None,
+        ..issued
+    };
+    let xml = issued_xml(Action::AssumeRole, &by_key, "id-2");
+    assert!(xml.starts_with("<AssumeRoleResponse ") && xml.contains("<AssumeRoleResult>"));
+    assert!(!xml.contains("SubjectFromWebIdentityToken"), "{xml}");
 }

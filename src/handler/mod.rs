@@ -28,6 +28,8 @@ use crate::forward::UpstreamBody;
 use crate::policy::{self, Action, Caller, Context, Permit, StatementRef};
 use crate::resolve::{self, Resolved};
 use crate::sts;
+
+mod sts_call;
 use crate::swf::{self, Operation};
 
 /// Response bodies: the proxy's own (buffered) or the upstream's (streamed).
@@ -55,8 +57,8 @@ struct Call {
     operation: Option<Operation>,
     /// The web identity an STS call presented, once its token verified.
     web_identity: Option<audit::WebIdentity>,
-    /// Whom an STS call issued a session to (there is no principal yet).
-    issued_to: Option<audit::PrincipalRef>,
+    /// The session an STS call issued.
+    issued: Option<audit::PrincipalRef>,
     /// Whether the call came in STS's Query API (answered in XML).
     query_api: bool,
     /// The decision of a forwarded call, for the metrics.
@@ -78,7 +80,7 @@ impl Call {
             pending: Vec::new(),
             operation: None,
             web_identity: None,
-            issued_to: None,
+            issued: None,
             query_api: false,
             outcome: Outcome::Allowed,
             upstream_time: Duration::ZERO,
@@ -98,11 +100,8 @@ impl Call {
                 }
             }),
             cause: error.and_then(ProxyError::cause),
-            principal: self
-                .principal
-                .as_deref()
-                .map(Principal::audit_ref)
-                .or_else(|| self.issued_to.clone()),
+            principal: self.principal.as_deref().map(Principal::audit_ref),
+            issued: self.issued.clone(),
             action: self.action,
             resource: self.resource.clone(),
             matched_statements: self
@@ -297,7 +296,7 @@ fn prepare(
     // 3. Authorize the call, then each decision it carries; 4. a denial returns here.
     let ctx = Context {
         input: Some(&request.input),
-        ..caller_context(app, &principal, op, peer, now)
+        ..caller_context(app, &principal, Action::Operation(op), peer, now)
     };
     let permit = authorize(&principal, &resolved.resource, &ctx, call, None)?;
     for (i, decision) in decisions.iter().enumerate() {
@@ -370,7 +369,7 @@ async fn process(
         .filter(|_| sts::query::is_query(&parts.headers))
     {
         call.query_api = true;
-        return sts_call(app, sts, &parts, &body, now, call).await;
+        return sts_call::handle(app, sts, &parts, &body, peer, now, call).await;
     }
     let Prepared {
         principal,
@@ -403,7 +402,10 @@ async fn process(
     let response = response.inspect_err(|_| app.metrics.upstream_error())?;
     // Shadow mode refuses nothing, so it hides nothing either.
     let viewer = (op == Operation::ListDomains && app.filter_list_domains && principal.enforce)
-        .then(|| (&*principal, caller_context(app, &principal, op, peer, now)));
+        .then(|| {
+            let ctx = caller_context(app, &principal, Action::Operation(op), peer, now);
+            (&*principal, ctx)
+        });
     let response = respond(app, op, &resolved, viewer, response, &call.request_id).await?;
     if let Some(id) = response
         .headers()
@@ -507,11 +509,11 @@ async fn read_body(
     }
 }
 
-/// The policy context of `principal`'s call of `op` (without the call's input).
+/// The policy context of `principal`'s `action` (without the call's input).
 fn caller_context<'c>(
     app: &'c App,
     principal: &'c Principal,
-    op: Operation,
+    action: Action,
     peer: Peer,
     now: SystemTime,
 ) -> Context<'c> {
@@ -528,7 +530,7 @@ fn caller_context<'c>(
                     name: &s.name,
                 }),
         },
-        action: Action::Operation(op),
+        action,
         input: None,
         source_ip: Some(peer.addr.ip()),
         now,
@@ -666,79 +668,13 @@ fn refuse(app: &App, call: &mut Call, error: &ProxyError) -> Response<Body> {
 /// The error's answer in the protocol the call came in.
 fn answer(call: &Call, error: &ProxyError) -> Response<Body> {
     if call.query_api {
-        let mut response = xml_response(error.sts_body(&call.request_id), &call.request_id);
+        let mut response =
+            sts_call::xml_response(error.sts_body(&call.request_id), &call.request_id);
         *response.status_mut() =
             http::StatusCode::from_u16(error.sts_wire().0).unwrap_or(http::StatusCode::BAD_REQUEST);
         return response;
     }
     error_response(error, &call.request_id)
-}
-
-/// An STS Query API answer.
-fn xml_response(body: Vec<u8>, request_id: &str) -> Response<Body> {
-    let mut response = Response::new(Either::Left(Full::new(Bytes::from(body))));
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        headers.insert("x-amzn-requestid", v);
-    }
-    response
-}
-
-/// An STS call (`sts::query`): a session issued to a web identity, on record whatever the
-/// audit settings (no record, no credentials), or the caller's identity.
-async fn sts_call(
-    app: &App,
-    sts: &sts::Sts,
-    parts: &http::request::Parts,
-    body: &[u8],
-    now: SystemTime,
-    call: &mut Call,
-) -> Result<Response<Body>, ProxyError> {
-    let form = sts::query::Form::parse(body)?;
-    let action = form.action()?;
-    call.action = Some(action.iam_action());
-    match action {
-        sts::query::Action::AssumeRoleWithWebIdentity => {
-            let request = sts::query::WebIdentityRequest::from_form(&form, sts.max_duration)?;
-            call.resource = Some(crate::error::excerpt(request.role_arn));
-            let issued = sts
-                .assume_role_with_web_identity(&app.service, &request, now)
-                .await
-                .map_err(|(error, identity)| {
-                    call.web_identity = identity;
-                    error
-                })?;
-            call.web_identity = Some(issued.identity.clone());
-            call.issued_to = Some(audit::PrincipalRef {
-                name: issued.role.clone(),
-                arn: issued.assumed_role_arn.clone(),
-                access_key_id: issued.credentials.access_key_id.clone(),
-            });
-            call.outcome = Outcome::Issued;
-            let record = call.record(Outcome::Issued, None);
-            if !write_records(app, call, Some(record)) {
-                return Err(audit_unavailable());
-            }
-            let xml = sts::query::issued_xml(&issued, &call.request_id);
-            Ok(xml_response(xml.into_bytes(), &call.request_id))
-        }
-        sts::query::Action::GetCallerIdentity => {
-            let principal = sts.verifier.verify_with(parts, body, now, |key, token| {
-                app.principal(key, token, now)
-            })?;
-            call.principal = Some(principal.clone());
-            let record = app
-                .audit
-                .include_allowed()
-                .then(|| call.record(Outcome::Allowed, None));
-            if !write_records(app, call, record) {
-                return Err(audit_unavailable());
-            }
-            let xml = sts::query::caller_identity_xml(&principal, &app.service, &call.request_id);
-            Ok(xml_response(xml.into_bytes(), &call.request_id))
-        }
-    }
 }
 
 fn audit_unavailable() -> ProxyError {
