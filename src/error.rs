@@ -17,9 +17,12 @@ pub enum ProxyError {
     InvalidSignature(String),
     #[error("The security token included in the request is invalid.")]
     UnrecognizedClient,
-    /// A role session past its expiry, or (STS) an identity token past its `exp`.
+    /// A role session past its expiry.
     #[error("The security token included in the request is expired")]
     ExpiredToken,
+    /// STS: a web identity token past its `exp`.
+    #[error("Token expired: current date/time must be before the expiration date/time.")]
+    ExpiredIdentityToken,
     /// STS: the web identity token does not verify.
     #[error("{0}")]
     InvalidIdentityToken(String),
@@ -100,7 +103,9 @@ impl ProxyError {
             ProxyError::UnrecognizedClient => {
                 (400, "com.amazon.coral.service#UnrecognizedClientException")
             }
-            ProxyError::ExpiredToken => (400, "com.amazon.coral.service#ExpiredTokenException"),
+            ProxyError::ExpiredToken | ProxyError::ExpiredIdentityToken => {
+                (400, "com.amazon.coral.service#ExpiredTokenException")
+            }
             ProxyError::InvalidIdentityToken(_) => {
                 (400, "com.amazonaws.sts#InvalidIdentityTokenException")
             }
@@ -150,6 +155,7 @@ impl ProxyError {
             | ProxyError::InvalidSignature(_)
             | ProxyError::UnrecognizedClient
             | ProxyError::ExpiredToken
+            | ProxyError::ExpiredIdentityToken
             | ProxyError::InvalidIdentityToken(_)
             | ProxyError::IdpRejectedClaim(_)
             | ProxyError::IdpCommunication(_)
@@ -201,7 +207,9 @@ impl ProxyError {
             ProxyError::IncompleteSignature(_) => (400, "IncompleteSignature"),
             ProxyError::InvalidSignature(_) => (403, "SignatureDoesNotMatch"),
             ProxyError::UnrecognizedClient => (403, "InvalidClientTokenId"),
-            ProxyError::ExpiredToken => (400, "ExpiredTokenException"),
+            // A session past its expiry, as STS answers a signed call with one.
+            ProxyError::ExpiredToken => (403, "ExpiredToken"),
+            ProxyError::ExpiredIdentityToken => (400, "ExpiredTokenException"),
             ProxyError::InvalidIdentityToken(_) => (400, "InvalidIdentityToken"),
             ProxyError::IdpRejectedClaim(_) => (403, "IDPRejectedClaim"),
             ProxyError::IdpCommunication(_) => (400, "IDPCommunicationError"),
@@ -249,6 +257,8 @@ pub fn xml_escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            // Not allowed in XML 1.0 at all.
+            c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
@@ -298,6 +308,30 @@ mod tests {
         assert_eq!(full.wire().status, 503);
         assert_eq!(full.wire().short_name(), "ServiceUnavailableException");
         assert!(full.to_string().contains("from this address"), "{full}");
+    }
+
+    #[test]
+    fn xml_escapes_markup_and_drops_control_characters() {
+        assert_eq!(
+            xml_escape("<a href=\"x\">&'\u{1}\t"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&apos;\u{FFFD}\t"
+        );
+        let body =
+            String::from_utf8(ProxyError::InvalidAction("\u{1}".into()).sts_body("id")).unwrap();
+        assert!(!body.contains('\u{1}'), "{body}");
+    }
+
+    #[test]
+    fn an_expired_session_and_an_expired_identity_token_are_told_apart_in_sts() {
+        assert_eq!(ProxyError::ExpiredToken.sts_wire(), (403, "ExpiredToken"));
+        assert_eq!(
+            ProxyError::ExpiredIdentityToken.sts_wire(),
+            (400, "ExpiredTokenException")
+        );
+        assert_eq!(
+            ProxyError::ExpiredToken.wire().short_name(),
+            "ExpiredTokenException"
+        );
     }
 
     #[test]

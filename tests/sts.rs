@@ -275,6 +275,18 @@ async fn forged_and_unfit_web_identities_are_refused_and_recorded() {
             "AccessDenied",
         ),
         (
+            "session tags too large for a header",
+            with(&|c| {
+                let tags: serde_json::Map<String, Value> = (0..40)
+                    .map(|i| (format!("tag{i}"), json!(["v".repeat(250)])))
+                    .collect();
+                c["https://aws.amazon.com/tags"] = json!({ "principal_tags": tags });
+            }),
+            ROLE_ARN,
+            403,
+            "IDPRejectedClaim",
+        ),
+        (
             "no namespace claim",
             with(&|c| {
                 c.as_object_mut().unwrap().remove("kubernetes.io");
@@ -595,13 +607,15 @@ async fn assume_role_is_refused_without_a_policy_allowing_it_or_a_role() {
     assert_eq!(record["errorCode"], "AccessDenied");
     assert_eq!(record["action"], "sts:AssumeRole");
     assert_eq!(record["principal"]["name"], TENANT_B.name);
-    // Allowed everything, but the role does not exist.
-    let (status, xml) = assume(OPERATOR, "arn:aws:iam::123456789012:role/nothing").await;
-    assert_eq!(
-        (status, xml_field(&xml, "Code").as_deref()),
-        (403, Some("AccessDenied")),
-        "{xml}"
-    );
+    // Allowed everything, but the role does not exist, or takes web identities only.
+    for role in ["arn:aws:iam::123456789012:role/nothing", ROLE_ARN] {
+        let (status, xml) = assume(OPERATOR, role).await;
+        assert_eq!(
+            (status, xml_field(&xml, "Code").as_deref()),
+            (403, Some("AccessDenied")),
+            "{role}: {xml}"
+        );
+    }
     // A role with no provider takes no web identity.
     let (status, xml) = send_xml(assume_request(
         proxy.addr,
@@ -630,4 +644,65 @@ async fn assume_role_is_refused_without_a_policy_allowing_it_or_a_role() {
     );
     assert!(records_with(&proxy, "issued").is_empty());
     assert_eq!(proxy.upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn a_principal_in_shadow_mode_gets_no_session_its_policies_would_not_grant() {
+    let shadow = "\n[[principal]]\nname = \"shadow\"\naccess_key_id = \"AKIASHADOW0000000001\"\nsecret_access_key = \"secret-shadow\"\npolicies = []\nenforce = false\n";
+    let proxy = Proxy::start_configured(
+        |c| {
+            c + shadow
+                + &sts_config()
+                + "\n[[role]]\nname = \"ci-deployer\"\npolicies = [\"tenant-a\"]\n"
+        },
+        &[NAMESPACE_POLICY],
+    )
+    .await;
+    let (status, xml) = send_xml(sts_request(
+        proxy.addr,
+        "AKIASHADOW0000000001",
+        "secret-shadow",
+        None,
+        "AssumeRole",
+        &[("RoleArn", CI_ROLE), ("RoleSessionName", "build-1")],
+    ))
+    .await;
+    assert_eq!(
+        (status, xml_field(&xml, "Code").as_deref()),
+        (403, Some("AccessDenied")),
+        "{xml}"
+    );
+    assert_eq!(
+        records_with(&proxy, "wouldDeny").len(),
+        1,
+        "the denial it would have had"
+    );
+    assert!(records_with(&proxy, "issued").is_empty());
+}
+
+#[tokio::test]
+async fn a_signed_sts_call_with_an_expired_session_is_told_so() {
+    let proxy = start().await;
+    let keys = swf_warden::sts::session::SessionKeys::new(&[(
+        "s1".to_owned(),
+        swf_warden::secret::Secret::new(SESSION_KEY),
+    )]);
+    let expired = keys.issue(&swf_warden::sts::session::Session {
+        role: "swf-worker".into(),
+        name: "pod-1".into(),
+        expires: std::time::SystemTime::now() - std::time::Duration::from_secs(60),
+        tags: Default::default(),
+    });
+    let (status, xml) = send_xml(caller_identity_request(
+        proxy.addr,
+        &expired.access_key_id,
+        expired.secret_access_key.expose(),
+        Some(&expired.session_token),
+    ))
+    .await;
+    assert_eq!(
+        (status, xml_field(&xml, "Code").as_deref()),
+        (403, Some("ExpiredToken")),
+        "{xml}"
+    );
 }

@@ -144,9 +144,12 @@ async fn random_kids_cost_no_more_than_one_fetch_per_interval_and_stale_keys_are
         "twenty unknown kids within the interval of the last fetch: no request"
     );
 
-    // The provider down: the keys fetched last are still used.
+    // The provider down: the keys fetched last are still used, also after a reload.
     *server.jwks.lock().unwrap() = None;
     assert_eq!(assume_code(&proxy, &token("tenant-a")).await, None);
+    proxy.runtime.reload().unwrap();
+    assert_eq!(assume_code(&proxy, &token("tenant-a")).await, None);
+    assert_eq!(server.hits(), 1, "a reload fetches nothing it has");
     assert_eq!(proxy.upstream.count(), 0);
 }
 

@@ -90,7 +90,7 @@ pub fn action(name: &str) -> Result<Action, String> {
     Action::all()
         .find(|a| a.iam_action().eq_ignore_ascii_case(name))
         .ok_or_else(|| {
-            format!("unknown action `{name}`: expected swf:<Operation> or swf:<DecisionType>")
+            format!("unknown action `{name}`: expected swf:<Operation>, swf:<DecisionType> or sts:AssumeRole")
         })
 }
 

@@ -574,6 +574,7 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
         &groups,
         &policies,
         service.as_ref(),
+        &principals,
         policies_raw.enforce,
     );
     let roles = sts.as_ref().map_or(&[][..], |s| &s.roles[..]);

@@ -70,6 +70,7 @@ pub(super) fn sts(
     groups: &BTreeMap<String, PolicySet>,
     policies: &BTreeMap<String, Arc<Policy>>,
     service: Option<&Service>,
+    principals: &[super::Principal],
     enforce: bool,
 ) -> Option<Sts> {
     let Some(sts) = sts else {
@@ -120,6 +121,12 @@ pub(super) fn sts(
             );
         } else if !names.insert(name.clone()) {
             ctx.error(r.name.span(), format!("role `{name}` is defined twice"));
+        } else if principals.iter().any(|p| &p.name == name) {
+            // Quotas, metrics and audit records name a session by its role.
+            ctx.error(
+                r.name.span(),
+                format!("role `{name}` has the name of a principal: quotas, metrics and records would mix them"),
+            );
         }
         // Without a provider, a role is assumed only with a key (`AssumeRole`).
         let provider = match &r.provider {
@@ -297,6 +304,9 @@ fn provider(ctx: &mut Ctx<'_>, p: &raw::OidcProvider) -> Option<Provider> {
             let keys = keys
                 .map_err(|e| ctx.error(file.span(), format!("key set: {e}")))
                 .ok()?;
+            for why in &keys.skipped {
+                ctx.warning(file.span(), format!("key set: left out {why}"));
+            }
             Some(Provider::new(name, issuer.clone(), audiences, keys, None))
         }
         (None, Some(url)) => {

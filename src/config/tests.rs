@@ -859,3 +859,22 @@ fn roles_and_providers_need_the_sts_section() {
         nth_line(&text, "name = \"r\"", 0)
     );
 }
+
+#[test]
+fn a_role_may_not_take_a_principals_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwk = include_str!("../../tests/fixtures/oidc/rsa-2048.jwk.json");
+    write(dir.path(), "jwks.json", &format!("{{\"keys\": [{jwk}]}}"));
+    let extra = "\n[sts]\nsession_keys = [{ id = \"s1\", secret = \"0123456789abcdef0123456789abcdef\" }]\n\
+                 [[oidc_provider]]\nname = \"p\"\nissuer = \"https://p.test\"\naudiences = [\"a\"]\njwks_file = \"jwks.json\"\n\
+                 [[role]]\nname = \"tenant-a-worker\"\nprovider = \"p\"\nsubjects = [\"*\"]\n";
+    let (path, text) = example_edited(dir.path(), |t| format!("{t}{extra}"));
+    let errors = load(&path).unwrap_err().0;
+    assert_eq!(
+        line_of_error(
+            &errors,
+            "role `tenant-a-worker` has the name of a principal"
+        ),
+        nth_line(&text, "name = \"tenant-a-worker\"", 1)
+    );
+}

@@ -76,7 +76,8 @@ impl Fetcher {
                 .await
                 .map_err(|e| e.to_string())?
         };
-        let driver = tokio::spawn(connection);
+        // Ends the connection however this call ends (a timeout drops it mid-answer).
+        let driver = AbortOnDrop(tokio::spawn(connection));
         let request = Request::get(self.path.as_str())
             .header(HOST, self.host.clone())
             .header("accept", "application/json")
@@ -97,7 +98,16 @@ impl Fetcher {
             Ok(response) => Err(format!("answered {}", response.status())),
             Err(e) => Err(e),
         };
-        driver.abort();
+        drop(driver);
         result
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

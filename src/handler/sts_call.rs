@@ -65,14 +65,26 @@ pub(super) async fn handle(
                 ));
             }
             let ctx = caller_context(app, &principal, PolicyAction::AssumeRole, peer, now);
-            authorize(&principal, request.role_arn, &ctx, call, None)?;
-            let template = sts.role_by_arn(request.role_arn).ok_or_else(|| {
+            let permit = authorize(&principal, request.role_arn, &ctx, call, None)?;
+            let not_assumable = |why: &str| {
                 ProxyError::AccessDenied(format!(
-                    "User: {} is not authorized to perform: sts:AssumeRole on resource: {}: no such role",
+                    "User: {} is not authorized to perform: sts:AssumeRole on resource: {}: {why}",
                     principal.arn,
                     crate::error::excerpt(request.role_arn)
                 ))
-            })?;
+            };
+            // Shadow mode refuses nothing, but credentials it would not grant are not issued.
+            if permit.shadowed() {
+                return Err(not_assumable(
+                    "in shadow mode, only what the policies allow is issued",
+                ));
+            }
+            // Roles that take web identities are their providers' alone: `Action = "*"`
+            // written before the STS existed reaches no such role.
+            let template = sts
+                .role_by_arn(request.role_arn)
+                .filter(|t| t.role.provider.is_none())
+                .ok_or_else(|| not_assumable("no role by that name is assumed with a key"))?;
             let issued = sts.issue(
                 &app.service,
                 &template.role,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -45,72 +45,45 @@ impl std::fmt::Debug for Key {
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: Vec<Key>,
+    /// Keys left out, each with why (for warnings).
+    pub skipped: Vec<String>,
 }
 
 impl KeySet {
-    /// Reads a JWKS document (`{"keys": [...]}`). Keys of other types or algorithms (and
-    /// encryption keys) are skipped; an RSA key under 2048 bits or an EC key off P-256 is an
-    /// error, as is a set with no usable key.
+    /// Reads a JWKS document (`{"keys": [...]}`). Each key is read on its own: one the proxy
+    /// cannot use (another type or algorithm, an encryption key, an RSA key under 2048 bits,
+    /// an EC key off P-256, a key the library does not know) is left out and named in
+    /// `skipped`, so a provider adding such a key breaks nothing. A document with no usable
+    /// key is an error.
     pub fn parse(text: &str) -> Result<KeySet, String> {
-        let set: JwkSet =
+        #[derive(serde::Deserialize)]
+        struct Document {
+            keys: Vec<Value>,
+        }
+        let document: Document =
             serde_json::from_str(text).map_err(|e| format!("not a JWKS document: {e}"))?;
-        let mut keys = Vec::new();
-        for (i, jwk) in set.keys.iter().enumerate() {
-            let kid = jwk.common.key_id.clone();
-            let name = kid
-                .as_deref()
-                .map_or(format!("key {}", i + 1), |k| format!("key `{k}`"));
-            if matches!(
-                jwk.common.public_key_use,
-                Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
-            ) {
-                continue;
+        let mut set = KeySet::default();
+        for (i, value) in document.keys.into_iter().enumerate() {
+            let kid = value.get("kid").and_then(Value::as_str).map(str::to_owned);
+            let name = kid.as_deref().map_or(format!("key {}", i + 1), |k| {
+                format!("key `{}`", crate::error::excerpt(k))
+            });
+            match usable(value) {
+                Ok((alg, key)) => set.keys.push(Key { kid, alg, key }),
+                Err(why) => set.skipped.push(format!("{name}: {why}")),
             }
-            let (alg, key) = match &jwk.algorithm {
-                AlgorithmParameters::RSA(rsa) => {
-                    let modulus = base64::Engine::decode(
-                        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                        rsa.n.trim_end_matches('='),
-                    )
-                    .map_err(|_| format!("{name}: `n` is not base64url"))?;
-                    let significant = modulus.iter().skip_while(|b| **b == 0).count();
-                    if significant < MIN_RSA_MODULUS {
-                        return Err(format!(
-                            "{name}: an RSA key of {} bits is too short (2048 at least)",
-                            significant * 8
-                        ));
-                    }
-                    let key = DecodingKey::from_rsa_components(&rsa.n, &rsa.e)
-                        .map_err(|e| format!("{name}: {e}"))?;
-                    (Algorithm::RS256, key)
-                }
-                AlgorithmParameters::EllipticCurve(ec) => {
-                    if ec.curve != EllipticCurve::P256 {
-                        return Err(format!("{name}: only the P-256 curve (ES256) is accepted"));
-                    }
-                    let key = DecodingKey::from_ec_components(&ec.x, &ec.y)
-                        .map_err(|e| format!("{name}: {e}"))?;
-                    (Algorithm::ES256, key)
-                }
-                // Symmetric and Edwards keys: never used here.
-                _ => continue,
-            };
-            // A key that names another algorithm is not used for this one.
-            let named_fits = match jwk.common.key_algorithm {
-                None => true,
-                Some(KeyAlgorithm::RS256) => alg == Algorithm::RS256,
-                Some(KeyAlgorithm::ES256) => alg == Algorithm::ES256,
-                Some(_) => false,
-            };
-            if !named_fits {
-                continue;
-            }
-            keys.push(Key { kid, alg, key });
         }
-        if keys.is_empty() {
-            return Err("no RS256 or ES256 signing key in the key set".into());
+        if set.keys.is_empty() {
+            let why = if set.skipped.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", set.skipped.join("; "))
+            };
+            return Err(format!(
+                "no usable RS256 or ES256 signing key in the key set{why}"
+            ));
         }
-        Ok(KeySet { keys })
+        Ok(set)
     }
 
     /// The key for a token's `kid` and `alg`: by `kid` when the token names one, else the
@@ -135,6 +108,56 @@ impl KeySet {
     }
 }
 
+/// One JWK as a verification key, or why it is not one.
+fn usable(value: Value) -> Result<(Algorithm, DecodingKey), String> {
+    let jwk: Jwk =
+        serde_json::from_value(value).map_err(|e| format!("not a key this proxy reads: {e}"))?;
+    if matches!(
+        jwk.common.public_key_use,
+        Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+    ) {
+        return Err("an encryption key".into());
+    }
+    let (alg, key) = match &jwk.algorithm {
+        AlgorithmParameters::RSA(rsa) => {
+            let modulus = base64::Engine::decode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                rsa.n.trim_end_matches('='),
+            )
+            .map_err(|_| "`n` is not base64url".to_owned())?;
+            let significant = modulus.iter().skip_while(|b| **b == 0).count();
+            if significant < MIN_RSA_MODULUS {
+                return Err(format!(
+                    "an RSA key of {} bits is too short (2048 at least)",
+                    significant * 8
+                ));
+            }
+            let key =
+                DecodingKey::from_rsa_components(&rsa.n, &rsa.e).map_err(|e| e.to_string())?;
+            (Algorithm::RS256, key)
+        }
+        AlgorithmParameters::EllipticCurve(ec) => {
+            if ec.curve != EllipticCurve::P256 {
+                return Err("only the P-256 curve (ES256) is accepted".into());
+            }
+            let key = DecodingKey::from_ec_components(&ec.x, &ec.y).map_err(|e| e.to_string())?;
+            (Algorithm::ES256, key)
+        }
+        _ => return Err("not an RSA or EC key".into()),
+    };
+    // A key that names another algorithm is not used for this one.
+    let named_fits = match jwk.common.key_algorithm {
+        None => true,
+        Some(KeyAlgorithm::RS256) => alg == Algorithm::RS256,
+        Some(KeyAlgorithm::ES256) => alg == Algorithm::ES256,
+        Some(_) => false,
+    };
+    if !named_fits {
+        return Err("it names an algorithm other than RS256 or ES256".into());
+    }
+    Ok((alg, key))
+}
+
 /// Why an identity token was refused; each maps to one STS error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenRefusal {
@@ -155,7 +178,9 @@ const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// A key set fetched from `jwks_url`: fetched when first needed, again when older than
 /// `refresh`, and on a token whose `kid` it lacks, but never twice within `refetch_interval`
 /// (a stream of random kids costs the provider one request per interval, not one per token).
-/// A failed fetch keeps the last keys, used until `max_stale` after they were fetched.
+/// One fetch at a time; a call with a known key never waits for one. A failed fetch keeps the
+/// last keys, used until `max_stale` after they were fetched. What was fetched outlives a
+/// reload (`FETCHED`): a new configuration generation starts from the last keys of its URL.
 #[derive(Debug)]
 pub struct Remote {
     pub url: String,
@@ -163,15 +188,16 @@ pub struct Remote {
     pub refetch_interval: Duration,
     pub refresh: Duration,
     pub max_stale: Duration,
-    state: tokio::sync::Mutex<FetchState>,
+    /// When the keys in use were fetched (`None`: never).
+    fetched_at: std::sync::Mutex<Option<Instant>>,
+    /// Held for a fetch; holds when the last one was tried.
+    fetching: tokio::sync::Mutex<Option<Instant>>,
     fetches: AtomicU64,
 }
 
-#[derive(Debug, Default)]
-struct FetchState {
-    last_attempt: Option<Instant>,
-    fetched_at: Option<Instant>,
-}
+/// The last keys fetched per URL, with when: kept across configuration generations.
+type Fetched = std::collections::HashMap<String, (Arc<KeySet>, Instant)>;
+static FETCHED: std::sync::Mutex<Option<Fetched>> = std::sync::Mutex::new(None);
 
 impl Remote {
     pub fn new(
@@ -187,7 +213,8 @@ impl Remote {
             refetch_interval,
             refresh,
             max_stale,
-            state: tokio::sync::Mutex::new(FetchState::default()),
+            fetched_at: std::sync::Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(None),
             fetches: AtomicU64::new(0),
         }
     }
@@ -195,6 +222,10 @@ impl Remote {
     /// Fetches attempted so far.
     pub fn fetches(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)
+    }
+
+    fn fetched_at(&self) -> Option<Instant> {
+        *self.fetched_at.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -217,11 +248,19 @@ impl Provider {
         keys: KeySet,
         remote: Option<Remote>,
     ) -> Provider {
+        let mut keys = Arc::new(keys);
+        if let Some(remote) = &remote {
+            let fetched = FETCHED.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((known, at)) = fetched.as_ref().and_then(|f| f.get(&remote.url)) {
+                keys = known.clone();
+                *remote.fetched_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(*at);
+            }
+        }
         Provider {
             name,
             issuer,
             audiences,
-            keys: ArcSwap::from_pointee(keys),
+            keys: ArcSwap::new(keys),
             remote,
         }
     }
@@ -242,21 +281,26 @@ impl Provider {
             return Err(not_accepted());
         }
         if let Some(remote) = &self.remote {
-            let fetched_at = remote.state.lock().await.fetched_at;
-            if fetched_at.is_none_or(|at| at.elapsed() >= remote.refresh) {
-                self.refetch(remote).await;
+            match remote.fetched_at() {
+                // Nothing to verify with yet: wait for the first keys.
+                None => self.refetch(remote, true).await,
+                // Due for a refresh: one call fetches, the others go on with the keys they have.
+                Some(at) if at.elapsed() >= remote.refresh => self.refetch(remote, false).await,
+                Some(_) => {}
             }
         }
         let mut keys = self.keys.load_full();
         if keys.find(header.kid.as_deref(), header.alg).is_none() {
             if let Some(remote) = &self.remote {
-                self.refetch(remote).await;
+                self.refetch(remote, true).await;
                 keys = self.keys.load_full();
             }
         }
         if let Some(remote) = &self.remote {
-            let fetched_at = remote.state.lock().await.fetched_at;
-            if fetched_at.is_none_or(|at| at.elapsed() >= remote.max_stale) {
+            if remote
+                .fetched_at()
+                .is_none_or(|at| at.elapsed() >= remote.max_stale)
+            {
                 return Err(TokenRefusal::Unreachable(
                     "The identity provider's keys could not be fetched.".into(),
                 ));
@@ -289,20 +333,29 @@ impl Provider {
                 }
                 _ => invalid("The token is not a well-formed JWT."),
             })?;
+        // The library also takes an array holding the issuer: only the issuer itself is.
+        if data.claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(invalid("Issuer does not match the role's provider."));
+        }
         Ok(data.claims)
     }
 
-    /// Fetches the key set again, unless an attempt was made within the refetch interval;
-    /// one fetch at a time (callers meanwhile wait for its keys).
-    async fn refetch(&self, remote: &Remote) {
-        let mut state = remote.state.lock().await;
-        if state
-            .last_attempt
-            .is_some_and(|at| at.elapsed() < remote.refetch_interval)
-        {
+    /// Fetches the key set again, unless an attempt was made within the refetch interval.
+    /// One fetch at a time: with `wait`, a call finding one under way waits for its keys;
+    /// without, it goes on with the keys it has.
+    async fn refetch(&self, remote: &Remote, wait: bool) {
+        let mut last_attempt = if wait {
+            remote.fetching.lock().await
+        } else {
+            match remote.fetching.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return,
+            }
+        };
+        if last_attempt.is_some_and(|at| at.elapsed() < remote.refetch_interval) {
             return;
         }
-        state.last_attempt = Some(Instant::now());
+        *last_attempt = Some(Instant::now());
         remote.fetches.fetch_add(1, Ordering::Relaxed);
         let fetched = remote.fetcher.get(MAX_JWKS_BYTES).await.and_then(|body| {
             let text = std::str::from_utf8(&body).map_err(|_| "not UTF-8".to_owned())?;
@@ -310,8 +363,18 @@ impl Provider {
         });
         match fetched {
             Ok(keys) => {
-                self.keys.store(Arc::new(keys));
-                state.fetched_at = Some(Instant::now());
+                for why in &keys.skipped {
+                    tracing::warn!(provider = %self.name, url = %remote.url, "key left out: {why}");
+                }
+                let keys = Arc::new(keys);
+                let now = Instant::now();
+                self.keys.store(keys.clone());
+                *remote.fetched_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
+                FETCHED
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert_with(Default::default)
+                    .insert(remote.url.clone(), (keys, now));
             }
             Err(error) => tracing::warn!(
                 provider = %self.name,

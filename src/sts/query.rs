@@ -23,6 +23,8 @@ use crate::policy::wildcard;
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 /// The tags claim AWS reads session tags from.
 const TAGS_CLAIM: &str = "https://aws.amazon.com/tags";
+/// The longest session token issued (its calls carry it in a header).
+const MAX_SESSION_TOKEN: usize = 8 * 1024;
 /// `WebIdentityToken`'s longest, as in AWS.
 const MAX_TOKEN: usize = 20_000;
 
@@ -218,7 +220,7 @@ impl Sts {
         let provider = role.provider.as_ref().ok_or((denied(), None))?;
         let claims = provider.verify(request.token).await.map_err(|e| {
             let error = match e {
-                TokenRefusal::Expired => ProxyError::ExpiredToken,
+                TokenRefusal::Expired => ProxyError::ExpiredIdentityToken,
                 TokenRefusal::Invalid(m) => ProxyError::InvalidIdentityToken(m),
                 TokenRefusal::Unreachable(m) => ProxyError::IdpCommunication(m),
             };
@@ -260,6 +262,13 @@ impl Sts {
             request.duration,
             now,
         );
+        // Its calls carry it in a header: it must fit the proxy's own header limits.
+        if issued.credentials.session_token.len() > MAX_SESSION_TOKEN {
+            return Err(refuse(ProxyError::IdpRejectedClaim(format!(
+                "The session's tags make a session token of {} bytes, over {MAX_SESSION_TOKEN}: send fewer or shorter tags.",
+                issued.credentials.session_token.len()
+            ))));
+        }
         Ok(Issued {
             identity: Some((identity, audience)),
             ..issued

@@ -187,7 +187,7 @@ fn key_sets_keep_only_strong_signing_keys() {
     assert!(
         KeySet::parse(r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#)
             .unwrap_err()
-            .contains("no RS256 or ES256")
+            .contains("no usable RS256 or ES256")
     );
     assert!(KeySet::parse(r#"{"keys": []}"#).is_err());
     assert!(KeySet::parse("not json").unwrap_err().contains("JWKS"));
@@ -199,6 +199,22 @@ fn key_sets_keep_only_strong_signing_keys() {
     assert!(KeySet::parse(&json!({"keys": [encryption]}).to_string()).is_err());
     let set = KeySet::parse(&json!({"keys": [rsa_jwk()]}).to_string()).unwrap();
     assert!(set.has_kid("rsa-1") && !set.has_kid("rsa-2"));
+    // Keys the proxy cannot use beside one it can: left out, named, the rest kept.
+    let p384 = json!({"kty": "EC", "crv": "P-384", "kid": "ec-384", "x": "AA", "y": "AA"});
+    let odd = json!({"kty": "RSA", "kid": "oaep", "alg": "RSA-OAEP-384", "n": "AQAB", "e": "AQAB"});
+    let short: Value = serde_json::from_str(SHORT_RSA_JWK).unwrap();
+    let set = KeySet::parse(&json!({"keys": [p384, odd, short, rsa_jwk()]}).to_string()).unwrap();
+    assert!(set.has_kid("rsa-1"));
+    assert_eq!(set.skipped.len(), 3, "{:?}", set.skipped);
+    assert!(set.skipped[2].contains("rsa-short") && set.skipped[2].contains("too short"));
+}
+
+#[test]
+fn an_issuer_in_an_array_is_not_the_issuer() {
+    let p = provider(&[rsa_jwk()]);
+    let mut c = claims();
+    c["iss"] = json!([ISSUER, "https://other.test"]);
+    assert!(invalid(verify(&p, &rs256(&c, Some("rsa-1")))).contains("Issuer"));
 }
 
 #[test]
