@@ -29,7 +29,7 @@ done
 [ "${1:-}" = "--" ] && shift
 case $group in
   unit)
-    [ ${#globs[@]} -gt 0 ] || globs=(src/sigv4/*.rs src/tokens.rs 'src/policy/**/*.rs' src/swf/*.rs src/resolve.rs)
+    [ ${#globs[@]} -gt 0 ] || globs=(src/sigv4/*.rs src/tokens.rs 'src/policy/**/*.rs' src/swf/*.rs src/resolve.rs 'src/sts/**/*.rs')
     tests=(--cargo-arg=--lib)
     ;;
   handler)
