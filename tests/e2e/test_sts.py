@@ -50,7 +50,8 @@ def test_boto3_heartbeat_cycle_on_credentials_from_the_proxy(proxy, domains, tmp
     assert "assumed-role/swf-worker/pod-1" in error["Message"], error
 
     issued = [r for r in audit_records(proxy) if r["decision"] == "issued"]
-    assert any(r["principal"]["accessKeyId"] == credentials.access_key for r in issued), issued
+    assert any(r["issued"]["accessKeyId"] == credentials.access_key for r in issued), issued
+    assert all(r["principal"] is None and r["webIdentity"]["subject"].endswith(":swf-worker") for r in issued), issued
     assert credentials.secret_key not in proxy["audit"].read_text()
 
 
