@@ -189,6 +189,7 @@ impl App {
                 roles,
                 Verifier::sts(config.service.region.clone(), config.service.max_clock_skew)
                     .with_hosts(config.service.hosts.clone()),
+                sts.issue_rate,
             )
         });
         Ok(App {

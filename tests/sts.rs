@@ -706,3 +706,39 @@ async fn a_signed_sts_call_with_an_expired_session_is_told_so() {
         "{xml}"
     );
 }
+
+/// A valid token cannot mint sessions (nor issue records) without bound: each web identity
+/// gets `issue_burst` at once and `issues_per_minute` after; others are not held back.
+#[tokio::test]
+async fn sessions_issued_to_one_identity_are_rationed() {
+    let proxy = Proxy::start_configured(
+        |c| {
+            c + &sts_config().replace(
+                "max_duration_seconds = 7200",
+                "max_duration_seconds = 7200\nissues_per_minute = 1\nissue_burst = 2",
+            )
+        },
+        &[NAMESPACE_POLICY],
+    )
+    .await;
+    let pod = token("tenant-a");
+    for _ in 0..2 {
+        assert_eq!(assume(&proxy, &pod, "pod-1").await.0, 200);
+    }
+    let (status, xml) = assume(&proxy, &pod, "pod-1").await;
+    assert_eq!(
+        (status, xml_field(&xml, "Code").as_deref()),
+        (400, Some("Throttling")),
+        "{xml}"
+    );
+    let record = proxy.audit_for(&xml_field(&xml, "RequestId").unwrap());
+    assert_eq!(record["decision"], "throttled");
+    assert_eq!(record["quota"], "sts-issue");
+    assert_eq!(
+        record["webIdentity"]["subject"],
+        "system:serviceaccount:tenant-a:swf-worker"
+    );
+    assert_eq!(records_with(&proxy, "issued").len(), 2);
+    // Another identity has its own ration.
+    assert_eq!(assume(&proxy, &token("tenant-b"), "pod-b").await.0, 200);
+}

@@ -254,6 +254,8 @@ pub struct QuotaStore {
 pub struct Sts {
     pub session_keys: Spanned<Vec<Spanned<TokenKey>>>,
     pub max_duration_seconds: Option<Spanned<u64>>,
+    pub issues_per_minute: Option<Spanned<u64>>,
+    pub issue_burst: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -22,6 +22,8 @@ pub struct Sts {
     pub session_keys: Vec<(String, Secret)>,
     /// The longest session a caller may ask for (`DurationSeconds`).
     pub max_duration: Duration,
+    /// Sessions issued to one web identity or one principal.
+    pub issue_rate: crate::quota::gcra::Rate,
     pub providers: BTreeMap<String, Arc<Provider>>,
     pub roles: Vec<Role>,
 }
@@ -96,6 +98,14 @@ pub(super) fn sts(
         DEFAULT_DURATION_SECONDS,
         DEFAULT_DURATION_SECONDS..=MAX_DURATION_SECONDS,
     );
+    let per_minute = bounded(
+        ctx,
+        &sts.issues_per_minute,
+        "issues_per_minute",
+        60,
+        1..=1_000_000,
+    );
+    let burst = bounded(ctx, &sts.issue_burst, "issue_burst", 10, 1..=1_000_000);
     let mut by_name = BTreeMap::new();
     for p in providers {
         if let Some(provider) = provider(ctx, p) {
@@ -240,6 +250,7 @@ pub(super) fn sts(
     Some(Sts {
         session_keys: session_keys?,
         max_duration: Duration::from_secs(max_duration),
+        issue_rate: crate::quota::gcra::Rate::new(per_minute as f64 / 60.0, burst),
         providers: by_name,
         roles: out,
     })

@@ -793,6 +793,7 @@ fn every_sts_mistake_is_reported_at_its_line() {
 [sts]
 session_keys = [{ id = "s1", secret = "short" }]
 max_duration_seconds = 60
+issue_burst = 0
 
 [[oidc_provider]]
 name = "cluster"
@@ -821,6 +822,10 @@ policies = ["no-such-policy"]
         (
             "session key `s1` must be at least 32 bytes",
             at("secret = \"short\""),
+        ),
+        (
+            "`issue_burst` must be between 1 and 1000000",
+            at("issue_burst"),
         ),
         (
             "`max_duration_seconds` must be between 3600 and 43200",

@@ -85,6 +85,7 @@ pub(super) async fn handle(
                 .role_by_arn(request.role_arn)
                 .filter(|t| t.role.provider.is_none())
                 .ok_or_else(|| not_assumable("no role by that name is assumed with a key"))?;
+            sts.admit_issue(&format!("principal\n{}", principal.name))?;
             let issued = sts.issue(
                 &app.service,
                 &template.role,

@@ -16,19 +16,22 @@ pub mod query;
 pub mod session;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::app::{Principal, SessionInfo};
 use crate::config::sts::Role;
 use crate::error::ProxyError;
 use crate::metrics::PrincipalCounters;
+use crate::quota::gcra::{self, Gcra, Rate};
 use crate::quota::Meters;
 use crate::sigv4::{Credential, Verifier};
 use session::{SessionError, SessionKeys};
 
 /// Sessions whose principals are kept; past this, expired ones are dropped, then all.
 const CACHE_ENTRIES: usize = 10_000;
+/// Identities whose issue buckets are kept; past this, full (idle) ones are dropped, then all.
+const ISSUERS: usize = 65_536;
 
 /// A role with what its sessions share.
 #[derive(Debug)]
@@ -49,6 +52,9 @@ pub struct Sts {
     /// Signed STS calls: SigV4 for the service `sts`.
     pub verifier: Verifier,
     cache: RwLock<HashMap<String, Arc<Principal>>>,
+    /// Sessions issued per identity (`[sts] issues_per_minute`, `issue_burst`).
+    issue_rate: Rate,
+    issued: Mutex<HashMap<String, Gcra>>,
 }
 
 impl Sts {
@@ -57,6 +63,7 @@ impl Sts {
         max_duration: Duration,
         roles: Vec<RoleTemplate>,
         verifier: Verifier,
+        issue_rate: Rate,
     ) -> Sts {
         let arns = roles
             .iter()
@@ -72,7 +79,30 @@ impl Sts {
             arns,
             verifier,
             cache: RwLock::new(HashMap::new()),
+            issue_rate,
+            issued: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Spends one of `identity`'s sessions (a web identity's issuer and subject, or a
+    /// principal's name), or refuses with STS's `Throttling`: a valid token or key cannot
+    /// mint sessions, nor issue records, without bound.
+    pub fn admit_issue(&self, identity: &str) -> Result<(), ProxyError> {
+        let now = gcra::now();
+        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        if !issued.contains_key(identity) && issued.len() >= ISSUERS {
+            issued.retain(|_, bucket| !bucket.is_full(now));
+            if issued.len() >= ISSUERS {
+                issued.clear();
+            }
+        }
+        issued
+            .entry(identity.to_owned())
+            .or_default()
+            .admit(self.issue_rate, now)
+            .map_err(|_| ProxyError::Throttled {
+                quota: Arc::from("sts-issue"),
+            })
     }
 
     /// The role named by `arn`.

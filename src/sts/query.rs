@@ -244,6 +244,8 @@ impl Sts {
             }
         }
         let tags = session_tags(role, &claims).map_err(refuse)?;
+        self.admit_issue(&format!("{}\n{subject}", provider.issuer))
+            .map_err(refuse)?;
         let audience = match claims.get("aud") {
             Some(Value::String(a)) => a.clone(),
             Some(Value::Array(all)) => all
