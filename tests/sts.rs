@@ -417,7 +417,25 @@ async fn forged_expired_and_unsigned_sessions_are_refused() {
     tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
     let other = mint(SESSION_KEY, later);
+    // Sealed by the proxy's own key, for a role the configuration does not have (removed).
+    let orphan = swf_warden::sts::session::SessionKeys::new(&[(
+        "s1".to_owned(),
+        swf_warden::secret::Secret::new(SESSION_KEY),
+    )])
+    .issue(&swf_warden::sts::session::Session {
+        role: "removed-role".into(),
+        name: "pod-1".into(),
+        expires: later,
+        tags: Default::default(),
+    });
     let cases = [
+        (
+            "a session of a role no longer configured",
+            orphan.access_key_id.clone(),
+            orphan.secret_access_key.expose().to_owned(),
+            orphan.session_token.clone(),
+            "UnrecognizedClientException",
+        ),
         (
             "a tampered session token",
             key.clone(),

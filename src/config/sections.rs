@@ -424,6 +424,31 @@ pub(super) fn policy_refs(
     }
 }
 
+/// The policies named, then those of the groups named (a principal's or a role's), each once.
+pub(super) fn effective_policies(
+    ctx: &mut Ctx<'_>,
+    names: &[Spanned<String>],
+    in_groups: &[Spanned<String>],
+    groups: &BTreeMap<String, PolicySet>,
+    policies: &BTreeMap<String, Arc<Policy>>,
+) -> PolicySet {
+    let mut set = PolicySet::default();
+    policy_refs(ctx, names, policies, &mut set);
+    for g in in_groups {
+        match groups.get(g.get_ref()) {
+            Some(group) => {
+                for policy in group.policies() {
+                    set.add(policy.clone());
+                }
+            }
+            // A group whose own entry failed is already reported.
+            None if ctx.broken_groups.contains(g.get_ref()) => {}
+            None => ctx.error(g.span(), format!("unknown group `{}`", g.get_ref())),
+        }
+    }
+    set
+}
+
 pub(super) fn groups(
     ctx: &mut Ctx<'_>,
     raw: &[raw::Group],
@@ -492,20 +517,7 @@ pub(super) fn principals(
             &p.secret_access_key_file,
             true,
         );
-        let mut set = PolicySet::default();
-        policy_refs(ctx, &p.policies, policies, &mut set);
-        for g in &p.groups {
-            match groups.get(g.get_ref()) {
-                Some(group) => {
-                    for policy in group.policies() {
-                        set.add(policy.clone());
-                    }
-                }
-                // A group whose own entry failed is already reported.
-                None if ctx.broken_groups.contains(g.get_ref()) => {}
-                None => ctx.error(g.span(), format!("unknown group `{}`", g.get_ref())),
-            }
-        }
+        let set = effective_policies(ctx, &p.policies, &p.groups, groups, policies);
         let arn = match (&p.arn, service) {
             (Some(a), _) => a.get_ref().clone(),
             (None, Some(s)) => format!("arn:{}:iam::{}:user/{name}", s.partition, s.account_id),

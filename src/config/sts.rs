@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::sections::{bounded, keyring, policy_refs};
+use super::sections::{bounded, effective_policies, keyring};
 use super::{raw, Ctx, Service};
 use crate::policy::{Policy, PolicySet};
 use crate::secret::Secret;
@@ -216,19 +216,7 @@ pub(super) fn sts(
             }
             session_tags.push((tag.clone(), path.get_ref().clone()));
         }
-        let mut set = PolicySet::default();
-        policy_refs(ctx, &r.policies, policies, &mut set);
-        for g in &r.groups {
-            match groups.get(g.get_ref()) {
-                Some(group) => {
-                    for policy in group.policies() {
-                        set.add(policy.clone());
-                    }
-                }
-                None if ctx.broken_groups.contains(g.get_ref()) => {}
-                None => ctx.error(g.span(), format!("unknown group `{}`", g.get_ref())),
-            }
-        }
+        let set = effective_policies(ctx, &r.policies, &r.groups, groups, policies);
         let Some(service) = service.filter(|_| !broken_provider) else {
             continue;
         };

@@ -122,17 +122,16 @@ impl Sts {
     ) -> Result<Arc<Principal>, ProxyError> {
         {
             let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(p) = cache.get(access_key_id) {
-                let same = p
-                    .session
-                    .as_ref()
-                    .is_some_and(|s| s.token.as_bytes() == token);
-                if same {
-                    return match p.session.as_ref() {
-                        Some(s) if s.expires <= now => Err(ProxyError::ExpiredToken),
-                        _ => Ok(p.clone()),
-                    };
-                }
+            let hit = cache.get(access_key_id).and_then(|p| {
+                let session = p.session.as_ref()?;
+                (session.token.as_bytes() == token).then_some((p, session.expires))
+            });
+            if let Some((p, expires)) = hit {
+                return if expires <= now {
+                    Err(ProxyError::ExpiredToken)
+                } else {
+                    Ok(p.clone())
+                };
             }
         }
         let token = std::str::from_utf8(token).map_err(|_| ProxyError::UnrecognizedClient)?;
