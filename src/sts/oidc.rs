@@ -10,7 +10,6 @@
 //! from a file (read at load) or from `jwks_url` ([`Remote`]).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -192,7 +191,6 @@ pub struct Remote {
     fetched_at: std::sync::Mutex<Option<Instant>>,
     /// Held for a fetch; holds when the last one was tried.
     fetching: tokio::sync::Mutex<Option<Instant>>,
-    fetches: AtomicU64,
 }
 
 /// The last keys fetched per URL, with when: kept across configuration generations.
@@ -215,13 +213,7 @@ impl Remote {
             max_stale,
             fetched_at: std::sync::Mutex::new(None),
             fetching: tokio::sync::Mutex::new(None),
-            fetches: AtomicU64::new(0),
         }
-    }
-
-    /// Fetches attempted so far.
-    pub fn fetches(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
     }
 
     fn fetched_at(&self) -> Option<Instant> {
@@ -356,7 +348,6 @@ impl Provider {
             return;
         }
         *last_attempt = Some(Instant::now());
-        remote.fetches.fetch_add(1, Ordering::Relaxed);
         let fetched = remote.fetcher.get(MAX_JWKS_BYTES).await.and_then(|body| {
             let text = std::str::from_utf8(&body).map_err(|_| "not UTF-8".to_owned())?;
             KeySet::parse(text)
