@@ -18,8 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}; rounds=${2:-2}; conns=${3:-64}
 
-for tool in nginx haproxy wrk; do
-  command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy wrk >/dev/null; break; }
+for tool in nginx haproxy wrk perf; do
+  command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy wrk linux-perf >/dev/null; break; }
 done
 cargo build --release --locked --quiet
 cargo build --release --locked --quiet --example bench_request
@@ -163,20 +163,34 @@ fi
 second=${QUOTAS:+with a quota}${SESSION:+with a session}
 { cat "$work/allowed.lua"; echo "function delay() return ${PACE_MS:-4} end"; } > "$work/paced.lua"
 
-# CPU time (user and system, clock ticks) the process has used so far.
-ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
-# One run against the proxy with process id PID: prints
-# "rps p50_ms p99_ms requests non2xx user_us_per_call sys_us_per_call".
+# CPU time (user and system, clock ticks) the process has used so far, then its context
+# switches (voluntary: it waited; involuntary: it was preempted), summed over its threads.
+ticks() {
+  awk '{print $14, $15}' "/proc/$1/stat"
+  cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt/{v+=$2} /^nonvoluntary_ctxt/{n+=$2} END{print v, n}'
+}
+# One run against the proxy with process id PID: prints "rps p50_ms p99_ms requests non2xx
+# user_us sys_us syscalls voluntary_switches involuntary_switches", the last five per call.
+# With COUNT=1, syscalls are counted by `perf stat` (the raw_syscalls tracepoint) over the
+# proxy's threads; tracing costs CPU, so the runs that measure CPU do not count them.
 run() {
-  local url=$1 script=$2 pid=$3 before after
+  local url=$1 script=$2 pid=$3 before after perf_pid=
+  : > "$work/perf.out"
+  if [ -n "${COUNT:-}" ]; then
+    perf stat -e raw_syscalls:sys_enter -x, -o "$work/perf.out" -p "$pid" 2>/dev/null &
+    perf_pid=$!
+    sleep 0.2
+  fi
   before=$(ticks "$pid")
   wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$script" "$url" > "$work/wrk.out"
   after=$(ticks "$pid")
-  python3 - "$work/wrk.out" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
+  python3 - "$work/wrk.out" "$work/perf.out" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
-(u0, s0), (u1, s1) = (map(int, a.split()) for a in sys.argv[2:4])
-hz = int(sys.argv[4])
+syscalls = re.search(r"^\s*(\d+),,raw_syscalls:sys_enter", open(sys.argv[2]).read(), re.M)
+(u0, s0, v0, n0), (u1, s1, v1, n1) = (map(int, a.split()) for a in sys.argv[3:5])
+hz = int(sys.argv[5])
 def ms(label):
     m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
     v, unit = float(m.group(1)), m.group(2)
@@ -184,16 +198,18 @@ def ms(label):
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 total = int(re.search(r"(\d+) requests in", text).group(1))
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-per_call = lambda t: t / hz * 1e6 / max(total, 1)
+per_call = lambda n: n / max(total, 1)
+us = lambda t: per_call(t / hz * 1e6)
 print(f"{rps:.0f} {ms(50):.3f} {ms(99):.3f} {total} {non2xx.group(1) if non2xx else 0} "
-      f"{per_call(u1 - u0):.1f} {per_call(s1 - s0):.1f}")
+      f"{us(u1 - u0):.2f} {us(s1 - s0):.2f} {per_call(int(syscalls.group(1)) if syscalls else float('nan')):.2f} "
+      f"{per_call(v1 - v0):.3f} {per_call(n1 - n0):.3f}")
 PY
 }
 
 if [ -n "${PROFILE:-}" ]; then
   # Profile swf-warden under the allowed load: perf record for the length of one run.
   pid=$(pgrep -f "swf-warden serve --config $work/config.toml" | head -1)
-  perf record -F 999 -g -p "$pid" -o "$PROFILE" -- sleep "$secs" >/dev/null 2>&1 &
+  perf record -F 499 --call-graph "${CALL_GRAPH:-fp}" -p "$pid" -o "$PROFILE" -- sleep "$secs" >/dev/null 2>&1 &
   wrk -t2 -c"$conns" -d"${secs}s" -s "$work/allowed.lua" "http://127.0.0.1:$warden/" | grep Requests/sec
   wait %%  2>/dev/null || sleep 2
   exit 0
@@ -210,16 +226,19 @@ for r in $(seq "$rounds"); do
   HP+=("$(run "http://127.0.0.1:$ha/" "$work/paced.lua" "$ha_pid")")
   WP+=("$(run "http://127.0.0.1:$warden/" "$work/paced.lua" "$warden_pid")")
 done
+HC=$(COUNT=1 run "http://127.0.0.1:$ha/" "$work/allowed.lua" "$ha_pid")
+WC=$(COUNT=1 run "http://127.0.0.1:$warden/" "$work/allowed.lua" "$warden_pid")
 before=$(wc -l < "$work/audit.log" 2>/dev/null || echo 0)
 D=$(run "http://127.0.0.1:$warden/" "$work/denied.lua" "$warden_pid")
 sleep 1
 after=$(wc -l < "$work/audit.log")
 
-python3 - "$secs" "$conns" "$D" "$((after - before))" "${PACE_MS:-4}" "${second:-}" "${H[@]}" -- "${W[@]}" -- "${HP[@]}" -- "${WP[@]}" -- "${WQ[@]}" <<'PY'
+python3 - "$secs" "$conns" "$D" "$((after - before))" "${PACE_MS:-4}" "${second:-}" "$HC" "$WC" "${H[@]}" -- "${W[@]}" -- "${HP[@]}" -- "${WP[@]}" -- "${WQ[@]}" <<'PY'
 import statistics, sys
 secs, conns, denied, records, pace, second = sys.argv[1], sys.argv[2], sys.argv[3].split(), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+counted = [list(map(float, r.split())) for r in sys.argv[7:9]]
 groups, current = [], []
-for arg in sys.argv[7:] + ["--"]:
+for arg in sys.argv[9:] + ["--"]:
     if arg == "--":
         groups.append([list(map(float, r.split())) for r in current])
         current = []
@@ -227,25 +246,36 @@ for arg in sys.argv[7:] + ["--"]:
         current.append(arg)
 ha, wa, hp, wp, wq = groups
 med = lambda rows, i: statistics.median(r[i] for r in rows)
-print(f"\nRecordActivityTaskHeartbeat, {conns} connections, {len(ha)} alternating runs of {secs}s each (medians)")
+print(f"\nRecordActivityTaskHeartbeat, {conns} connections, {len(ha)} alternating runs of {secs}s each (medians;"
+      " per call: CPU, syscalls, voluntary context switches (waits) and involuntary ones (preempt))")
 def table(h, w):
-    print(f"{'':30} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'CPU µs/call (user+sys)':>24}")
+    print(f"{'':30} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'CPU µs/call (user+sys)':>24}"
+          f" {'waits':>6} {'preempt':>7}")
     for name, rows in (("HAProxy pass-through", h), ("swf-warden (verify+authorize)", w)):
         cpu = f"{med(rows,5) + med(rows,6):.1f} ({med(rows,5):.1f}+{med(rows,6):.1f})"
-        print(f"{name:30} {med(rows,0):9.0f} {med(rows,1):8.3f} {med(rows,2):8.3f} {med(rows,4):8.0f} {cpu:>24}")
+        print(f"{name:30} {med(rows,0):9.0f} {med(rows,1):8.3f} {med(rows,2):8.3f} {med(rows,4):8.0f} {cpu:>24}"
+              f" {med(rows,8):6.2f} {med(rows,9):7.2f}")
     ratio = lambda i: med(w, i) / med(h, i)
     cpu = (med(w,5) + med(w,6)) / (med(h,5) + med(h,6))
-    print(f"{'ratio swf-warden / HAProxy':30} {ratio(0):9.2f} {ratio(1):8.2f} {ratio(2):8.2f} {'':8} {cpu:24.2f}")
+    parts = f"{cpu:.2f} ({ratio(5):.2f}, {ratio(6):.2f})"
+    print(f"{'ratio swf-warden / HAProxy':30} {ratio(0):9.2f} {ratio(1):8.2f} {ratio(2):8.2f} {'':8} {parts:>24}"
+          f" {ratio(8):6.2f} {ratio(9):7.2f}")
+    return ratio(2)
+allowed_p99 = med(wa, 2)
 table(ha, wa)
 if wq:
     cpu = lambda rows: med(rows, 5) + med(rows, 6)
     print(f"{'swf-warden ' + second:30} {med(wq,0):9.0f} {med(wq,1):8.3f} {med(wq,2):8.3f} {med(wq,4):8.0f} "
           f"{f'{cpu(wq):.1f} ({med(wq,5):.1f}+{med(wq,6):.1f})':>24}")
     print(f"{'ratio with / without':30} {med(wq,0)/med(wa,0):9.3f} {med(wq,1)/med(wa,1):8.2f} {med(wq,2)/med(wa,2):8.2f} {'':8} {cpu(wq)/cpu(wa):24.3f}")
+(hc, wc) = counted
+print(f"syscalls per call (one more run each under perf stat): HAProxy {hc[7]:.2f}, swf-warden {wc[7]:.2f}"
+      f" ({wc[7] / hc[7]:.2f}×); their CPU under tracing: {hc[5] + hc[6]:.1f} and {wc[5] + wc[6]:.1f} µs")
 print(f"\nsame calls at a fixed pace ({conns} connections, each waiting {pace} ms after an answer)")
 table(hp, wp)
 rps, p50, p99, total, non2xx = float(denied[0]), float(denied[1]), float(denied[2]), int(denied[3]), int(denied[4])
 print(f"\ndenial path, audit log on: {rps:.0f} req/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms; "
       f"{total} answered (all refused: {non2xx == total}), {records} audit records "
-      f"({'none lost' if records >= total else f'{total - records} MISSING'})")
+      f"({'none lost' if records >= total else f'{total - records} MISSING'}); "
+      f"denial p99 / allowed p99: {p99 / allowed_p99:.2f}")
 PY

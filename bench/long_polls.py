@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Memory of N concurrent long polls held open through swf-warden (default 10,000).
+"""Memory of N concurrent long polls held open through swf-warden and through HAProxy
+(default 10,000 each, one after the other, in one run).
 
 Starts a stub SWF upstream that holds every PollForActivityTask until told to answer, starts
-swf-warden (release build) in front of it, and runs examples/long_poll_client, which sends N
-signed polls at once over cleartext HTTP/2 (`h2c = true`; 100 streams per connection, so the
-client side needs few sockets and the proxy's file descriptors go to the N upstream
-connections; every stream takes a slot under `max_connections`, sized for them). When the
-upstream holds all N, the proxy's resident memory (VmRSS) is read from /proc; then the
-upstream answers and the client counts the answers carrying a sealed token. Loopback only.
+swf-warden (release build) and HAProxy (plain pass-through, `proto h2` on its listener) in
+front of it, and for each runs examples/long_poll_client, which sends N signed polls at once
+over cleartext HTTP/2 (100 streams per connection, so the client side needs few sockets and
+each proxy's file descriptors go to the N upstream connections; swf-warden has `h2c = true`
+and `max_connections` sized for them, HAProxy a `maxconn` above them). When the upstream
+holds all N, the proxy's resident memory (VmRSS) is read from /proc; then the upstream
+answers and the client counts the answers: through swf-warden each must carry a sealed token,
+through HAProxy the upstream's own. Loopback only.
 Usage: cargo build --release --example long_poll_client && python3 bench/long_polls.py [N]
 """
 
@@ -15,6 +18,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -71,11 +75,68 @@ class Upstream:
             writer.close()
 
 
+async def hold(name, upstream, pid, port, marker):
+    """Holds N polls through the proxy listening on `port` (process `pid`); returns whether
+    every poll was held and answered, printing what the proxy's memory did meanwhile."""
+    upstream.held, upstream.release = 0, asyncio.Event()
+    await wait_for_port(port)
+    baseline = rss_kib(pid)
+    client_bin = str(ROOT / "target" / "release" / "examples" / "long_poll_client")
+    client = await asyncio.create_subprocess_exec(client_bin, f"127.0.0.1:{port}", str(N), KEY, SECRET, marker,
+                                                  stdout=asyncio.subprocess.PIPE)
+    started = time.monotonic()
+    while upstream.held < N and time.monotonic() - started < 120 and client.returncode is None:
+        await asyncio.sleep(0.2)
+    held = upstream.held
+    await asyncio.sleep(1)
+    at_peak = rss_kib(pid)
+    upstream.release.set()
+    out, _ = await client.communicate()
+    ok = int(out.decode().strip() or 0)
+    per_poll = (at_peak - baseline) / max(held, 1)
+    print(f"{name}: {held} of {N} long polls held; RSS idle {baseline / 1024:.1f} MiB, "
+          f"with the polls in flight {at_peak / 1024:.1f} MiB: {per_poll:.1f} KiB per poll "
+          f"(its client stream and upstream connection included); {ok} of {N} answered with {marker!r}")
+    return held == N and ok == N, per_poll
+
+
+async def wait_for_port(port):
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+
+
+def haproxy_config(d, port, up_port):
+    path = d / "haproxy.cfg"
+    path.write_text(f"""global
+  maxconn {2 * N + 1000}
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 600s
+  timeout server 600s
+  option http-keep-alive
+frontend in
+  bind 127.0.0.1:{port} proto h2
+  default_backend stub
+backend stub
+  server s1 127.0.0.1:{up_port}
+""")
+    return path
+
+
 async def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if not shutil.which("haproxy"):
+        subprocess.run("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy",
+                       shell=True, check=True, stdout=subprocess.DEVNULL)
     upstream = Upstream()
-    up_port, port = free_port(), free_port()
+    up_port, port, ha_port = free_port(), free_port(), free_port()
     server = await asyncio.start_server(upstream.handle, "127.0.0.1", up_port, backlog=N)
     d = Path(tempfile.mkdtemp())
     (d / "policies").mkdir()
@@ -109,36 +170,18 @@ policies = ["bench"]
 """)
     binary = os.environ.get("SWF_WARDEN_BIN", str(ROOT / "target" / "release" / "swf-warden"))
     env = dict(os.environ, BENCH_UPSTREAM="x", BENCH_TOKEN="bench-token-key-0123456789abcdefghij", BENCH_SECRET=SECRET)
-    proxy = subprocess.Popen([binary, "serve", "--config", str(d / "config.toml")], env=env,
-                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard)))
+    proxy = subprocess.Popen([binary, "serve", "--config", str(d / "config.toml")], env=env, preexec_fn=raise_limit)
+    haproxy = subprocess.Popen(["haproxy", "-db", "-q", "-f", str(haproxy_config(d, ha_port, up_port))],
+                               preexec_fn=raise_limit)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        baseline = rss_kib(proxy.pid)
-        client_bin = str(ROOT / "target" / "release" / "examples" / "long_poll_client")
-        client = await asyncio.create_subprocess_exec(client_bin, f"127.0.0.1:{port}", str(N), KEY, SECRET,
-                                                      stdout=asyncio.subprocess.PIPE)
-        started = time.monotonic()
-        while upstream.held < N and time.monotonic() - started < 120 and client.returncode is None:
-            await asyncio.sleep(0.2)
-        held = upstream.held
-        await asyncio.sleep(1)
-        at_peak = rss_kib(proxy.pid)
-        upstream.release.set()
-        out, _ = await client.communicate()
-        ok = int(out.decode().strip() or 0)
-        print(f"long polls held open through swf-warden: {held} of {N}")
-        print(f"proxy RSS: idle {baseline / 1024:.1f} MiB, with {held} polls in flight {at_peak / 1024:.1f} MiB "
-              f"({(at_peak - baseline) / max(held, 1):.1f} KiB per poll, its client stream and upstream connection included)")
-        print(f"answers with a sealed task token: {ok} of {N}")
-        return 0 if held == N and ok == N else 1
+        warden_ok, warden_kib = await hold("swf-warden", upstream, proxy.pid, port, "sw1.")
+        haproxy_ok, haproxy_kib = await hold("HAProxy pass-through", upstream, haproxy.pid, ha_port, "UPSTREAM-TOKEN-")
+        print(f"memory per held poll, swf-warden / HAProxy: {warden_kib / max(haproxy_kib, 0.1):.2f}")
+        return 0 if warden_ok and haproxy_ok else 1
     finally:
-        proxy.terminate()
-        proxy.wait(timeout=120)
+        for p in (proxy, haproxy):
+            p.terminate()
+            p.wait(timeout=120)
         server.close()
 
 

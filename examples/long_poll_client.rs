@@ -1,12 +1,13 @@
 //! Load client for `bench/long_polls.py`: opens HTTP/2 (prior knowledge) connections to the
 //! proxy, which must serve cleartext HTTP/2 (`[listen] h2c = true`), and sends N signed
 //! `PollForActivityTask` calls at once, 100 streams per connection (the proxy's default
-//! `max_concurrent_streams`), then waits for every answer and prints how many carried a
-//! sealed task token.
+//! `max_concurrent_streams`), then waits for every answer and prints how many were 200 and
+//! carried MARKER (default `sw1.`, a sealed task token; `bench/long_polls.py` passes the
+//! upstream's own token for HAProxy, which forwards it as it is).
 //!
 //! HTTP/2 keeps the client side to a few sockets, so the proxy's file descriptors go to the
 //! upstream side, where each held poll needs a connection.
-//! Usage: long_poll_client ADDR N ACCESS_KEY SECRET
+//! Usage: long_poll_client ADDR N ACCESS_KEY SECRET [MARKER]
 
 use std::time::SystemTime;
 
@@ -47,10 +48,15 @@ fn signed(addr: &str, key: &str, secret: &str) -> http::Request<Full<Bytes>> {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, addr, n, key, secret] = &args[..] else {
-        eprintln!("usage: long_poll_client ADDR N ACCESS_KEY SECRET");
-        std::process::exit(64);
+    let (addr, n, key, secret, marker) = match &args[..] {
+        [_, addr, n, key, secret] => (addr, n, key, secret, "sw1."),
+        [_, addr, n, key, secret, marker] => (addr, n, key, secret, marker.as_str()),
+        _ => {
+            eprintln!("usage: long_poll_client ADDR N ACCESS_KEY SECRET [MARKER]");
+            std::process::exit(64);
+        }
     };
+    let marker: &'static [u8] = Box::leak(marker.as_bytes().to_vec().into_boxed_slice());
     let n: usize = n.parse().expect("N");
     let mut calls = Vec::with_capacity(n);
     let mut remaining = n;
@@ -71,7 +77,7 @@ async fn main() {
                 let response = sender.send_request(request).await.ok()?;
                 let ok = response.status() == 200;
                 let body = response.into_body().collect().await.ok()?.to_bytes();
-                Some(ok && body.windows(4).any(|w| w == b"sw1."))
+                Some(ok && body.windows(marker.len()).any(|w| w == marker))
             }));
         }
         remaining -= remaining.min(STREAMS_PER_CONNECTION);

@@ -1,6 +1,6 @@
 //! Opening upstream connections: TCP (no Nagle), then TLS for an `https` endpoint (the public
-//! web PKI roots plus any extra ones), then the HTTP/1.1 client handshake, which does no I/O of
-//! its own.
+//! web PKI roots plus any extra ones). What goes over them is `h1`'s (the forwarder's) or
+//! hyper's (`fetch`, the JWKS).
 
 use std::io;
 use std::pin::Pin;
@@ -8,20 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
-
-/// The client half of an upstream connection: sends requests.
-pub(super) type Sender = http1::SendRequest<Full<Bytes>>;
-/// The I/O half: must be polled for the requests and answers to move.
-pub(super) type Connection = http1::Connection<TokioIo<Stream>, Full<Bytes>>;
 
 /// A connection to the upstream, in the clear or over TLS.
 pub(super) enum Stream {
@@ -110,17 +101,8 @@ impl Connector {
         self.identity
     }
 
-    /// Opens a new connection, within the connect timeout (TCP and TLS together).
-    pub(super) async fn connect(&self) -> io::Result<(Sender, Connection)> {
-        let stream = self.stream_for_fetch().await?;
-        http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(io::Error::other)
-    }
-
-    /// A new stream, in the clear or TLS, within the connect timeout (for `fetch`).
-    pub(super) async fn stream_for_fetch(&self) -> io::Result<Stream> {
+    /// A new connection (TLS handshake done), within the connect timeout.
+    pub(super) async fn connect(&self) -> io::Result<Stream> {
         tokio::time::timeout(self.timeout, self.stream())
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?

@@ -66,11 +66,7 @@ impl Fetcher {
 
     async fn get_unbounded(&self, max_bytes: usize) -> Result<Bytes, String> {
         let (mut sender, connection): (http1::SendRequest<Empty<Bytes>>, _) = {
-            let stream = self
-                .connector
-                .stream_for_fetch()
-                .await
-                .map_err(|e| e.to_string())?;
+            let stream = self.connector.connect().await.map_err(|e| e.to_string())?;
             http1::Builder::new()
                 .handshake(TokioIo::new(stream))
                 .await

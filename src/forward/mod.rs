@@ -2,12 +2,13 @@
 //!
 //! The upstream request is built fresh from the verified parts (operation and body), never
 //! from inbound headers, and signed with the proxy's own credentials (`sigv4::signer`). It goes
-//! over HTTP/1.1 on a kept-alive connection from the calling thread's pool (`pool`), opened by
-//! `connect`. The only timeout is the whole call's, which defaults above SWF's 60-second long
+//! over HTTP/1.1 (`h1`: the request head written and the answer parsed by hand) on a
+//! kept-alive connection from the calling thread's pool (`pool`), opened by `connect`. The only timeout is the whole call's, which defaults above SWF's 60-second long
 //! poll so polls are never cut.
 
 mod connect;
 pub mod fetch;
+pub mod h1;
 mod pool;
 
 pub use pool::{sweep_idle, UpstreamBody};
@@ -15,15 +16,13 @@ pub use pool::{sweep_idle, UpstreamBody};
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
-use http_body_util::Full;
-use hyper::{Request, Response};
+use http::HeaderValue;
+use hyper::Response;
 
 use crate::config::Upstream;
 use crate::error::ProxyError;
 use crate::policy::Permit;
 use crate::sigv4::signer::Signer;
-use crate::sigv4::X_AMZ_DATE;
 use crate::swf::ops::TARGET_PREFIX;
 use crate::swf::Operation;
 
@@ -107,14 +106,14 @@ impl Forwarder {
         op: Operation,
         body: Bytes,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
-        let request = self.signed_request(op, body)?;
+        let head = self.signed_head(op, &body)?;
         // Polls are held open by SWF for up to 60 s: they get their own, longer timeout.
         let timeout = if op.issues_task_token() {
             self.poll_timeout
         } else {
             self.timeout
         };
-        match tokio::time::timeout(timeout, pool::send(&self.connector, request)).await {
+        match tokio::time::timeout(timeout, pool::send(&self.connector, &head, &body)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, operation = op.name(), "upstream request failed");
@@ -131,41 +130,40 @@ impl Forwarder {
         }
     }
 
-    fn signed_request(
-        &self,
-        op: Operation,
-        body: Bytes,
-    ) -> Result<Request<Full<Bytes>>, ProxyError> {
+    /// The request head for `body` as `op`: `POST /` with the target, the signature and the
+    /// length, nothing from the caller's headers.
+    fn signed_head(&self, op: Operation, body: &[u8]) -> Result<Vec<u8>, ProxyError> {
         let target = &self.targets[op.index()];
         let signature = self.signer.sign(
             self.host.as_bytes(),
             target.as_bytes(),
-            &body,
+            body,
             SystemTime::now(),
         );
-        let mut request = Request::new(Full::new(body));
-        *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = http::Uri::from_static("/");
-        let headers = request.headers_mut();
-        headers.reserve(6);
-        let value = |v: &str| HeaderValue::from_str(v).map_err(|e| internal(&e));
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-amz-json-1.0"),
-        );
-        headers.insert(HOST, self.host.clone());
-        headers.insert(X_AMZ_TARGET, target.clone());
-        headers.insert(X_AMZ_DATE.clone(), value(&signature.amz_date)?);
-        headers.insert(AUTHORIZATION, value(&signature.authorization)?);
-        if let Some(token) = &self.session_token {
-            headers.insert(X_AMZ_SECURITY_TOKEN, token.clone());
+        // Our own text, but a header value all the same: no control characters.
+        for value in [&signature.amz_date, &signature.authorization] {
+            if value.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                return Err(internal(&"a control character in a signature header"));
+            }
         }
-        Ok(request)
+        let mut headers: [(&str, &[u8]); 6] = [
+            ("host", self.host.as_bytes()),
+            ("content-type", b"application/x-amz-json-1.0"),
+            ("x-amz-target", target.as_bytes()),
+            ("x-amz-date", signature.amz_date.as_bytes()),
+            ("authorization", signature.authorization.as_bytes()),
+            ("", b""),
+        ];
+        let count = match &self.session_token {
+            Some(token) => {
+                headers[5] = ("x-amz-security-token", token.as_bytes());
+                6
+            }
+            None => 5,
+        };
+        Ok(h1::request_head(&headers[..count], body.len()))
     }
 }
-
-const X_AMZ_TARGET: HeaderName = HeaderName::from_static("x-amz-target");
-const X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
 
 fn unavailable() -> ProxyError {
     ProxyError::Unavailable(

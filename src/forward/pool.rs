@@ -2,10 +2,10 @@
 //!
 //! A pooled client in the usual style runs each connection as a task of its own and reaches it
 //! through channels, so every call hops between tasks (often between threads) on the way out
-//! and back. Here a call takes an idle connection from its own thread's pool, polls the
-//! connection itself while it waits for the answer, and the answer's body (`UpstreamBody`)
-//! keeps polling it while the client reads. When the body ends, the connection goes back to
-//! the pool. With one single-threaded runtime per core (`server::run_workers`), a call's
+//! and back. Here a call takes an idle connection from its own thread's pool, writes its
+//! request and reads the answer's head itself (HTTP/1.1 as `h1` parses it), and the answer's
+//! body (`UpstreamBody`) reads the rest as the client takes it. When the body ends, the
+//! connection goes back to the pool, holding no buffer. With one single-threaded runtime per core (`server::run_workers`), a call's
 //! upstream I/O never leaves its core.
 //!
 //! Connections are tagged with their connector's identity (host, port, trust roots), so a
@@ -15,21 +15,25 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
+use std::io;
 use std::pin::{pin, Pin};
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::{Request, Response};
+use bytes::{Bytes, BytesMut};
+use hyper::body::{Body, Frame, SizeHint};
+use hyper::Response;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
-use super::connect::{Connection, Connector, Sender};
+use super::connect::{Connector, Stream};
+use super::h1::{self, BodyDecoder, Decoded};
 
 /// How long a connection may sit idle in the pool; below the usual upstream keep-alive limits.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 /// Idle connections kept per thread; past this the oldest is closed.
 const MAX_IDLE_PER_THREAD: usize = 1024;
+/// The first read of an answer takes this much; a larger answer grows the buffer.
+const READ_CHUNK: usize = 4096;
 
 struct Idle {
     lease: Lease,
@@ -40,12 +44,17 @@ thread_local! {
     static IDLE: RefCell<VecDeque<Idle>> = const { RefCell::new(VecDeque::new()) };
 }
 
-/// A connection in use by one call.
+/// A connection in use by one call. Between calls it holds no buffer.
 pub(super) struct Lease {
     owner: u64,
-    sender: Sender,
-    /// `None` once the connection has ended.
-    connection: Option<Connection>,
+    stream: Stream,
+}
+
+/// Why an exchange failed, and whether the request can go again elsewhere.
+struct Failure {
+    error: io::Error,
+    /// Not a byte of the request was written.
+    unsent: bool,
 }
 
 impl Lease {
@@ -63,33 +72,19 @@ impl Lease {
         }
     }
 
-    /// Whether the connection is open and free for a request, without waiting: one poll of
-    /// the connection sees an upstream that has closed it while idle.
+    /// Whether the connection is open and has nothing to read, without waiting: an upstream
+    /// that closed it while idle (or sent bytes nobody asked for) makes it unusable.
     fn ready_now(&mut self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
-        self.drive(&mut cx);
-        self.connection.is_some() && matches!(self.sender.poll_ready(&mut cx), Poll::Ready(Ok(())))
+        let mut probe = [0u8; 1];
+        let mut probe = ReadBuf::new(&mut probe);
+        Pin::new(&mut self.stream)
+            .poll_read(&mut cx, &mut probe)
+            .is_pending()
     }
 
-    /// Lets the connection read and write what it can.
-    fn drive(&mut self, cx: &mut Context<'_>) {
-        if let Some(connection) = &mut self.connection {
-            if let Poll::Ready(result) = Pin::new(connection).poll(cx) {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "upstream connection ended with an error");
-                }
-                self.connection = None;
-            }
-        }
-    }
-
-    /// Back to this thread's pool, if the connection can take another request.
-    fn release(mut self) {
-        let mut cx = Context::from_waker(Waker::noop());
-        self.drive(&mut cx);
-        if self.connection.is_none() || self.sender.is_closed() {
-            return;
-        }
+    /// Back to this thread's pool.
+    fn release(self) {
         let now = Instant::now();
         IDLE.with(|pool| {
             let mut pool = pool.borrow_mut();
@@ -109,23 +104,73 @@ impl Lease {
         });
     }
 
-    /// Sends `request` and waits for the answer's head, polling the connection meanwhile.
-    /// On failure before the request was written, the request comes back for another try.
+    /// Writes the request (head and body in one vectored write when the socket takes it),
+    /// then reads the answer's head. The buffer returned holds what was read past the head.
     async fn exchange(
         &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, (hyper::Error, Option<Request<Full<Bytes>>>)> {
-        let mut answer = pin!(self.sender.try_send_request(request));
-        let result = poll_fn(|cx| {
-            self.drive(cx);
-            answer.as_mut().poll(cx)
-        })
-        .await;
-        result.map_err(|mut e| {
-            let request = e.take_message();
-            (e.into_error(), request)
-        })
+        head: &[u8],
+        body: &[u8],
+    ) -> Result<(h1::Head, BytesMut), Failure> {
+        let mut written = 0;
+        let total = head.len() + body.len();
+        while written < total {
+            let (a, b) = if written < head.len() {
+                (&head[written..], body)
+            } else {
+                (&body[written - head.len()..], &[][..])
+            };
+            let slices = [io::IoSlice::new(a), io::IoSlice::new(b)];
+            let n = poll_fn(|cx| Pin::new(&mut self.stream).poll_write_vectored(cx, &slices))
+                .await
+                .and_then(|n| match n {
+                    0 => Err(io::ErrorKind::WriteZero.into()),
+                    n => Ok(n),
+                })
+                .map_err(|error| Failure {
+                    error,
+                    unsent: written == 0,
+                })?;
+            written += n;
+        }
+        let sent = |error| Failure {
+            error,
+            unsent: false,
+        };
+        poll_fn(|cx| Pin::new(&mut self.stream).poll_flush(cx))
+            .await
+            .map_err(sent)?;
+        let mut buf = BytesMut::new();
+        loop {
+            if let Some(head) = h1::parse_head(&mut buf).map_err(|e| sent(invalid(e)))? {
+                return Ok((head, buf));
+            }
+            if poll_fn(|cx| self.poll_fill(cx, &mut buf))
+                .await
+                .map_err(sent)?
+                == 0
+            {
+                return Err(sent(invalid(h1::Error::Incomplete)));
+            }
+        }
     }
+
+    /// Reads what has arrived into `buf`; 0 at the end of the stream. An empty buffer is
+    /// allocated only once the socket has something to read, so a held poll holds none.
+    fn poll_fill(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
+        if buf.capacity() == buf.len() {
+            if buf.capacity() == 0 {
+                if let Stream::Plain(tcp) = &self.stream {
+                    ready!(tcp.poll_read_ready(cx))?;
+                }
+            }
+            buf.reserve(buf.len().max(READ_CHUNK));
+        }
+        pin!(self.stream.read_buf(buf)).poll(cx)
+    }
+}
+
+fn invalid(e: h1::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
 /// Closes this thread's idle connections that have expired or that the upstream has closed.
@@ -139,15 +184,15 @@ pub fn sweep_idle() {
     });
 }
 
-/// Sends `request` upstream on a pooled connection of `connector`'s identity, or a new one. A
-/// pooled connection the upstream closed just before use fails before the request is
-/// written; the request then goes once more, on a new connection.
+/// Sends the request (`head`, then `body`) upstream on a pooled connection of `connector`'s
+/// identity, or a new one. A pooled connection the upstream closed just before use fails
+/// before a byte is written; the request then goes once more, on a new connection.
 pub(super) async fn send(
     connector: &Connector,
-    request: Request<Full<Bytes>>,
+    head: &[u8],
+    body: &[u8],
 ) -> Result<Response<UpstreamBody>, Error> {
     let owner = connector.identity();
-    let mut request = request;
     let mut pooled = Lease::reuse(owner);
     loop {
         let reused = pooled.is_some();
@@ -155,20 +200,21 @@ pub(super) async fn send(
             Some(lease) => lease,
             None => {
                 // Boxed: connecting is rare, and its future (TLS included) is large.
-                let (sender, connection) = Box::pin(connector.connect())
+                let stream = Box::pin(connector.connect())
                     .await
                     .map_err(Error::Connect)?;
-                Lease {
-                    owner,
-                    sender,
-                    connection: Some(connection),
-                }
+                Lease { owner, stream }
             }
         };
-        match lease.exchange(request).await {
-            Ok(response) => return Ok(response.map(|body| UpstreamBody::new(body, lease))),
-            Err((_, Some(unsent))) if reused => request = unsent,
-            Err((e, _)) => return Err(Error::Exchange(e)),
+        match lease.exchange(head, body).await {
+            Ok((head, buf)) => {
+                let mut response = Response::new(UpstreamBody::new(lease, &head, buf));
+                *response.status_mut() = head.status;
+                *response.headers_mut() = head.headers;
+                return Ok(response);
+            }
+            Err(Failure { unsent: true, .. }) if reused => {}
+            Err(Failure { error, .. }) => return Err(Error::Exchange(error)),
         }
     }
 }
@@ -177,67 +223,101 @@ pub(super) async fn send(
 #[derive(Debug, thiserror::Error)]
 pub(super) enum Error {
     #[error("cannot connect: {0}")]
-    Connect(std::io::Error),
+    Connect(io::Error),
     #[error("{0}")]
-    Exchange(hyper::Error),
+    Exchange(io::Error),
 }
 
-/// The body of an upstream answer. Reading it drives the connection it comes on; at its end
-/// the connection returns to the pool.
+/// The body of an upstream answer. Reading it reads the connection it comes on; at its end
+/// the connection returns to the pool, if its answer allows.
 pub struct UpstreamBody {
-    body: Incoming,
+    /// `None` once the body has ended or failed.
     lease: Option<Lease>,
+    buf: BytesMut,
+    decoder: BodyDecoder,
+    reusable: bool,
 }
 
 impl UpstreamBody {
-    fn new(body: Incoming, lease: Lease) -> UpstreamBody {
-        let mut body = UpstreamBody {
-            body,
+    fn new(lease: Lease, head: &h1::Head, buf: BytesMut) -> UpstreamBody {
+        UpstreamBody {
             lease: Some(lease),
-        };
-        // An empty body is never read: the connection is free already.
-        if body.body.is_end_stream() {
-            body.finish();
+            buf,
+            decoder: BodyDecoder::new(head.body),
+            reusable: head.reusable,
         }
-        body
     }
 
+    /// The body has been read: the connection goes back to the pool if the answer allows and
+    /// nothing followed it, and the read buffer goes.
     fn finish(&mut self) {
         if let Some(lease) = self.lease.take() {
-            lease.release();
+            if self.reusable && self.buf.is_empty() {
+                lease.release();
+            }
         }
+        self.buf = BytesMut::new();
+    }
+
+    /// A broken answer leaves the connection in an unknown state: close it.
+    fn fail(&mut self, error: io::Error) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.lease = None;
+        self.buf = BytesMut::new();
+        Poll::Ready(Some(Err(error)))
     }
 }
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
-        if let Some(lease) = &mut this.lease {
-            lease.drive(cx);
+        loop {
+            match this.decoder.decode(&mut this.buf) {
+                Err(e) => return this.fail(invalid(e)),
+                Ok(Decoded::End) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(Decoded::Data(data)) => {
+                    // A body read in one piece frees its connection at once.
+                    if this.decoder.is_done() {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(Decoded::NeedMore) => {}
+            }
+            let Some(lease) = &mut this.lease else {
+                return this.fail(invalid(h1::Error::Incomplete));
+            };
+            match ready!(lease.poll_fill(cx, &mut this.buf)) {
+                Ok(0) => {
+                    // The end of the stream ends a body delimited by it, and no other.
+                    this.reusable = false;
+                    if let Err(e) = this.decoder.closed() {
+                        return this.fail(invalid(e));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return this.fail(e),
+            }
         }
-        let frame = std::task::ready!(Pin::new(&mut this.body).poll_frame(cx));
-        match &frame {
-            None => this.finish(),
-            Some(Ok(_)) if this.body.is_end_stream() => this.finish(),
-            Some(Ok(_)) => {}
-            // A broken answer leaves the connection in an unknown state: close it.
-            Some(Err(_)) => this.lease = None,
-        }
-        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.decoder.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match self.decoder.remaining() {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
     }
 }
 
@@ -270,8 +350,8 @@ mod tests {
             let _ = closed.send(());
         });
         let connector = Connector::new("127.0.0.1", port, None, Duration::from_secs(5)).unwrap();
-        let request = Request::new(Full::new(Bytes::from_static(b"{}")));
-        let response = send(&connector, request).await.unwrap();
+        let head = h1::request_head(&[("host", b"upstream")], 2);
+        let response = send(&connector, &head, b"{}").await.unwrap();
         let body = http_body_util::BodyExt::collect(response.into_body())
             .await
             .unwrap();
