@@ -369,7 +369,9 @@ async fn process(
         .filter(|_| sts::query::is_query(&parts.headers))
     {
         call.query_api = true;
-        return sts_call::handle(app, sts, &parts, &body, peer, now, call).await;
+        // Boxed: STS calls are rare and their future (a JWKS fetch included) is large; every
+        // call's future would otherwise be as large, held for as long as a poll waits.
+        return Box::pin(sts_call::handle(app, sts, &parts, &body, peer, now, call)).await;
     }
     let Prepared {
         principal,
@@ -378,6 +380,8 @@ async fn process(
         permit,
         upstream_body,
     } = prepare(app, &parts, body, peer, now, call)?;
+    // The caller's headers are not needed past here: not held while the upstream answers.
+    drop(parts);
 
     call.outcome = if permit.shadowed() {
         Outcome::WouldDeny
