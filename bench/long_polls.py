@@ -109,10 +109,13 @@ async def wait_for_port(port):
             await asyncio.sleep(0.1)
 
 
-def haproxy_config(d, port, up_port):
+def haproxy_config(d, port, up_port, fds):
+    # The N upstream connections need file descriptors: the limit is given (the hard limit),
+    # not derived from maxconn, which would ask for more than this machine allows.
     path = d / "haproxy.cfg"
     path.write_text(f"""global
-  maxconn {2 * N + 1000}
+  maxconn {(fds - 1000) // 2}
+  ulimit-n {fds}
 defaults
   mode http
   timeout connect 5s
@@ -171,10 +174,13 @@ policies = ["bench"]
     binary = os.environ.get("SWF_WARDEN_BIN", str(ROOT / "target" / "release" / "swf-warden"))
     env = dict(os.environ, BENCH_UPSTREAM="x", BENCH_TOKEN="bench-token-key-0123456789abcdefghij", BENCH_SECRET=SECRET)
     proxy = subprocess.Popen([binary, "serve", "--config", str(d / "config.toml")], env=env, preexec_fn=raise_limit)
-    haproxy = subprocess.Popen(["haproxy", "-db", "-q", "-f", str(haproxy_config(d, ha_port, up_port))],
+    haproxy = subprocess.Popen(["haproxy", "-db", "-q", "-f", str(haproxy_config(d, ha_port, up_port, hard))],
                                preexec_fn=raise_limit)
     try:
         warden_ok, warden_kib = await hold("swf-warden", upstream, proxy.pid, port, "sw1.")
+        if haproxy.poll() is not None:
+            print(f"HAProxy exited ({haproxy.returncode}): see its messages above")
+            return 1
         haproxy_ok, haproxy_kib = await hold("HAProxy pass-through", upstream, haproxy.pid, ha_port, "UPSTREAM-TOKEN-")
         print(f"memory per held poll, swf-warden / HAProxy: {warden_kib / max(haproxy_kib, 0.1):.2f}")
         return 0 if warden_ok and haproxy_ok else 1
