@@ -12,8 +12,11 @@
 # bucket in a redis-server started here (LEASE_MS, default 50; 0 asks Redis on every call).
 # With SESSION=1 (not with QUOTAS), the same swf-warden also takes the allowed load signed
 # with a role session's temporary credentials (issue 14), to compare with the static key.
+# Per call, for both proxies: user and system CPU, voluntary and involuntary context switches
+# (issue 15), and in one more run each under `perf stat`, the syscalls.
 # Usage: bench/load.sh [SECONDS_PER_RUN] [ROUNDS] [CONNECTIONS]
-#        PROFILE=perf.data bench/load.sh 10   (perf record swf-warden under the allowed load)
+#        PROFILE=perf.data bench/load.sh 10   (perf record swf-warden under the allowed load;
+#        CALL_GRAPH=dwarf for call graphs through code built without frame pointers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}; rounds=${2:-2}; conns=${3:-64}

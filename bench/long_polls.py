@@ -7,7 +7,7 @@ swf-warden (release build) and HAProxy (plain pass-through, `proto h2` on its li
 front of it, and for each runs examples/long_poll_client, which sends N signed polls at once
 over cleartext HTTP/2 (100 streams per connection, so the client side needs few sockets and
 each proxy's file descriptors go to the N upstream connections; swf-warden has `h2c = true`
-and `max_connections` sized for them, HAProxy a `maxconn` above them). When the upstream
+and `max_connections` sized for them; HAProxy gets the process's file limit). When the upstream
 holds all N, the proxy's resident memory (VmRSS) is read from /proc; then the upstream
 answers and the client counts the answers: through swf-warden each must carry a sealed token,
 through HAProxy the upstream's own. Loopback only.

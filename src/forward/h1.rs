@@ -20,9 +20,13 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The most headers an answer may have.
 pub const MAX_HEADERS: usize = 100;
-/// The most a chunk-size line (with extensions) or the trailer section may take.
+/// The most a chunk-size line (with extensions) may take.
 const MAX_CHUNK_LINE_BYTES: usize = 4096;
+/// hyper's client's bounds, so that nothing is read here that it would refuse: chunk
+/// extensions over the whole body, the trailer section (CRLFs included), trailer lines.
+const MAX_EXTENSION_BYTES: usize = 16 * 1024;
 const MAX_TRAILER_BYTES: usize = 16 * 1024;
+const MAX_TRAILERS: usize = 100;
 
 /// Why an answer cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,7 +110,18 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
                     return Err(Error::Length);
                 }
                 length_header = Some(n);
-            } else if name == http::header::TRANSFER_ENCODING {
+            }
+            if name == http::header::TRANSFER_ENCODING || name == http::header::CONNECTION {
+                // Framing and reuse are read only from visible ASCII (as hyper does).
+                if !header
+                    .value
+                    .iter()
+                    .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+                {
+                    return Err(Error::Head("a framing header that is not ASCII"));
+                }
+            }
+            if name == http::header::TRANSFER_ENCODING {
                 if !http11 {
                     return Err(Error::Head("transfer-encoding in an HTTP/1.0 answer"));
                 }
@@ -193,6 +208,10 @@ pub enum Decoded {
 #[derive(Debug)]
 pub struct BodyDecoder {
     state: State,
+    /// Chunk-extension bytes, trailer bytes and trailer lines so far.
+    extension_bytes: usize,
+    trailer_bytes: usize,
+    trailers: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,7 +239,12 @@ impl BodyDecoder {
             Framing::Chunked => State::ChunkSize,
             Framing::Close => State::Close,
         };
-        BodyDecoder { state }
+        BodyDecoder {
+            state,
+            extension_bytes: 0,
+            trailer_bytes: 0,
+            trailers: 0,
+        }
     }
 
     /// Whether the whole body has been decoded.
@@ -302,7 +326,11 @@ impl BodyDecoder {
                     let Some(line) = line(buf, MAX_CHUNK_LINE_BYTES)? else {
                         return Ok(());
                     };
-                    let size = chunk_size(&buf[..line])?;
+                    let (size, extension) = chunk_size(&buf[..line])?;
+                    self.extension_bytes += extension;
+                    if self.extension_bytes >= MAX_EXTENSION_BYTES {
+                        return Err(Error::Chunk("chunk extensions over the limit"));
+                    }
                     buf.advance(line + 2);
                     self.state = if size == 0 {
                         State::Trailers
@@ -316,12 +344,20 @@ impl BodyDecoder {
                     let Some(end) = line(buf, MAX_TRAILER_BYTES)? else {
                         return Ok(());
                     };
+                    self.trailer_bytes += end + 2;
+                    if self.trailer_bytes >= MAX_TRAILER_BYTES {
+                        return Err(Error::Chunk("trailers over the limit"));
+                    }
                     if end == 0 {
                         buf.advance(2);
                         self.state = State::Done;
                         return Ok(());
                     }
                     trailer(&buf[..end])?;
+                    self.trailers += 1;
+                    if self.trailers > MAX_TRAILERS {
+                        return Err(Error::Chunk("too many trailers"));
+                    }
                     buf.advance(end + 2);
                 }
                 _ => return Ok(()),
@@ -350,8 +386,9 @@ fn line(buf: &[u8], max: usize) -> Result<Option<usize>, Error> {
     }
 }
 
-/// A chunk-size line: hex digits, then optionally `;` and extensions (ignored).
-fn chunk_size(line: &[u8]) -> Result<u64, Error> {
+/// A chunk-size line: hex digits, then optionally `;` and extensions (ignored): the size and
+/// the extensions' length.
+fn chunk_size(line: &[u8]) -> Result<(u64, usize), Error> {
     let digits = line
         .iter()
         .position(|&b| b == b';')
@@ -364,15 +401,14 @@ fn chunk_size(line: &[u8]) -> Result<u64, Error> {
         let d = (b as char).to_digit(16).ok_or(Error::Chunk("chunk size"))?;
         size = size * 16 + u64::from(d);
     }
-    if let Some(i) = line.iter().position(|&b| b == b';') {
-        if line[i..]
-            .iter()
-            .any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f))
-        {
-            return Err(Error::Chunk("chunk extension"));
-        }
+    let extension = &line[digits.len()..];
+    if extension
+        .iter()
+        .any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f))
+    {
+        return Err(Error::Chunk("chunk extension"));
     }
-    Ok(size)
+    Ok((size, extension.len()))
 }
 
 /// A trailer line must be `name: value` with a token name and a visible value.

@@ -128,7 +128,8 @@ impl Lease {
                 })
                 .map_err(|error| Failure {
                     error,
-                    unsent: written == 0,
+                    // Over TLS a failed write may have sent some records already.
+                    unsent: written == 0 && matches!(self.stream, Stream::Plain(_)),
                 })?;
             written += n;
         }
@@ -240,12 +241,17 @@ pub struct UpstreamBody {
 
 impl UpstreamBody {
     fn new(lease: Lease, head: &h1::Head, buf: BytesMut) -> UpstreamBody {
-        UpstreamBody {
+        let mut body = UpstreamBody {
             lease: Some(lease),
             buf,
             decoder: BodyDecoder::new(head.body),
             reusable: head.reusable,
+        };
+        // An empty body is never read: the connection is free already.
+        if body.decoder.is_done() {
+            body.finish();
         }
+        body
     }
 
     /// The body has been read: the connection goes back to the pool if the answer allows and
@@ -345,6 +351,11 @@ mod tests {
                 .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
                 .await
                 .unwrap();
+            let _ = stream.read(&mut buf).await.unwrap();
+            stream
+                .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                .await
+                .unwrap();
             let _ = closing.await;
             drop(stream);
             let _ = closed.send(());
@@ -360,6 +371,13 @@ mod tests {
 
         sweep_idle();
         assert_eq!(idle_count(), 1, "an open connection is kept");
+
+        // An answer with no body frees its connection though its body is never polled.
+        let response = send(&connector, &head, b"{}").await.unwrap();
+        assert_eq!(response.status(), 204);
+        assert_eq!(idle_count(), 1, "back in the pool before the body was read");
+        drop(response);
+        assert_eq!(idle_count(), 1);
 
         close.send(()).unwrap();
         is_closed.await.unwrap();

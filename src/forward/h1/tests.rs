@@ -289,9 +289,38 @@ fn hostile_answers_are_refused() {
         ("transfer-encoding in HTTP/1.0", b"HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"),
         ("a body cut short", b"HTTP/1.1 200 OK\r\ncontent-length: 20\r\n\r\n{}"),
         ("a chunked body cut short", b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n"),
+        ("a transfer coding that is not ASCII", b"HTTP/1.1 200 OK\r\ntransfer-encoding: \x80, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"),
+        ("a connection header that is not ASCII", b"HTTP/1.0 200 OK\r\nconnection: \x80, keep-alive\r\ncontent-length: 2\r\n\r\n{}"),
     ];
     for (what, input) in cases {
         assert!(ours(input).is_err(), "{what}: read as {:?}", ours(input));
+    }
+    // hyper's totals over a body: extensions, trailer bytes, trailer lines.
+    let chunked =
+        |body: String| format!("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{body}");
+    let extensions = chunked(format!(
+        "{}0\r\n\r\n",
+        format!("1;{}\r\nx\r\n", "a".repeat(4000)).repeat(5)
+    ));
+    assert_eq!(
+        ours(extensions.as_bytes()).unwrap_err(),
+        Error::Chunk("chunk extensions over the limit")
+    );
+    let trailers = chunked(format!("0\r\n{}\r\n", "a: b\r\n".repeat(101)));
+    assert_eq!(
+        ours(trailers.as_bytes()).unwrap_err(),
+        Error::Chunk("too many trailers")
+    );
+    let long = chunked(format!("0\r\nx: {}\r\n\r\n", "a".repeat(16380)));
+    assert_eq!(
+        ours(long.as_bytes()).unwrap_err(),
+        Error::Chunk("trailers over the limit")
+    );
+    for input in [&extensions, &trailers, &long] {
+        assert!(
+            hyper_reads(input.as_bytes()).is_err(),
+            "hyper refuses it too"
+        );
     }
     let many = format!(
         "HTTP/1.1 200 OK\r\n{}content-length: 0\r\n\r\n",
