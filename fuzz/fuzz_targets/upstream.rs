@@ -7,9 +7,8 @@
 //!   a body data frame is never empty.
 #![no_main]
 
-use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use swf_warden::forward::h1::{self, BodyDecoder, Decoded, Framing};
+use swf_warden::forward::h1::{self, Framing};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&cut, input)) = data.split_first() else {
@@ -40,33 +39,8 @@ fn summary(read: &Read) -> Result<(u16, Vec<(String, Vec<u8>)>, &Vec<u8>), &h1::
 }
 
 fn in_two(input: &[u8], at: usize) -> Read {
-    let mut buf = BytesMut::from(&input[..at]);
-    let mut rest = Some(&input[at..]);
-    let head = loop {
-        if let Some(head) = h1::parse_head(&mut buf)? {
-            break head;
-        }
-        match rest.take() {
-            Some(more) => buf.extend_from_slice(more),
-            None => return Err(h1::Error::Incomplete),
-        }
-    };
-    let mut decoder = BodyDecoder::new(head.body);
-    let mut body = Vec::new();
-    loop {
-        match decoder.decode(&mut buf)? {
-            Decoded::Data(data) => {
-                assert!(!data.is_empty(), "an empty data frame");
-                body.extend_from_slice(&data);
-            }
-            Decoded::End => return Ok((head, body)),
-            Decoded::NeedMore => match rest.take() {
-                Some(more) => buf.extend_from_slice(more),
-                None => {
-                    decoder.closed()?;
-                    return Ok((head, body));
-                }
-            },
-        }
-    }
+    let (first, second) = input.split_at(at);
+    let (head, frames) = h1::read_pieces(&[first, second])?;
+    assert!(frames.iter().all(|f| !f.is_empty()), "an empty data frame");
+    Ok((head, frames.concat()))
 }

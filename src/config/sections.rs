@@ -306,6 +306,14 @@ pub(super) fn upstream(
     if u.ca_file.is_some() && ca_file.is_none() {
         return None;
     }
+    // It goes into the Authorization header of every upstream request.
+    let akid = u.access_key_id.get_ref();
+    if akid.is_empty() || akid.len() > 128 || !akid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        ctx.error(
+            u.access_key_id.span(),
+            "the upstream's `access_key_id` must be 1 to 128 letters and digits",
+        );
+    }
     let region = match &u.region {
         Some(r) if valid_region(r.get_ref()) => r.get_ref().clone(),
         Some(r) => {

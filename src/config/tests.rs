@@ -342,6 +342,31 @@ fn example_edited(dir: &Path, edit: impl FnOnce(String) -> String) -> (PathBuf, 
     (write(dir, "c.toml", &text), text)
 }
 
+/// The upstream's key id goes into every upstream request's Authorization header: one that
+/// could end the header (and add another) is refused at its line, as is an empty one.
+#[test]
+fn an_upstream_key_id_that_is_not_letters_and_digits_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [r#""AKID\r\nx-injected: 1""#, r#""AKID UPSTREAM""#, r#""""#] {
+        let (path, text) = example_edited(dir.path(), |t| {
+            t.replacen(
+                r#"access_key_id = "AKIDUPSTREAM""#,
+                &format!("access_key_id = {bad}"),
+                1,
+            )
+        });
+        let errors = load(&path).unwrap_err().0;
+        assert_eq!(
+            line_of_error(
+                &errors,
+                "the upstream's `access_key_id` must be 1 to 128 letters and digits"
+            ),
+            text.lines().position(|l| l.contains(bad)).unwrap() + 1,
+            "{bad}: {errors:#?}"
+        );
+    }
+}
+
 /// `text` with `lines` in its `[limits]` section (added at the end if it has none).
 fn with_limits(text: String, lines: &str) -> String {
     if text.contains("\n[limits]\n") {

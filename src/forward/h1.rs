@@ -110,26 +110,15 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
                     return Err(Error::Length);
                 }
                 length_header = Some(n);
-            }
-            if name == http::header::TRANSFER_ENCODING || name == http::header::CONNECTION {
-                // Framing and reuse are read only from visible ASCII (as hyper does).
-                if !header
-                    .value
-                    .iter()
-                    .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
-                {
-                    return Err(Error::Head("a framing header that is not ASCII"));
-                }
-            }
-            if name == http::header::TRANSFER_ENCODING {
+            } else if name == http::header::TRANSFER_ENCODING {
                 if !http11 {
                     return Err(Error::Head("transfer-encoding in an HTTP/1.0 answer"));
                 }
                 transfer_encoding = true;
                 // Only the last coding says whether the body is chunked.
-                chunked = last_token(header.value).eq_ignore_ascii_case(b"chunked");
+                chunked = last_token(ascii(header.value)?).eq_ignore_ascii_case(b"chunked");
             } else if name == http::header::CONNECTION {
-                for token in header.value.split(|&b| b == b',') {
+                for token in ascii(header.value)?.split(|&b| b == b',') {
                     let token = token.trim_ascii();
                     if token.eq_ignore_ascii_case(b"close") {
                         close = true;
@@ -165,6 +154,18 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
             body,
             reusable,
         }));
+    }
+}
+
+/// A framing or reuse header's value, read only if it is visible ASCII (as hyper reads them).
+fn ascii(value: &[u8]) -> Result<&[u8], Error> {
+    if value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        Ok(value)
+    } else {
+        Err(Error::Head("a framing header that is not ASCII"))
     }
 }
 
@@ -451,19 +452,36 @@ pub fn request_head(headers: &[(&str, &[u8])], content_length: usize) -> Vec<u8>
 /// Reads a whole answer from `input` followed by the connection's close, as the proxy would
 /// (for the fuzzer and the differential tests): the head and the body, or why not.
 pub fn read_whole(input: &[u8]) -> Result<(Head, Vec<u8>), Error> {
-    let mut buf = BytesMut::from(input);
-    let head = parse_head(&mut buf)?.ok_or(Error::Incomplete)?;
+    let (head, frames) = read_pieces(&[input])?;
+    Ok((head, frames.concat()))
+}
+
+/// As [`read_whole`], the answer arriving in `pieces` (each read only when the parser asks for
+/// more, as the proxy reads the socket), and its body as the data frames the proxy would pass
+/// on.
+pub fn read_pieces(pieces: &[&[u8]]) -> Result<(Head, Vec<Bytes>), Error> {
+    let mut pieces = pieces.iter();
+    let mut buf = BytesMut::new();
+    let head = loop {
+        if let Some(head) = parse_head(&mut buf)? {
+            break head;
+        }
+        buf.extend_from_slice(pieces.next().ok_or(Error::Incomplete)?);
+    };
     let mut decoder = BodyDecoder::new(head.body);
     let mut body = Vec::new();
     loop {
         match decoder.decode(&mut buf)? {
-            Decoded::Data(data) => body.extend_from_slice(&data),
+            Decoded::Data(data) => body.push(data),
             Decoded::End => return Ok((head, body)),
-            // The input is all there is: the connection has closed.
-            Decoded::NeedMore => {
-                decoder.closed()?;
-                return Ok((head, body));
-            }
+            Decoded::NeedMore => match pieces.next() {
+                Some(piece) => buf.extend_from_slice(piece),
+                // All there is has arrived: the connection has closed.
+                None => {
+                    decoder.closed()?;
+                    return Ok((head, body));
+                }
+            },
         }
     }
 }

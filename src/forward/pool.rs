@@ -5,8 +5,8 @@
 //! and back. Here a call takes an idle connection from its own thread's pool, writes its
 //! request and reads the answer's head itself (HTTP/1.1 as `h1` parses it), and the answer's
 //! body (`UpstreamBody`) reads the rest as the client takes it. When the body ends, the
-//! connection goes back to the pool, holding no buffer. With one single-threaded runtime per core (`server::run_workers`), a call's
-//! upstream I/O never leaves its core.
+//! connection goes back to the pool, holding no buffer. With one single-threaded runtime per
+//! core (`server::run_workers`), a call's upstream I/O never leaves its core.
 //!
 //! Connections are tagged with their connector's identity (host, port, trust roots), so a
 //! reload that keeps the upstream keeps its connections, and one that changes the upstream
@@ -303,8 +303,8 @@ impl Body for UpstreamBody {
             };
             match ready!(lease.poll_fill(cx, &mut this.buf)) {
                 Ok(0) => {
-                    // The end of the stream ends a body delimited by it, and no other.
-                    this.reusable = false;
+                    // The end of the stream ends a body delimited by it (never a reusable
+                    // connection's), and no other.
                     if let Err(e) = this.decoder.closed() {
                         return this.fail(invalid(e));
                     }
@@ -336,56 +336,92 @@ mod tests {
         IDLE.with(|pool| pool.borrow().len())
     }
 
-    /// An upstream that answers one request on one connection, then closes it when told.
-    #[tokio::test]
-    async fn the_sweep_closes_connections_the_upstream_closed() {
+    /// An upstream on one connection: each request read gets the next of `answers` written
+    /// as it is; the connection closes when `close` is sent, and `closed` then completes.
+    struct Upstream {
+        connector: Connector,
+        close: tokio::sync::oneshot::Sender<()>,
+        closed: tokio::sync::oneshot::Receiver<()>,
+    }
+
+    async fn upstream(answers: &'static [&'static [u8]]) -> Upstream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (close, closing) = tokio::sync::oneshot::channel::<()>();
-        let (closed, is_closed) = tokio::sync::oneshot::channel::<()>();
+        let (closed_tx, closed) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let (mut stream, _) = listener.accept().await.unwrap();
             let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf).await.unwrap();
-            stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
-                .await
-                .unwrap();
-            let _ = stream.read(&mut buf).await.unwrap();
-            stream
-                .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
-                .await
-                .unwrap();
+            for answer in answers {
+                let _ = stream.read(&mut buf).await.unwrap();
+                stream.write_all(answer).await.unwrap();
+            }
             let _ = closing.await;
             drop(stream);
-            let _ = closed.send(());
+            let _ = closed_tx.send(());
         });
+        IDLE.with(|pool| pool.borrow_mut().clear());
         let connector = Connector::new("127.0.0.1", port, None, Duration::from_secs(5)).unwrap();
+        Upstream {
+            connector,
+            close,
+            closed,
+        }
+    }
+
+    async fn call(connector: &Connector) -> Response<UpstreamBody> {
         let head = h1::request_head(&[("host", b"upstream")], 2);
-        let response = send(&connector, &head, b"{}").await.unwrap();
-        let body = http_body_util::BodyExt::collect(response.into_body())
+        send(connector, &head, b"{}").await.unwrap()
+    }
+
+    async fn read(response: Response<UpstreamBody>) -> Bytes {
+        http_body_util::BodyExt::collect(response.into_body())
             .await
-            .unwrap();
-        assert_eq!(body.to_bytes(), "{}");
+            .unwrap()
+            .to_bytes()
+    }
+
+    #[tokio::test]
+    async fn the_sweep_closes_connections_the_upstream_closed() {
+        let upstream = upstream(&[
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+        ])
+        .await;
+        let response = call(&upstream.connector).await;
+        assert_eq!(read(response).await, "{}");
         assert_eq!(idle_count(), 1, "the connection went back to the pool");
 
         sweep_idle();
         assert_eq!(idle_count(), 1, "an open connection is kept");
 
         // An answer with no body frees its connection though its body is never polled.
-        let response = send(&connector, &head, b"{}").await.unwrap();
+        let response = call(&upstream.connector).await;
         assert_eq!(response.status(), 204);
         assert_eq!(idle_count(), 1, "back in the pool before the body was read");
         drop(response);
         assert_eq!(idle_count(), 1);
 
-        close.send(()).unwrap();
-        is_closed.await.unwrap();
+        upstream.close.send(()).unwrap();
+        upstream.closed.await.unwrap();
         sweep_idle();
         assert_eq!(
             idle_count(),
             0,
             "a connection the upstream closed is dropped"
         );
+    }
+
+    /// An upstream that sends more than one answer's bytes (a second, unasked-for answer
+    /// behind the first) must not have its connection reused: the next call would read the
+    /// stray answer as its own.
+    #[tokio::test]
+    async fn a_connection_with_bytes_after_the_answer_is_not_reused() {
+        let upstream = upstream(&[b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}\
+              HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n{\"a\":\"b\"}"])
+        .await;
+        let response = call(&upstream.connector).await;
+        assert_eq!(read(response).await, "{}", "the first answer, exactly");
+        assert_eq!(idle_count(), 0, "the connection was closed, not pooled");
     }
 }
