@@ -4,21 +4,15 @@
 //! any other method is 405.
 //! Kept apart from the proxy port so probes and scrapers need no credentials.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::sync::Arc;
-
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
 
+use crate::handler::Body;
 use crate::runtime::Runtime;
 
-fn respond(request: &Request<hyper::body::Incoming>, runtime: &Runtime) -> Response<Full<Bytes>> {
+/// The answer to an admin request. The admin listener is served by `server` with the proxy's
+/// header, idle and write timeouts and its own cap on connections (`[admin] max_connections`),
+/// so that it can never take the descriptors the proxy's listener needs.
+pub fn respond<B>(request: &Request<B>, runtime: &Runtime) -> Response<Body> {
     let (status, content_type, body) = match request.uri().path() {
         _ if !matches!(*request.method(), Method::GET | Method::HEAD) => (
             StatusCode::METHOD_NOT_ALLOWED,
@@ -38,7 +32,7 @@ fn respond(request: &Request<hyper::body::Incoming>, runtime: &Runtime) -> Respo
             "not found\n".to_owned(),
         ),
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Body::full(body));
     *response.status_mut() = status;
     if status == StatusCode::METHOD_NOT_ALLOWED {
         response.headers_mut().insert(
@@ -50,28 +44,4 @@ fn respond(request: &Request<hyper::body::Incoming>, runtime: &Runtime) -> Respo
         response.headers_mut().insert(http::header::CONTENT_TYPE, v);
     }
     response
-}
-
-/// Serves the admin endpoints on `listener` until `shutdown` completes.
-pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-            () = &mut shutdown => break,
-        };
-        let runtime = runtime.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let runtime = runtime.clone();
-                async move { Ok::<_, Infallible>(respond(&request, &runtime)) }
-            });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
 }

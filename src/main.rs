@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 // (measured with bench/load.sh).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use swf_warden::{admin, cli, config, lifecycle, runtime::Runtime, server};
+use swf_warden::{cli, config, lifecycle, runtime::Runtime, server};
 
 #[derive(Parser)]
 #[command(
@@ -190,12 +190,9 @@ fn serve(path: &std::path::Path) -> ExitCode {
         // Counts the CPUs this process may use (affinity and cgroup quota included).
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let admin_address = config.admin;
-    let options = server::Options {
-        tls,
-        h2c: config.listen.h2c,
-        limits: config.limits.clone(),
-    };
+    let admin = config.admin;
+    let admin_options = admin.map(|a| server::Options::admin(&config.limits, a.max_connections));
+    let options = server::Options::proxy(tls, config.listen.h2c, config.limits.clone());
     // This runtime runs signals, reloads and the admin endpoints; calls are served by the
     // worker threads of `server::run_workers`.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -236,14 +233,14 @@ fn serve(path: &std::path::Path) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        if let Some(admin_address) = admin_address {
-            match tokio::net::TcpListener::bind(admin_address).await {
+        if let (Some(admin), Some(admin_options)) = (admin, admin_options) {
+            match tokio::net::TcpListener::bind(admin.address).await {
                 Ok(l) => {
-                    tokio::spawn(admin::run(l, state.clone(), shutdown.wait()));
-                    tracing::info!(address = %admin_address, "admin endpoints listening");
+                    tokio::spawn(server::run(l, state.clone(), admin_options, shutdown.wait()));
+                    tracing::info!(address = %admin.address, max_connections = admin.max_connections, "admin endpoints listening");
                 }
                 Err(e) => {
-                    tracing::error!(address = %admin_address, error = %e, "cannot bind the admin address");
+                    tracing::error!(address = %admin.address, error = %e, "cannot bind the admin address");
                     return ExitCode::from(1);
                 }
             }

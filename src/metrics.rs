@@ -43,14 +43,17 @@ pub enum Closed {
     WriteTimeout,
     /// Turned away at accept: its address was at `max_connections_per_ip`.
     PerIpLimit,
+    /// Idle while fewer than a tenth of the slots were free: it yielded to a new connection.
+    Pressure,
 }
 
 impl Closed {
-    const ALL: [Closed; 4] = [
+    const ALL: [Closed; 5] = [
         Closed::HeaderTimeout,
         Closed::Idle,
         Closed::WriteTimeout,
         Closed::PerIpLimit,
+        Closed::Pressure,
     ];
 
     fn name(self) -> &'static str {
@@ -59,6 +62,7 @@ impl Closed {
             Closed::Idle => "idle_timeout",
             Closed::WriteTimeout => "write_timeout",
             Closed::PerIpLimit => "per_ip_limit",
+            Closed::Pressure => "pressure",
         }
     }
 }
@@ -127,7 +131,7 @@ pub struct Metrics {
     last_reload_ok: AtomicU64,
     last_reload_time: AtomicU64,
     connections: AtomicI64,
-    closed: [AtomicU64; 4],
+    closed: [AtomicU64; Closed::ALL.len()],
     capacity_refusals: AtomicU64,
     /// Lease requests to the Redis quota store, and those that failed or timed out.
     pub quota_store: crate::quota::redis::StoreCounters,

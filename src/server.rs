@@ -7,9 +7,11 @@
 //! Every connection is held to the caps (`caps`: a slot per connection, and one per further
 //! concurrent call on it) and to the timeouts (`watch`: one watchdog per connection, which
 //! drops a connection that is late with its head or does not take its answers, and closes an
-//! idle one gracefully).
+//! idle one gracefully); when slots run short, idle connections yield to new ones
+//! (`pressure`). The admin listener is served the same way, with its own cap.
 
 mod caps;
+mod pressure;
 mod watch;
 
 use std::convert::Infallible;
@@ -33,6 +35,7 @@ use crate::handler::{self, Peer};
 use crate::metrics::{Closed, Metrics};
 use crate::runtime::Runtime;
 use caps::{Caps, Full, Slot};
+use pressure::Pressure;
 use watch::{Activity, Answer, Timeouts, Watchdog, Watched};
 
 /// How the listener serves.
@@ -42,6 +45,45 @@ pub struct Options {
     /// Cleartext HTTP/2 with prior knowledge (without TLS); over TLS, ALPN decides.
     pub h2c: bool,
     pub limits: Limits,
+    pub serves: Serves,
+}
+
+/// What a listener answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Serves {
+    /// SWF (and STS) calls: the request path.
+    Proxy,
+    /// `/healthz`, `/readyz`, `/metrics` (`admin`).
+    Admin,
+}
+
+impl Options {
+    /// The proxy's listener.
+    pub fn proxy(tls: Option<TlsAcceptor>, h2c: bool, limits: Limits) -> Options {
+        Options {
+            tls,
+            h2c,
+            limits,
+            serves: Serves::Proxy,
+        }
+    }
+
+    /// The admin listener: the proxy's header, idle and write timeouts, its own cap on
+    /// connections, and no cap per address.
+    pub fn admin(limits: &Limits, max_connections: usize) -> Options {
+        Options {
+            tls: None,
+            h2c: true,
+            limits: Limits {
+                max_connections,
+                max_connections_per_ip: None,
+                // Nothing the admin answers takes long; a probe does not hold a shutdown.
+                drain_timeout: std::time::Duration::from_secs(1),
+                ..limits.clone()
+            },
+            serves: Serves::Admin,
+        }
+    }
 }
 
 /// How often each worker closes its expired or upstream-closed idle upstream connections.
@@ -72,12 +114,18 @@ pub async fn run_workers(
         options.limits.max_connections,
         options.limits.max_connections_per_ip,
     );
+    let pressure = Pressure::new(options.limits.max_connections);
     let mut queues = Vec::with_capacity(workers);
     let mut done = Vec::with_capacity(workers);
     for index in 0..workers.max(1) {
         let (queue, mut accepted) = mpsc::unbounded_channel::<Accepted>();
         let (finished, wait) = tokio::sync::oneshot::channel::<()>();
-        let (runtime, options, caps) = (runtime.clone(), options.clone(), caps.clone());
+        let (runtime, options, caps, pressure) = (
+            runtime.clone(),
+            options.clone(),
+            caps.clone(),
+            pressure.clone(),
+        );
         let worker = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -92,7 +140,7 @@ pub async fn run_workers(
                             crate::forward::sweep_idle();
                         }
                     });
-                    let server = Server::new(runtime, options, caps);
+                    let server = Server::new(runtime, options, caps, pressure);
                     while let Some(Accepted {
                         stream,
                         addr,
@@ -115,7 +163,7 @@ pub async fn run_workers(
     let mut next = 0;
     tokio::pin!(shutdown);
     while let Some((stream, addr, slot, at)) =
-        accept(&listener, &caps, &runtime.metrics, &mut shutdown).await
+        accept(&listener, &caps, &pressure, &runtime.metrics, &mut shutdown).await
     {
         let stream = match stream.into_std() {
             Ok(stream) => stream,
@@ -170,11 +218,12 @@ pub async fn run(
         options.limits.max_connections,
         options.limits.max_connections_per_ip,
     );
+    let pressure = Pressure::new(options.limits.max_connections);
     let metrics = runtime.metrics.clone();
-    let server = Server::new(runtime, options, caps.clone());
+    let server = Server::new(runtime, options, caps.clone(), pressure.clone());
     tokio::pin!(shutdown);
     while let Some((stream, addr, slot, at)) =
-        accept(&listener, &caps, &metrics, &mut shutdown).await
+        accept(&listener, &caps, &pressure, &metrics, &mut shutdown).await
     {
         server.spawn(stream, addr, slot, at);
     }
@@ -182,13 +231,18 @@ pub async fn run(
     server.drain().await;
 }
 
+/// How often a connection waiting for a slot asks idle connections again to make way.
+const RELIEVE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The next connection, with its slot under the caps; `None` on shutdown. A connection from
 /// an address at `max_connections_per_ip` is closed at once (the others must still be
 /// served); past `max_connections`, the accepted connection waits for a slot and new ones
-/// wait in the backlog. The instant returned is when the connection got its slot.
+/// wait in the backlog, holding no descriptor. While slots are short, idle connections are
+/// asked to make way (`pressure`). The instant returned is when the connection got its slot.
 async fn accept(
     listener: &TcpListener,
     caps: &Arc<Caps>,
+    pressure: &Pressure,
     metrics: &Metrics,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
 ) -> Option<(TcpStream, SocketAddr, Slot, Instant)> {
@@ -210,10 +264,18 @@ async fn accept(
             tracing::debug!(peer = %addr, "connection refused: its address is at max_connections_per_ip");
             continue;
         };
-        let slot = tokio::select! {
-            slot = caps.connection(ticket) => slot?,
-            () = &mut *shutdown => return None,
+        let waiting = caps.connection(ticket);
+        tokio::pin!(waiting);
+        let slot = loop {
+            pressure.relieve(caps.free());
+            tokio::select! {
+                slot = &mut waiting => break slot?,
+                () = &mut *shutdown => return None,
+                () = tokio::time::sleep(RELIEVE_INTERVAL) => {}
+            }
         };
+        // Taking this slot may have left fewer than a tenth free.
+        pressure.relieve(caps.free());
         let _ = stream.set_nodelay(true);
         // The header-read deadline counts from here: time spent waiting for a slot is the
         // proxy's, not the client's (a head sent at once must not time out in the queue).
@@ -254,18 +316,25 @@ struct Server {
     runtime: Arc<Runtime>,
     options: Options,
     caps: Arc<Caps>,
+    pressure: Arc<Pressure>,
     builders: Arc<Builders>,
     /// Set to `true` on shutdown; every connection holds a receiver until it ends.
     drain: signal::Sender<bool>,
 }
 
 impl Server {
-    fn new(runtime: Arc<Runtime>, options: Options, caps: Arc<Caps>) -> Server {
+    fn new(
+        runtime: Arc<Runtime>,
+        options: Options,
+        caps: Arc<Caps>,
+        pressure: Arc<Pressure>,
+    ) -> Server {
         Server {
             builders: Arc::new(Builders::new(&options.limits)),
             runtime,
             options,
             caps,
+            pressure,
             drain: signal::channel(false).0,
         }
     }
@@ -276,19 +345,26 @@ impl Server {
         let connection = Connection {
             builders: self.builders.clone(),
             caps: self.caps.clone(),
+            pressure: self.pressure.clone(),
             drain: self.drain.subscribe(),
             runtime: runtime.clone(),
             timeouts: Timeouts::from(&self.options.limits),
             tls: self.options.tls.clone(),
             h2c: self.options.h2c,
+            serves: self.options.serves,
             addr,
             accepted,
         };
+        let counted = self.options.serves == Serves::Proxy;
         tokio::spawn(async move {
             let _slot = slot;
-            runtime.metrics.connection(1);
+            if counted {
+                runtime.metrics.connection(1);
+            }
             connection.serve(stream).await;
-            runtime.metrics.connection(-1);
+            if counted {
+                runtime.metrics.connection(-1);
+            }
         });
     }
 
@@ -313,21 +389,31 @@ impl Server {
 struct Connection {
     builders: Arc<Builders>,
     caps: Arc<Caps>,
+    pressure: Arc<Pressure>,
     drain: signal::Receiver<bool>,
     runtime: Arc<Runtime>,
     timeouts: Timeouts,
     tls: Option<TlsAcceptor>,
     h2c: bool,
+    serves: Serves,
     addr: SocketAddr,
     /// When it was accepted: the header deadline counts from here, a wait for a slot included.
     accepted: Instant,
 }
 
 impl Connection {
+    /// Counts a connection the proxy closed (the admin listener's are not counted).
+    fn count_closed(&self, why: Closed) {
+        if self.serves == Serves::Proxy {
+            self.runtime.metrics.closed(why);
+        }
+    }
+
     /// Sets up the transport (the TLS handshake counts against the header read timeout),
     /// picks the protocol, and serves calls until the connection ends.
     async fn serve(self, stream: TcpStream) {
         let activity = Activity::new(self.accepted);
+        let _registered = self.pressure.register(activity.clone());
         let io = Watched::new(stream, activity.clone());
         let Some(acceptor) = self.tls.clone() else {
             let builders = self.builders.clone();
@@ -347,7 +433,7 @@ impl Connection {
                 return;
             }
             Err(_) => {
-                self.runtime.metrics.closed(Closed::HeaderTimeout);
+                self.count_closed(Closed::HeaderTimeout);
                 tracing::debug!(peer = %self.addr, "TLS handshake not done within the header read timeout");
                 return;
             }
@@ -377,18 +463,23 @@ impl Connection {
             addr: self.addr,
             secure,
         };
-        let (runtime, caps, calls) = (self.runtime.clone(), self.caps, activity.clone());
+        let (runtime, caps, calls) = (self.runtime.clone(), self.caps.clone(), activity.clone());
+        let serves = self.serves;
         let service = service_fn(move |request: Request<hyper::body::Incoming>| {
             // Each call runs under the configuration current when it arrived.
             let app = runtime.app();
-            let entered = calls.enter(&caps, peer.addr.ip(), request.version());
+            let runtime = runtime.clone();
+            let version = request.version();
+            let entered = calls.enter(&caps, peer.addr.ip(), version);
             let calls = calls.clone();
             async move {
-                let response = match entered {
-                    Ok(call) => handler::handle(&app, request, peer)
+                let response = match (entered, serves) {
+                    (Ok(call), Serves::Admin) => crate::admin::respond(&request, &runtime)
+                        .map(|body| Answer::new(body, calls, Some(call))),
+                    (Ok(call), Serves::Proxy) => handler::handle(&app, request, peer)
                         .await
                         .map(|body| Answer::new(body, calls, Some(call))),
-                    Err(full) => {
+                    (Err(full), _) => {
                         app.metrics.capacity_refusal();
                         let error = ProxyError::AtCapacity(match full {
                             Full::All => "",
@@ -398,7 +489,7 @@ impl Connection {
                             .map(|body| Answer::new(body, calls, None))
                     }
                 };
-                Ok::<_, Infallible>(response)
+                Ok::<_, Infallible>(close_if_unauthenticated(response, version))
             }
         });
         let connection = builder.serve_connection(io, service);
@@ -406,11 +497,10 @@ impl Connection {
         let mut watchdog = Watchdog::new(activity.clone(), self.timeouts);
         let sleep = tokio::time::sleep_until(activity.epoch());
         let mut sleep = std::pin::pin!(sleep);
-        let mut drain = self.drain;
+        let mut drain = self.drain.clone();
         let mut draining = false;
         // Once closing gracefully (idle), the connection is dropped if still open by then.
         let mut closing: Option<Instant> = None;
-        let metrics = &self.runtime.metrics;
         loop {
             tokio::select! {
                 result = connection.as_mut() => {
@@ -419,7 +509,9 @@ impl Connection {
                         // Framing the HTTP layer refused (and answered with a bare status)
                         // before any request existed is a refusal too: put it on record.
                         // `is_parse` covers an oversized head too.
-                        let refused = e.downcast_ref::<hyper::Error>().filter(|e| e.is_parse());
+                        let refused = e
+                            .downcast_ref::<hyper::Error>()
+                            .filter(|e| e.is_parse() && self.serves == Serves::Proxy);
                         if let Some(e) = refused {
                             handler::record_unparsed(&self.runtime.app(), peer, e);
                         }
@@ -430,19 +522,30 @@ impl Connection {
                     draining = true;
                     connection.as_mut().graceful_shutdown();
                 }
+                // Slots run short and this connection has been idle longest: it makes way
+                // (HTTP/1.1 after its current answer, HTTP/2 with a GOAWAY).
+                () = activity.yielding(), if closing.is_none() => {
+                    self.count_closed(Closed::Pressure);
+                    tracing::debug!(peer = %peer.addr, "idle connection closed to make way for a new one");
+                    connection.as_mut().graceful_shutdown();
+                    let end = Instant::now() + self.timeouts.write;
+                    closing = Some(end);
+                    let next = sleep.deadline().min(end);
+                    sleep.as_mut().reset(next);
+                }
                 () = sleep.as_mut() => {
                     let now = Instant::now();
                     let (mut next, verdict) = watchdog.check(now);
                     match verdict {
                         Some(Closed::Idle) if closing.is_none() => {
-                            metrics.closed(Closed::Idle);
+                            self.count_closed(Closed::Idle);
                             tracing::debug!(peer = %peer.addr, "idle connection closed");
                             connection.as_mut().graceful_shutdown();
                             closing = Some(now + self.timeouts.write);
                         }
                         Some(Closed::Idle) | None => {}
                         Some(why) => {
-                            metrics.closed(why);
+                            self.count_closed(why);
                             tracing::debug!(peer = %peer.addr, reason = ?why, "connection dropped");
                             return;
                         }
@@ -458,4 +561,25 @@ impl Connection {
             }
         }
     }
+}
+
+/// An HTTP/1.x answer to a call refused before its caller was authenticated closes its
+/// connection: a stranger's refused request leaves nothing open behind it (SPEC,
+/// "Connections"). HTTP/2 has no such header; its idle connections yield under pressure.
+fn close_if_unauthenticated<B>(
+    mut response: hyper::Response<B>,
+    version: http::Version,
+) -> hyper::Response<B> {
+    if version < http::Version::HTTP_2
+        && response
+            .extensions()
+            .get::<handler::Unauthenticated>()
+            .is_some()
+    {
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }

@@ -760,11 +760,8 @@ async fn the_per_address_cap_is_shared_by_every_worker() {
     // three places for their address.
     let (proxy, upstream) = holding("max_connections_per_ip = 3").await;
     let config = swf_warden::config::load(&proxy.config_path()).unwrap();
-    let options = swf_warden::server::Options {
-        tls: None,
-        h2c: config.listen.h2c,
-        limits: config.limits.clone(),
-    };
+    let options =
+        swf_warden::server::Options::proxy(None, config.listen.h2c, config.limits.clone());
     let runtime = Arc::new(swf_warden::runtime::Runtime::start(config).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -895,4 +892,227 @@ async fn tls_counts_inside_the_header_read_timeout_and_alpn_picks_the_protocol()
     .unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(proxy.upstream.count(), 1);
+}
+
+/// Opens a connection, has one call of `operation` answered on it with `status`, and keeps
+/// it open (idle).
+async fn answered_and_idle(
+    addr: SocketAddr,
+    operation: &str,
+    input: &serde_json::Value,
+    status: u16,
+) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let (head, body) = h1_request(addr, operation, input);
+    stream.write_all(&head).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    let (got, headers, body) = h1_answer(&mut stream).await;
+    assert_eq!(got, status, "{body}");
+    assert_ne!(header(&headers, "connection"), "close", "kept alive");
+    stream
+}
+
+/// Finding 1 of the second review: with every slot held by a connection that has had its
+/// answer and idles, a new caller waited for the idle timeout. Under pressure the longest
+/// idle connections make way; the idle timeout here is far beyond the test.
+#[tokio::test]
+async fn idle_connections_make_way_when_slots_run_short() {
+    let proxy = start("max_connections = 10\nidle_timeout_seconds = 3600", "").await;
+    let mut idle = Vec::new();
+    for _ in 0..10 {
+        idle.push(answered_and_idle(proxy.addr, "DescribeDomain", &describe(), 200).await);
+    }
+    // Every slot is taken; the eleventh caller is served all the same.
+    let mut late = TcpStream::connect(proxy.addr).await.unwrap();
+    let (head, body) = h1_request(proxy.addr, "DescribeDomain", &describe());
+    late.write_all(&head).await.unwrap();
+    late.write_all(&body).await.unwrap();
+    assert_eq!(h1_answer(&mut late).await.0, 200, "a new caller got a slot");
+    closed_by_proxy(&mut idle[0], "the longest idle connection").await;
+    metric_reaches(&proxy, &closures("pressure"), 1).await;
+    // Only the longest idle made way: the most recent one still serves.
+    let (head, body) = h1_request(proxy.addr, "DescribeDomain", &describe());
+    let newest = idle.last_mut().unwrap();
+    newest.write_all(&head).await.unwrap();
+    newest.write_all(&body).await.unwrap();
+    assert_eq!(h1_answer(newest).await.0, 200);
+}
+
+/// The tenant variant: polls refused by a `max_in_flight` quota leave connections open
+/// behind them; they make way for another tenant's call.
+#[tokio::test]
+async fn connections_left_by_refused_polls_make_way_for_another_tenant() {
+    let upstream = RawUpstream::start(Mode::Hold).await;
+    let quota = "\n[[quota]]\nname = \"polls\"\nactions = [\"swf:PollFor*\"]\nprincipals = [\"tenant-a-worker\"]\nper = \"principal\"\nmax_in_flight = 1\n";
+    let proxy = Proxy::start_configured(
+        |config| {
+            configure(
+                "max_connections = 8\nidle_timeout_seconds = 3600",
+                "",
+                Some(upstream.addr),
+            )(config)
+                + quota
+        },
+        &[],
+    )
+    .await;
+    // One poll held at the upstream, the others refused at once.
+    let mut held = TcpStream::connect(proxy.addr).await.unwrap();
+    let (head, body) = h1_request(proxy.addr, "PollForActivityTask", &poll());
+    held.write_all(&head).await.unwrap();
+    held.write_all(&body).await.unwrap();
+    until("the first poll held", || upstream.requests() == 1).await;
+    let mut refused = Vec::new();
+    for _ in 0..7 {
+        refused.push(answered_and_idle(proxy.addr, "PollForActivityTask", &poll(), 400).await);
+    }
+    // Tenant B, on a new connection, is served.
+    let mut other = TcpStream::connect(proxy.addr).await.unwrap();
+    let request = Raw::new(TENANT_B, "DescribeDomain", &json!({"name": "tenant-b"}));
+    let request = request.build(proxy.addr);
+    let mut head = b"POST / HTTP/1.1\r\n".to_vec();
+    for (name, value) in request.headers() {
+        head.extend_from_slice(format!("{name}: {}\r\n", value.to_str().unwrap()).as_bytes());
+    }
+    let body = json!({"name": "tenant-b"}).to_string();
+    head.extend_from_slice(format!("content-length: {}\r\n\r\n{body}", body.len()).as_bytes());
+    other.write_all(&head).await.unwrap();
+    until("tenant B's call forwarded", || upstream.requests() == 2).await;
+    // The upstream answers both: the held poll first.
+    upstream.release(2);
+    assert_eq!(h1_answer(&mut other).await.0, 200, "tenant B was served");
+    assert_eq!(
+        h1_answer(&mut held).await.0,
+        200,
+        "the held poll was never cut"
+    );
+    closed_by_proxy(
+        &mut refused[0],
+        "the longest idle refused poll's connection",
+    )
+    .await;
+}
+
+/// A request refused before its caller was authenticated is answered with
+/// `Connection: close`, and the connection closes; an authenticated refusal keeps it.
+#[tokio::test]
+async fn unauthenticated_refusals_close_their_connection() {
+    let proxy = start("", "").await;
+    for request in [
+        // No signature at all.
+        &b"POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-amz-json-1.0\r\nx-amz-target: SimpleWorkflowService.DescribeDomain\r\ncontent-length: 2\r\n\r\n{}"[..],
+        // A signature by a key nobody holds.
+        &b"POST / HTTP/1.1\r\nhost: x\r\nx-amz-date: 20250101T000000Z\r\nauthorization: AWS4-HMAC-SHA256 Credential=AKIAUNKNOWN000000000/20250101/us-east-1/swf/aws4_request, SignedHeaders=host;x-amz-date, Signature=00\r\ncontent-length: 2\r\n\r\n{}"[..],
+    ] {
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let (status, headers, body) = h1_answer(&mut stream).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(header(&headers, "connection"), "close", "{headers:?}");
+        closed_by_proxy(&mut stream, "an unauthenticated caller's connection").await;
+    }
+    // A tenant refused by policy keeps its connection for the next call.
+    let mut stream = answered_and_idle(
+        proxy.addr,
+        "DescribeDomain",
+        &json!({"name": "tenant-b"}),
+        400,
+    )
+    .await;
+    let (head, body) = h1_request(proxy.addr, "DescribeDomain", &describe());
+    stream.write_all(&head).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    assert_eq!(h1_answer(&mut stream).await.0, 200);
+    assert_eq!(
+        proxy.upstream.count(),
+        1,
+        "only the allowed call was forwarded"
+    );
+}
+
+/// Finding 8 of the second review: the quota's admission was given back once the upstream's
+/// answer was read, so a tenant could leave any number of large answers unread in the
+/// proxy's memory. It is now held until the answer has been written: `max_in_flight` bounds
+/// the unread answers too.
+#[tokio::test]
+async fn answers_left_unread_count_against_max_in_flight() {
+    const SIZE: usize = 4 * 1024 * 1024;
+    let upstream = BigUpstream::start(SIZE).await;
+    let quota = "\n[[quota]]\nname = \"polls\"\nactions = [\"swf:PollFor*\"]\nprincipals = [\"tenant-a-worker\"]\nper = \"principal\"\nmax_in_flight = 2\n";
+    let proxy = Proxy::start_configured(
+        |config| configure("write_timeout_seconds = 600", "", Some(upstream.addr))(config) + quota,
+        &[],
+    )
+    .await;
+    let mut unread = Vec::new();
+    for _ in 0..2 {
+        let mut client = reluctant_reader(proxy.addr).await;
+        let (head, body) = h1_request(proxy.addr, "PollForActivityTask", &poll());
+        client.write_all(&head).await.unwrap();
+        client.write_all(&body).await.unwrap();
+        // The answer has begun to arrive: the upstream's part of the call is over.
+        let mut first = [0u8; 1];
+        tokio::time::timeout(DEADLINE, client.read_exact(&mut first))
+            .await
+            .expect("the answer begins")
+            .unwrap();
+        unread.push(client);
+    }
+    let mut third = TcpStream::connect(proxy.addr).await.unwrap();
+    let (head, body) = h1_request(proxy.addr, "PollForActivityTask", &poll());
+    third.write_all(&head).await.unwrap();
+    third.write_all(&body).await.unwrap();
+    let (status, headers, body) = h1_answer(&mut third).await;
+    assert_eq!(
+        (status, header(&headers, "x-amzn-errortype")),
+        (400, "LimitExceededFault"),
+        "{body}"
+    );
+    // The unread answers go with their clients, and give their places back.
+    drop(unread);
+    until("the unread answers dropped", || {
+        proxy.runtime.metrics.in_flight() == 0
+    })
+    .await;
+    let mut fourth = TcpStream::connect(proxy.addr).await.unwrap();
+    let (head, body) = h1_request(proxy.addr, "PollForActivityTask", &poll());
+    fourth.write_all(&head).await.unwrap();
+    fourth.write_all(&body).await.unwrap();
+    let (status, _, _) = h1_answer_raw(&mut fourth).await;
+    assert_eq!(status, 200);
+}
+
+/// Reads one HTTP/1.1 answer's head off `stream`, and its body whatever it holds.
+async fn h1_answer_raw(stream: &mut TcpStream) -> (u16, Vec<(String, String)>, usize) {
+    let read = async {
+        let mut buf = Vec::new();
+        loop {
+            let mut chunk = [0u8; 65536];
+            let n = stream.read(&mut chunk).await.unwrap_or(0);
+            assert!(n > 0, "closed before a whole answer");
+            buf.extend_from_slice(&chunk[..n]);
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut response = httparse::Response::new(&mut headers);
+            if let Ok(httparse::Status::Complete(head)) = response.parse(&buf) {
+                let headers: Vec<(String, String)> = response
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        let value = String::from_utf8_lossy(h.value).into_owned();
+                        (h.name.to_ascii_lowercase(), value)
+                    })
+                    .collect();
+                let length = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .map_or(0, |(_, v)| v.parse::<usize>().unwrap());
+                if buf.len() >= head + length {
+                    return (response.code.unwrap(), headers, length);
+                }
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, read)
+        .await
+        .expect("an answer")
 }

@@ -29,6 +29,12 @@ impl Drop for Running {
 }
 
 fn start(extra: &str) -> Running {
+    launch(|text| text + extra, None)
+}
+
+/// Starts the binary with the shipped example edited by `edit`, under a limit of `nofile`
+/// file descriptors when given.
+fn launch(edit: impl FnOnce(String) -> String, nofile: Option<u32>) -> Running {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
@@ -40,10 +46,17 @@ fn start(extra: &str) -> Running {
     let text = std::fs::read_to_string(root.join("config.example.toml"))
         .unwrap()
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{proxy}"))
-        .replace("127.0.0.1:9090", &format!("127.0.0.1:{admin}"))
-        + extra;
-    std::fs::write(dir.path().join("config.toml"), text).unwrap();
-    let mut child = Command::new(BIN)
+        .replace("127.0.0.1:9090", &format!("127.0.0.1:{admin}"));
+    std::fs::write(dir.path().join("config.toml"), edit(text)).unwrap();
+    let mut command = match nofile {
+        None => Command::new(BIN),
+        Some(n) => {
+            let mut c = Command::new("bash");
+            c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), BIN]);
+            c
+        }
+    };
+    let mut child = command
         .args(["serve", "--config"])
         .arg(dir.path().join("config.toml"))
         .env_remove("RUST_LOG")
@@ -246,5 +259,59 @@ fn audit_lines_survive_kill_9_whole() {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("torn record {line:?}: {e}"));
         assert_eq!(v["decision"], "authFailed");
+    }
+}
+
+/// Finding 2 of the second review: silent connections to the admin port were accepted
+/// without limit and never timed out, until the process had no descriptor left for the
+/// proxy's own listener or a reload. The admin listener now has the proxy's header timeout
+/// and its own cap (`[admin] max_connections`); connections past the cap wait in the
+/// kernel's backlog, holding no descriptor of the process.
+#[test]
+fn silent_admin_connections_cannot_take_the_listeners_descriptors() {
+    const SILENT: usize = 150;
+    let r = launch(
+        |text| {
+            text.replace("[admin]\n", "[admin]\nmax_connections = 16\n")
+                + "\n[limits]\nheader_read_timeout_seconds = 1\n"
+        },
+        Some(128),
+    );
+    // More silent connections than the process may hold descriptors.
+    let silent: Vec<TcpStream> = (0..SILENT)
+        .map(|_| TcpStream::connect(("127.0.0.1", r.admin)).unwrap())
+        .collect();
+    // The proxy's listener still accepts and answers.
+    let mut s = TcpStream::connect(("127.0.0.1", r.proxy)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(
+        out.contains("MissingAuthenticationTokenException"),
+        "{out:?}"
+    );
+    // A reload still opens its files.
+    signal(&r.child, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = r
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the reload is logged");
+        assert!(!line.contains("reload refused"), "{line}");
+        if line.contains("configuration reloaded") {
+            break;
+        }
+    }
+    // Every silent connection is closed in its turn by the header read timeout.
+    for mut s in silent {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            Ok(n) => assert_eq!(n, 0, "closed without an answer"),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        }
     }
 }

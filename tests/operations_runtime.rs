@@ -348,9 +348,10 @@ async fn admin_endpoints() {
     let proxy = Proxy::start().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = listener.local_addr().unwrap();
-    tokio::spawn(swf_warden::admin::run(
+    tokio::spawn(swf_warden::server::run(
         listener,
         proxy.runtime.clone(),
+        swf_warden::server::Options::admin(&Default::default(), 64),
         std::future::pending(),
     ));
     let _ = proxy

@@ -35,7 +35,7 @@ pub struct Config {
     /// `(id, secret)`; the first seals.
     pub token_keys: Vec<(String, Secret)>,
     pub audit: crate::audit::Settings,
-    pub admin: Option<SocketAddr>,
+    pub admin: Option<Admin>,
     pub enforce: bool,
     pub limits: Limits,
     pub log: Log,
@@ -65,6 +65,17 @@ pub struct Listen {
     /// Cleartext HTTP/2 with prior knowledge on a plain listener.
     pub h2c: bool,
 }
+
+/// `[admin]`: the admin listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admin {
+    pub address: SocketAddr,
+    /// Connections it serves at once; more wait in the kernel's backlog, holding no descriptor.
+    pub max_connections: usize,
+}
+
+/// `[admin] max_connections` when not given.
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct Service {
@@ -536,7 +547,19 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
             0..=1_000_000,
         ) as u32,
     };
-    let admin = s.admin.and_then(|a| ctx.socket_addr(&a.address));
+    let admin = s.admin.and_then(|a| {
+        let max_connections = sections::bounded(
+            ctx,
+            &a.max_connections,
+            "max_connections",
+            ADMIN_MAX_CONNECTIONS as u64,
+            1..=4096,
+        ) as usize;
+        Some(Admin {
+            address: ctx.socket_addr(&a.address)?,
+            max_connections,
+        })
+    });
     let policies_raw = s.policies.unwrap_or_default();
     let limits = limits(ctx, s.limits.unwrap_or_default());
     let log = log(ctx, s.log.unwrap_or_default());

@@ -124,6 +124,7 @@ impl Default for Audit {
 #[serde(deny_unknown_fields)]
 pub struct Admin {
     pub address: Spanned<String>,
+    pub max_connections: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::Value;
@@ -32,8 +32,8 @@ use crate::sts;
 mod sts_call;
 use crate::swf::{self, Operation};
 
-/// Response bodies: the proxy's own (buffered) or the upstream's (streamed).
-pub type Body = Either<Full<Bytes>, UpstreamBody>;
+mod body;
+pub use body::Body;
 
 /// Largest poll answer the proxy buffers to seal its task token (a decision task's page of
 /// history events is far smaller).
@@ -139,6 +139,11 @@ fn request_id() -> String {
         .hyphenated()
         .to_string()
 }
+
+/// Marks an answer to a call refused before its caller was authenticated: the server closes
+/// an HTTP/1.x connection after it (SPEC, "Connections").
+#[derive(Debug, Clone, Copy)]
+pub struct Unauthenticated;
 
 /// Where a call came from.
 #[derive(Debug, Clone, Copy)]
@@ -393,8 +398,8 @@ async fn process(
     if must_audit && !app.audit.healthy() {
         return Err(audit_unavailable());
     }
-    // Held until the answer is read (a poll's is, to seal its token).
-    let _admission = app
+    // Held until the answer has been written to the client (`Body::holding`).
+    let admission = app
         .quotas
         .admit(principal.meters(op), resolved.domain.as_deref())
         .await
@@ -423,7 +428,7 @@ async fn process(
     if !write_records(app, call, allowed) {
         return Err(audit_unavailable());
     }
-    Ok(response)
+    Ok(response.map(|body| body.holding(admission)))
 }
 
 /// Authorizes one action, recording what decided it. In shadow mode a denial is kept for the
@@ -563,7 +568,7 @@ async fn respond(
         }
     }
     if !parts.status.is_success() {
-        return Ok(Response::from_parts(parts, Either::Right(body)));
+        return Ok(Response::from_parts(parts, Body::upstream(body)));
     }
     let rewritten = match (resolved.domain.as_deref(), viewer) {
         (Some(domain), _) if op.issues_task_token() => {
@@ -578,15 +583,12 @@ async fn respond(
                     unreadable_upstream()
                 })?
         }
-        _ => return Ok(Response::from_parts(parts, Either::Right(body))),
+        _ => return Ok(Response::from_parts(parts, Body::upstream(body))),
     };
     parts
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
-    Ok(Response::from_parts(
-        parts,
-        Either::Left(Full::new(Bytes::from(rewritten))),
-    ))
+    Ok(Response::from_parts(parts, Body::full(rewritten)))
 }
 
 /// An upstream answer read whole (bounded by [`MAX_POLL_RESPONSE_BYTES`]).
@@ -662,11 +664,16 @@ fn refuse(app: &App, call: &mut Call, error: &ProxyError) -> Response<Body> {
             .then(|| call.record(outcome, Some(error)));
         write_records(app, call, refusal)
     };
-    if !recorded {
+    let mut response = if recorded {
+        answer(call, error)
+    } else {
         // Never answer a call that must be on record without the record.
-        return answer(call, &audit_unavailable());
+        answer(call, &audit_unavailable())
+    };
+    if call.principal.is_none() {
+        response.extensions_mut().insert(Unauthenticated);
     }
-    answer(call, error)
+    response
 }
 
 /// The error's answer in the protocol the call came in.
@@ -716,7 +723,7 @@ fn audit_result(app: &App, result: std::io::Result<()>, request_id: &str) -> boo
 /// The AWS JSON 1.0 error response for `error`.
 pub fn error_response(error: &ProxyError, request_id: &str) -> Response<Body> {
     let wire = error.wire();
-    let mut response = Response::new(Either::Left(Full::new(Bytes::from(error.body()))));
+    let mut response = Response::new(Body::full(error.body()));
     *response.status_mut() =
         http::StatusCode::from_u16(wire.status).unwrap_or(http::StatusCode::BAD_REQUEST);
     let headers = response.headers_mut();

@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
-use http_body_util::{Either, Full};
 use hyper::Response;
 
 use super::{audit_unavailable, authorize, caller_context, write_records, Body, Call, Peer};
@@ -20,7 +18,7 @@ use crate::sts::Sts;
 
 /// An STS Query API answer.
 pub(super) fn xml_response(body: Vec<u8>, request_id: &str) -> Response<Body> {
-    let mut response = Response::new(Either::Left(Full::new(Bytes::from(body))));
+    let mut response = Response::new(Body::full(body));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
     if let Ok(v) = HeaderValue::from_str(request_id) {

@@ -65,6 +65,11 @@ impl Caps {
         })
     }
 
+    /// Slots free now.
+    pub(super) fn free(&self) -> usize {
+        self.slots.available_permits()
+    }
+
     /// A place under the per-address cap for `ip`, if it has one left (always, without the
     /// cap).
     pub(super) fn address(self: &Arc<Caps>, ip: IpAddr) -> Result<Option<IpTicket>, Full> {

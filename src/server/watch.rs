@@ -56,6 +56,9 @@ pub(super) struct Activity {
     /// Answers not yet taken whole, by generation, and the generation answers enter now.
     answers: [AtomicUsize; GENERATIONS],
     generation: AtomicUsize,
+    /// Asked to close because slots run short (`pressure`); the connection waits on `yielding`.
+    asked: AtomicBool,
+    yielding: tokio::sync::Notify,
 }
 
 impl Activity {
@@ -72,7 +75,46 @@ impl Activity {
             write_blocked: AtomicU64::new(NONE),
             answers: Default::default(),
             generation: AtomicUsize::new(0),
+            asked: AtomicBool::new(false),
+            yielding: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Since when the connection has been idle: no call in flight and no head begun. One
+    /// not served yet counts as idle from accept if it speaks HTTP/1.x and has sent nothing.
+    pub(super) fn idle_since(&self) -> Option<Instant> {
+        if self.calls.load(Ordering::Acquire) != 0
+            || self.head_since.load(Ordering::Relaxed) != NONE
+        {
+            return None;
+        }
+        if !self.served.load(Ordering::Acquire) && !self.h1.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(self.at(self.idle_since.load(Ordering::Acquire)))
+    }
+
+    /// Asks the connection to close (slots run short); false if it was asked before.
+    pub(super) fn ask_to_close(&self) -> bool {
+        if self.asked.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.yielding.notify_one();
+        true
+    }
+
+    pub(super) fn asked_to_close(&self) -> bool {
+        self.asked.load(Ordering::Acquire)
+    }
+
+    /// Completes once the connection has been asked to close.
+    pub(super) async fn yielding(&self) {
+        self.yielding.notified().await;
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_idle_since_for_test(&self, millis: u64) {
+        self.idle_since.store(millis, Ordering::Release);
     }
 
     pub(super) fn epoch(&self) -> Instant {

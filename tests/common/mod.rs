@@ -480,11 +480,8 @@ impl Proxy {
         let path = dir.path().join("config.toml");
         std::fs::write(&path, config).unwrap();
         let config = swf_warden::config::load(&path).unwrap_or_else(|d| panic!("{d}"));
-        let options = swf_warden::server::Options {
-            tls,
-            h2c: config.listen.h2c,
-            limits: config.limits.clone(),
-        };
+        let options =
+            swf_warden::server::Options::proxy(tls, config.listen.h2c, config.limits.clone());
         let runtime = Arc::new(Runtime::start(config).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
