@@ -252,6 +252,7 @@ fn handler(c: &mut Criterion) {
         role: "tenant-1".into(),
         name: "pod-1".into(),
         expires: at() + Duration::from_secs(3600),
+        issued: at(),
         tags: BTreeMap::from([("namespace".to_owned(), "tenant-1".to_owned())]),
     });
     let (parts, body) = heartbeat_as(

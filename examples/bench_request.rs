@@ -35,6 +35,7 @@ fn main() {
             role,
             name: "bench-pod".into(),
             expires: SystemTime::now() + std::time::Duration::from_secs(3600),
+            issued: SystemTime::now(),
             tags: [("namespace".to_owned(), domain.clone())].into(),
         })
     });

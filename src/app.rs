@@ -122,7 +122,7 @@ impl App {
         config: Config,
         audit: Arc<AuditLog>,
         metrics: Arc<Metrics>,
-        registry: &Registry,
+        registry: &Arc<Registry>,
     ) -> Result<App, StartupError> {
         let forwarder = Forwarder::new(&config.upstream)?;
         let sealer = TokenSealer::new(
@@ -168,28 +168,45 @@ impl App {
                 (p.access_key_id, Arc::new(principal))
             })
             .collect();
-        let sts = config.sts.map(|sts| {
-            let roles = sts
-                .roles
+        let sts = config.sts.map(|mut sts| {
+            let roles = std::mem::take(&mut sts.roles)
                 .into_iter()
                 .map(|role| {
                     role.policies.build_index();
-                    crate::sts::RoleTemplate {
-                        quotas: Arc::new(quotas.meters(registry, &role.name, &role.groups, |q| {
+                    let quotas_of =
+                        Arc::new(quotas.meters(registry, &role.name, &role.groups, |q| {
                             metrics.throttle_counter(&role.name, q)
-                        })),
-                        counters: metrics.principal(&role.name),
+                        }));
+                    let counters = metrics.principal(&role.name);
+                    let tenants = role.tenant_tag.as_ref().map(|_| {
+                        let (specs, registry, metrics) =
+                            (quotas.specs.clone(), registry.clone(), metrics.clone());
+                        let (name, groups) = (role.name.clone(), role.groups.clone());
+                        crate::sts::Tenants::new(
+                            &role.name,
+                            (quotas_of.clone(), counters.clone()),
+                            move |tenant| {
+                                let meters =
+                                    quota::meters(&specs, &registry, &name, tenant, &groups, |q| {
+                                        metrics.throttle_counter(tenant, q)
+                                    });
+                                (Arc::new(meters), metrics.principal(tenant))
+                            },
+                        )
+                    });
+                    crate::sts::RoleTemplate {
+                        quotas: quotas_of,
+                        counters,
+                        tenants,
                         role,
                     }
                 })
                 .collect();
             crate::sts::Sts::new(
-                crate::sts::session::SessionKeys::new(&sts.session_keys),
-                sts.max_duration,
+                &sts,
                 roles,
                 Verifier::sts(config.service.region.clone(), config.service.max_clock_skew)
                     .with_hosts(config.service.hosts.clone()),
-                sts.issue_rate,
             )
         });
         Ok(App {
@@ -239,7 +256,7 @@ impl App {
             config,
             Arc::new(audit),
             Arc::new(Metrics::default()),
-            &Registry::default(),
+            &Arc::new(Registry::default()),
         )
     }
 }

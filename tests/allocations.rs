@@ -114,6 +114,7 @@ fn a_session_heartbeat_allocates_no_more_than_a_static_keys() {
             expires: swf_warden::sts::truncate_to_second(
                 SystemTime::now() + Duration::from_secs(3600),
             ),
+            issued: swf_warden::sts::truncate_to_second(SystemTime::now()),
             tags: [("namespace".to_owned(), "tenant-1".to_owned())].into(),
         });
     let task_token = app.sealer.seal("tenant-1", &"t".repeat(600));

@@ -315,3 +315,88 @@ fn silent_admin_connections_cannot_take_the_listeners_descriptors() {
         }
     }
 }
+
+/// Writes `head` and `body` as one HTTP/1.1 request to `port` and reads the whole answer.
+fn exchange(port: u16, head: &str, body: &[u8]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Finding 4 of the second review: an unauthenticated STS call's `RoleArn` holding a newline
+/// wrote a forged access line, and escape sequences reached the terminal raw. Nothing a caller
+/// sent is named as a resource before it is authenticated, and every value is escaped.
+#[test]
+fn access_lines_cannot_be_forged() {
+    let sts = common::oidc::sts_config().replace(
+        "policies = [\"namespace-domains\"]",
+        "policies = [\"tenant-a\"]",
+    );
+    let r = launch(|text| text + &sts, None);
+    let forged = "swf_warden::access: request_id=forged principal=tenant-b-worker decision=allowed status=200";
+    // An unauthenticated STS call whose role ARN carries a whole forged line and a colour.
+    let form = format!(
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleSessionName=session&WebIdentityToken=abcd&RoleArn={}",
+        form_urlencoded::byte_serialize(format!("arn:aws:iam::123456789012:role/x\n{forged}\u{1b}[31m").as_bytes())
+            .collect::<String>()
+    );
+    let answer = exchange(
+        r.proxy,
+        &format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", form.len()),
+        form.as_bytes(),
+    );
+    assert!(
+        answer.contains("<Code>InvalidIdentityToken</Code>"),
+        "{answer}"
+    );
+    // An authenticated tenant naming a domain that holds a quote and a forged field.
+    let tenant = common::Tenant {
+        name: "tenant-a-worker",
+        key: "AKIATENANTA000000001",
+        secret: "tenant-a-secret-for-local-trials",
+    };
+    let input = serde_json::json!({"name": "tenant-b\" decision=allowed \u{202e}"});
+    let addr = format!("127.0.0.1:{}", r.proxy).parse().unwrap();
+    let request = common::Raw::new(tenant, "DescribeDomain", &input).build(addr);
+    let mut head = "POST / HTTP/1.1\r\nConnection: close\r\n".to_owned();
+    for (name, value) in request.headers() {
+        head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+    }
+    let body = input.to_string();
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let answer = exchange(r.proxy, &head, body.as_bytes());
+    assert!(answer.contains("OperationNotPermittedFault"), "{answer}");
+
+    signal(&r.child, "TERM");
+    let mut lines = Vec::new();
+    while let Ok(line) = r.log.recv_timeout(Duration::from_secs(20)) {
+        lines.push(line);
+    }
+    let access: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("swf_warden::access"))
+        .collect();
+    assert_eq!(access.len(), 2, "one access line per call: {lines:#?}");
+    for line in &lines {
+        assert!(!line.contains("request_id=forged"), "a forged line: {line}");
+        assert!(
+            !line.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "raw control text: {line:?}"
+        );
+    }
+    assert!(
+        access[0].contains("resource=- "),
+        "an unauthenticated caller's resource is not named: {}",
+        access[0]
+    );
+    assert!(
+        access[1].contains(r#"resource="arn:aws:swf:us-east-1:123456789012:/domain/tenant-b\" decision=allowed \u{202e}""#),
+        "{}",
+        access[1]
+    );
+    assert!(access[1].contains("decision=implicitDeny"), "{}", access[1]);
+}

@@ -287,6 +287,24 @@ async fn forged_and_unfit_web_identities_are_refused_and_recorded() {
             "IDPRejectedClaim",
         ),
         (
+            "a critical header extension",
+            // Signed as it stands: only the critical extension can refuse it.
+            sign_with_header(
+                &json!({"alg": "RS256", "kid": "rsa-1", "crit": ["exp"]}),
+                &good,
+            ),
+            ROLE_ARN,
+            400,
+            "InvalidIdentityToken",
+        ),
+        (
+            "a namespace claim that reads two ways",
+            with(&|c| c["kubernetes.io.namespace"] = json!("tenant-b")),
+            ROLE_ARN,
+            403,
+            "IDPRejectedClaim",
+        ),
+        (
             "no namespace claim",
             with(&|c| {
                 c.as_object_mut().unwrap().remove("kubernetes.io");
@@ -405,6 +423,7 @@ async fn forged_expired_and_unsigned_sessions_are_refused() {
             role: "swf-worker".into(),
             name: "pod-1".into(),
             expires,
+            issued: std::time::SystemTime::now() - std::time::Duration::from_secs(60),
             tags: [("namespace".to_owned(), "tenant-a".to_owned())].into(),
         })
     };
@@ -426,6 +445,7 @@ async fn forged_expired_and_unsigned_sessions_are_refused() {
         role: "removed-role".into(),
         name: "pod-1".into(),
         expires: later,
+        issued: std::time::SystemTime::now(),
         tags: Default::default(),
     });
     let cases = [
@@ -709,6 +729,7 @@ async fn a_signed_sts_call_with_an_expired_session_is_told_so() {
         role: "swf-worker".into(),
         name: "pod-1".into(),
         expires: std::time::SystemTime::now() - std::time::Duration::from_secs(60),
+        issued: std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
         tags: Default::default(),
     });
     let (status, xml) = send_xml(caller_identity_request(
@@ -759,4 +780,241 @@ async fn sessions_issued_to_one_identity_are_rationed() {
     assert_eq!(records_with(&proxy, "issued").len(), 2);
     // Another identity has its own ration.
     assert_eq!(assume(&proxy, &token("tenant-b"), "pod-b").await.0, 200);
+}
+
+/// Sends an STS form from `source` (a loopback address) to `proxy`: status and XML.
+async fn form_from(proxy: &Proxy, source: &str, form: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(proxy.addr).await.unwrap();
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{form}",
+        proxy.addr,
+        form.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    (status, answer)
+}
+
+fn web_identity_form(role: &str, token: &str) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("Action", "AssumeRoleWithWebIdentity")
+        .append_pair("Version", "2011-06-15")
+        .append_pair("RoleArn", role)
+        .append_pair("RoleSessionName", "pod-1")
+        .append_pair("WebIdentityToken", token)
+        .finish()
+}
+
+/// Finding 9 of the second review: an unknown role answered 403 before the token was read, so
+/// a stranger could list the roles that take web identities. The token is verified first:
+/// until it verifies, every role answers alike.
+#[tokio::test]
+async fn a_stranger_cannot_tell_a_known_role_from_an_unknown_one() {
+    let proxy = start().await;
+    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let good = claims("tenant-a", "swf-worker");
+    let forged = {
+        let signed = token("tenant-a");
+        let (head, rest) = signed.rsplit_once('.').unwrap();
+        format!("{head}.{}", &rest[..rest.len() - 4]) + "AAAA"
+    };
+    let tokens = [
+        "abcd".to_owned(),
+        format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&good)),
+        sign_token(&good, Some("rsa-9")),
+        forged,
+        sign_token(
+            &json!({"iss": "https://evil.test", "sub": "x", "aud": AUDIENCE, "exp": now() + 600}),
+            Some("rsa-1"),
+        ),
+    ];
+    let strip_id = |xml: &str| {
+        let id = xml_field(xml, "RequestId").unwrap();
+        xml.replace(&id, "")
+    };
+    for token in &tokens {
+        let known = form_from(&proxy, "127.0.0.1", &web_identity_form(ROLE_ARN, token)).await;
+        for role in [
+            "arn:aws:iam::123456789012:role/admin",
+            "arn:aws:iam::123456789012:role/swf-worker-2",
+            "not an arn",
+        ] {
+            let unknown = form_from(&proxy, "127.0.0.1", &web_identity_form(role, token)).await;
+            assert_eq!(known.0, unknown.0, "{token}: {role}");
+            let (a, b) = (
+                known.1.split("\r\n\r\n").nth(1).unwrap(),
+                unknown.1.split("\r\n\r\n").nth(1).unwrap(),
+            );
+            assert_eq!(strip_id(a), strip_id(b), "{token}: {role}");
+        }
+    }
+    // With a token that verifies, an unknown role is refused as one that does not trust it.
+    let (status, xml) = form_from(
+        &proxy,
+        "127.0.0.1",
+        &web_identity_form("arn:aws:iam::123456789012:role/admin", &token("tenant-a")),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(xml_field(&xml, "Code").as_deref(), Some("AccessDenied"));
+    assert_eq!(proxy.upstream.count(), 0);
+}
+
+/// Finding 5: before any signature is checked an STS call costs little. Forms are at most
+/// 64 KiB and 64 parameters, and identity tokens are verified within each source address's
+/// allowance (`unverified_per_second`): past it, `Throttling` without verifying, on record;
+/// another source is not held back.
+#[tokio::test]
+async fn sts_calls_cost_little_before_a_signature_is_checked() {
+    let proxy = Proxy::start_configured(
+        |c| {
+            // SWF calls may send up to SWF's own 1 MiB.
+            c.replace("max_body_bytes = 65536", "max_body_bytes = 1048576")
+                + &sts_config().replace(
+                    "max_duration_seconds = 7200",
+                    "max_duration_seconds = 7200\nunverified_per_second = 3",
+                )
+        },
+        &[NAMESPACE_POLICY],
+    )
+    .await;
+    // 400 KB: within SWF's limit, far over an STS form's.
+    let big = format!(
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&{}",
+        "a=b&".repeat(100_000)
+    );
+    let (status, xml) = form_from(&proxy, "127.0.0.1", &big).await;
+    assert_eq!(status, 413, "{xml}");
+    assert_eq!(
+        xml_field(&xml, "Code").as_deref(),
+        Some("RequestEntityTooLarge")
+    );
+    let many = format!(
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&{}",
+        (0..63)
+            .map(|i| format!("p{i}=v"))
+            .collect::<Vec<_>>()
+            .join("&")
+    );
+    let (status, xml) = form_from(&proxy, "127.0.0.1", &many).await;
+    assert_eq!(
+        (status, xml_field(&xml, "Code").as_deref()),
+        (400, Some("ValidationError")),
+        "{xml}"
+    );
+    assert!(xml.contains("64 parameters"), "{xml}");
+
+    // A known kid, a forged signature: each costs a verification, within the allowance.
+    let forged = {
+        let signed = token("tenant-a");
+        let (head, rest) = signed.rsplit_once('.').unwrap();
+        format!("{head}.{}AAAA", &rest[..rest.len() - 4])
+    };
+    let mut codes = Vec::new();
+    for _ in 0..8 {
+        let (_, xml) = form_from(&proxy, "127.0.0.1", &web_identity_form(ROLE_ARN, &forged)).await;
+        codes.push(xml_field(&xml, "Code").unwrap());
+    }
+    assert_eq!(&codes[..3], ["InvalidIdentityToken"; 3], "{codes:?}");
+    assert!(codes[3..].iter().all(|c| c == "Throttling"), "{codes:?}");
+    let throttled = records_with(&proxy, "throttled");
+    assert!(throttled.len() >= 5, "{throttled:?}");
+    assert!(throttled
+        .iter()
+        .all(|r| r["quota"] == "sts-unverified" && r["principal"].is_null()));
+    // Another source verifies its own token.
+    let (status, xml) = form_from(
+        &proxy,
+        "127.0.0.2",
+        &web_identity_form(ROLE_ARN, &token("tenant-a")),
+    )
+    .await;
+    assert_eq!(status, 200, "{xml}");
+}
+
+/// Finding 9: session tags come from AWS's tags claim only where the role accepts them.
+#[tokio::test]
+async fn the_aws_tags_claim_is_read_only_where_the_role_accepts_it() {
+    let team_policy = (
+        "team-domains.toml",
+        "Version = \"2012-10-17\"\n[[Statement]]\nEffect = \"Allow\"\nAction = \"swf:DescribeDomain\"\nResource = \"arn:aws:swf:*:123456789012:/domain/team-${aws:PrincipalTag/team}\"\n",
+    );
+    let roles = sts_config().replace(
+        "policies = [\"namespace-domains\"]",
+        "policies = [\"namespace-domains\", \"team-domains\"]",
+    );
+    let strict = roles.replace("accept_tags_claim = true\n", "");
+    for (config, accepted) in [(roles, true), (strict, false)] {
+        let proxy =
+            Proxy::start_configured(|c| c + &config, &[NAMESPACE_POLICY, team_policy]).await;
+        let mut c = claims("tenant-a", "swf-worker");
+        c["https://aws.amazon.com/tags"] = json!({"principal_tags": {"team": ["red"]}});
+        let (status, xml) = assume(&proxy, &sign_token(&c, Some("rsa-1")), "pod-1").await;
+        assert_eq!(status, 200, "{xml}");
+        let (key, secret, session) = credentials(&xml);
+        let client = proxy.client_with_session(&key, &secret, &session);
+        let described = client.describe_domain().name("team-red").send().await;
+        assert_eq!(
+            described.is_ok(),
+            accepted,
+            "accept_tags_claim = {accepted}: {described:?}"
+        );
+    }
+}
+
+/// Finding 9: `sessions_not_before` revokes every session of the role issued earlier, so a
+/// role removed and added again does not bring its old sessions back.
+#[tokio::test]
+async fn sessions_issued_before_the_roles_cut_off_are_refused() {
+    let cutoff = time::OffsetDateTime::now_utc() - time::Duration::seconds(30);
+    let cutoff = cutoff
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let config = sts_config().replace(
+        "accept_tags_claim = true\n",
+        &format!("accept_tags_claim = true\nsessions_not_before = \"{cutoff}\"\n"),
+    );
+    let proxy = Proxy::start_configured(|c| c + &config, &[NAMESPACE_POLICY]).await;
+    let keys = swf_warden::sts::session::SessionKeys::new(&[(
+        "s1".to_owned(),
+        swf_warden::secret::Secret::new(SESSION_KEY),
+    )]);
+    let now = std::time::SystemTime::now();
+    let session = |issued_ago: u64| {
+        keys.issue(&swf_warden::sts::session::Session {
+            role: "swf-worker".into(),
+            name: "pod-1".into(),
+            expires: now + std::time::Duration::from_secs(3600),
+            issued: now - std::time::Duration::from_secs(issued_ago),
+            tags: [("namespace".to_owned(), "tenant-a".to_owned())].into(),
+        })
+    };
+    let (old, new) = (session(60), session(10));
+    let client = |c: &swf_warden::sts::session::Credentials| {
+        proxy.client_with_session(
+            &c.access_key_id,
+            c.secret_access_key.expose(),
+            &c.session_token,
+        )
+    };
+    let refused = client(&old)
+        .describe_domain()
+        .name("tenant-a")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_code(&refused), "ExpiredTokenException");
+    client(&new)
+        .describe_domain()
+        .name("tenant-a")
+        .send()
+        .await
+        .expect("a session issued after the cut-off");
+    assert_eq!(proxy.upstream.operations(), ["DescribeDomain"]);
 }

@@ -89,9 +89,17 @@ impl JwksServer {
 /// A proxy whose provider fetches its keys from `server`, trusting the CA in `ca`, with
 /// `settings` for the fetches.
 async fn proxy_fetching_from(server: &JwksServer, ca: &std::path::Path, settings: &str) -> Proxy {
+    proxy_fetching_at(server.addr, ca, settings).await
+}
+
+/// A proxy whose provider fetches its keys from `addr`.
+async fn proxy_fetching_at(
+    addr: std::net::SocketAddr,
+    ca: &std::path::Path,
+    settings: &str,
+) -> Proxy {
     let url = format!(
-        "jwks_url = \"https://{}/openid/v1/jwks\"\nca_file = \"{}\"\n{settings}",
-        server.addr,
+        "jwks_url = \"https://{addr}/openid/v1/jwks\"\nca_file = \"{}\"\n{settings}",
         ca.display()
     );
     // These tests verify tokens in loops: no ration of sessions gets in their way.
@@ -218,4 +226,34 @@ async fn an_untrusted_certificate_yields_no_keys() {
         Some("IDPCommunicationError")
     );
     assert_eq!(server.hits(), 0, "no request over an unverified connection");
+}
+
+/// Finding 5 of the second review: a token whose provider's key set was being fetched from a
+/// provider that hung held its call (and its connection's slot) for the fetch's whole
+/// timeout (10 s). A call now waits for a fetch a bounded time (`oidc::FETCH_WAIT`, 2 s) and
+/// is answered `IDPCommunicationError`; the fetch itself goes on, for the calls after it.
+#[tokio::test]
+async fn a_call_waits_for_a_hung_key_set_fetch_a_bounded_time() {
+    let server = JwksServer::start().await;
+    // Accepts connections and never says a word: not even the TLS handshake.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = hung.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = hung.accept().await {
+            held.push(stream);
+        }
+    });
+    let proxy = proxy_fetching_at(addr, &server.ca, "").await;
+    for kid in ["rsa-1", "rsa-unknown"] {
+        let token = sign_token(&claims("tenant-a", "swf-worker"), Some(kid));
+        let answered = tokio::time::timeout(
+            std::time::Duration::from_secs(6),
+            assume_code(&proxy, &token),
+        )
+        .await
+        .expect("answered well before the fetch's own timeout");
+        assert_eq!(answered.as_deref(), Some("IDPCommunicationError"), "{kid}");
+    }
+    assert_eq!(proxy.upstream.count(), 0);
 }

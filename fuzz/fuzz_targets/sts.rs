@@ -95,6 +95,7 @@ fuzz_target!(|data: &[u8]| {
         role: text(parts.first().copied().unwrap_or_default(), 64),
         name: text(parts.get(1).copied().unwrap_or_default(), 64),
         expires: now() + Duration::from_secs(3600),
+        issued: now(),
         tags,
     };
     let issued = k.issuing.issue(&session);

@@ -257,6 +257,7 @@ pub struct Sts {
     pub max_duration_seconds: Option<Spanned<u64>>,
     pub issues_per_minute: Option<Spanned<u64>>,
     pub issue_burst: Option<Spanned<u64>>,
+    pub unverified_per_second: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -291,4 +292,8 @@ pub struct Role {
     #[serde(default)]
     pub policies: Vec<Spanned<String>>,
     pub enforce: Option<bool>,
+    #[serde(default)]
+    pub accept_tags_claim: bool,
+    pub sessions_not_before: Option<Spanned<String>>,
+    pub tenant_tag: Option<Spanned<String>>,
 }

@@ -24,6 +24,8 @@ pub struct Sts {
     pub max_duration: Duration,
     /// Sessions issued to one web identity or one principal.
     pub issue_rate: crate::quota::gcra::Rate,
+    /// Identity token verifications per source address (`unverified_per_second`).
+    pub unverified_rate: crate::quota::gcra::Rate,
     pub providers: BTreeMap<String, Arc<Provider>>,
     pub roles: Vec<Role>,
 }
@@ -45,6 +47,12 @@ pub struct Role {
     pub policies: PolicySet,
     pub groups: Vec<String>,
     pub enforce: bool,
+    /// Session tags are also taken from AWS's tags claim (`accept_tags_claim`).
+    pub accept_tags_claim: bool,
+    /// Sessions issued before this are refused (`sessions_not_before`).
+    pub sessions_not_before: Option<std::time::SystemTime>,
+    /// The session tag whose values are tenants of their own for quotas and metrics.
+    pub tenant_tag: Option<String>,
 }
 
 /// Sessions last between this and `max_duration`; AWS's bounds.
@@ -106,8 +114,27 @@ pub(super) fn sts(
         1..=1_000_000,
     );
     let burst = bounded(ctx, &sts.issue_burst, "issue_burst", 10, 1..=1_000_000);
+    let unverified = bounded(
+        ctx,
+        &sts.unverified_per_second,
+        "unverified_per_second",
+        100,
+        1..=1_000_000,
+    );
     let mut by_name = BTreeMap::new();
+    let mut issuers = BTreeSet::new();
     for p in providers {
+        // A token names its issuer before anything of it is verified: one provider each.
+        if !issuers.insert(p.issuer.get_ref().clone()) {
+            ctx.error(
+                p.issuer.span(),
+                format!(
+                    "issuer `{}` is given to two providers: a token's `iss` must name one",
+                    p.issuer.get_ref()
+                ),
+            );
+            continue;
+        }
         if let Some(provider) = provider(ctx, p) {
             if by_name
                 .insert(provider.name.clone(), Arc::new(provider))
@@ -216,6 +243,37 @@ pub(super) fn sts(
             }
             session_tags.push((tag.clone(), path.get_ref().clone()));
         }
+        if r.accept_tags_claim && r.provider.is_none() {
+            ctx.error(
+                r.name.span(),
+                "`accept_tags_claim` reads a provider's tokens: this role has no `provider`",
+            );
+        }
+        let sessions_not_before = r.sessions_not_before.as_ref().and_then(|t| {
+            time::OffsetDateTime::parse(t.get_ref(), &time::format_description::well_known::Rfc3339)
+                .map(std::time::SystemTime::from)
+                .map_err(|_| {
+                    ctx.error(
+                        t.span(),
+                        format!(
+                            "`sessions_not_before` `{}` is not an RFC 3339 time such as `2026-01-31T12:00:00Z`",
+                            t.get_ref()
+                        ),
+                    )
+                })
+                .ok()
+        });
+        if let Some(tag) = &r.tenant_tag {
+            if !r.session_tags.contains_key(tag.get_ref()) {
+                ctx.error(
+                    tag.span(),
+                    format!(
+                        "`tenant_tag` `{}` is not one of this role's `session_tags`: every session must carry it",
+                        tag.get_ref()
+                    ),
+                );
+            }
+        }
         let set = effective_policies(ctx, &r.policies, &r.groups, groups, policies);
         let Some(service) = service.filter(|_| !broken_provider) else {
             continue;
@@ -233,12 +291,16 @@ pub(super) fn sts(
             policies: set,
             groups: r.groups.iter().map(|g| g.get_ref().clone()).collect(),
             enforce: r.enforce.unwrap_or(enforce),
+            accept_tags_claim: r.accept_tags_claim,
+            sessions_not_before,
+            tenant_tag: r.tenant_tag.as_ref().map(|t| t.get_ref().clone()),
         });
     }
     Some(Sts {
         session_keys: session_keys?,
         max_duration: Duration::from_secs(max_duration),
         issue_rate: crate::quota::gcra::Rate::new(per_minute as f64 / 60.0, burst),
+        unverified_rate: crate::quota::gcra::Rate::new(unverified as f64, unverified),
         providers: by_name,
         roles: out,
     })

@@ -908,3 +908,89 @@ fn a_role_may_not_take_a_principals_name() {
         nth_line(&text, "name = \"tenant-a-worker\"", 1)
     );
 }
+
+#[test]
+fn the_second_reviews_settings_have_defaults_and_are_checked_at_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwk = include_str!("../../tests/fixtures/oidc/rsa-2048.jwk.json");
+    write(dir.path(), "jwks.json", &format!("{{\"keys\": [{jwk}]}}"));
+    let (path, _) = example_edited(dir.path(), |t| t);
+    let config = load(&path).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(
+        config.admin.map(|a| a.max_connections),
+        Some(ADMIN_MAX_CONNECTIONS)
+    );
+    let sts = "\n[sts]\nsession_keys = [{ id = \"s1\", secret = \"0123456789abcdef0123456789abcdef\" }]\n\
+               unverified_per_second = 0\n\
+               [[oidc_provider]]\nname = \"p\"\nissuer = \"https://p.test\"\naudiences = [\"a\"]\njwks_file = \"jwks.json\"\n\
+               [[oidc_provider]]\nname = \"twin\"\nissuer = \"https://p.test\"\naudiences = [\"b\"]\njwks_file = \"jwks.json\"\n\
+               [[role]]\nname = \"r\"\nprovider = \"p\"\nsubjects = [\"*\"]\nsession_tags = { ns = \"k.ns\" }\n\
+               tenant_tag = \"team\"\nsessions_not_before = \"yesterday\"\n\
+               [[role]]\nname = \"by-key\"\naccept_tags_claim = true\n";
+    let (path, text) = example_edited(dir.path(), |t| {
+        format!("{t}{sts}").replace("[admin]\n", "[admin]\nmax_connections = 0\n")
+    });
+    let errors = load(&path).unwrap_err().0;
+    let at = |needle: &str| nth_line(&text, needle, 0);
+    let expected = [
+        (
+            "`max_connections` must be between 1 and 4096",
+            at("max_connections = 0"),
+        ),
+        (
+            "`unverified_per_second` must be between 1 and 1000000",
+            at("unverified_per_second"),
+        ),
+        (
+            "issuer `https://p.test` is given to two providers",
+            nth_line(&text, "issuer = \"https://p.test\"", 1),
+        ),
+        (
+            "`tenant_tag` `team` is not one of this role's `session_tags`",
+            at("tenant_tag"),
+        ),
+        (
+            "`sessions_not_before` `yesterday` is not an RFC 3339 time",
+            at("sessions_not_before"),
+        ),
+        (
+            "`accept_tags_claim` reads a provider's tokens",
+            at("name = \"by-key\""),
+        ),
+    ];
+    assert_errors_at(&errors, &expected);
+    assert_eq!(
+        errors.iter().filter(|d| d.is_error()).count(),
+        expected.len(),
+        "nothing else is reported: {errors:#?}"
+    );
+    let good = sts
+        .replace("unverified_per_second = 0\n", "")
+        .replace(
+            "tenant_tag = \"team\"",
+            "tenant_tag = \"ns\"\naccept_tags_claim = true",
+        )
+        .replace("\"yesterday\"", "\"2026-01-31T12:00:00Z\"")
+        .replace(
+            "issuer = \"https://p.test\"\naudiences = [\"b\"]",
+            "issuer = \"https://q.test\"\naudiences = [\"b\"]",
+        )
+        .replace(
+            "name = \"by-key\"\naccept_tags_claim = true\n",
+            "name = \"by-key\"\n",
+        );
+    let (path, _) = example_edited(dir.path(), |t| format!("{t}{good}"));
+    let config = load(&path).unwrap_or_else(|d| panic!("{d}"));
+    let sts = config.sts.unwrap();
+    let role = sts.roles.iter().find(|r| r.name == "r").unwrap();
+    assert_eq!(role.tenant_tag.as_deref(), Some("ns"));
+    assert!(role.accept_tags_claim);
+    assert_eq!(
+        role.sessions_not_before,
+        Some(std::time::UNIX_EPOCH + Duration::from_secs(1_769_860_800))
+    );
+    assert_eq!(
+        sts.unverified_rate,
+        crate::quota::gcra::Rate::new(100.0, 100)
+    );
+}

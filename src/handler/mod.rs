@@ -186,14 +186,17 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
     response
 }
 
-/// The call's access log line, if the access log is on.
+/// The call's access log line, if the access log is on. Nothing a caller sent is named as a
+/// resource before the caller was authenticated (or, for a session issued, its identity
+/// token verified).
 fn log_access(app: &App, call: &Call, decision: Outcome, status: u16, proxy_time: Duration) {
     if app.access_log {
+        let known = call.principal.is_some() || decision == Outcome::Issued;
         access::log(&access::Line {
             request_id: &call.request_id,
             principal: call.principal.as_deref().map(|p| p.name.as_str()),
             operation: call.operation.map(Operation::name),
-            resource: call.resource.as_deref(),
+            resource: call.resource.as_deref().filter(|_| known),
             decision,
             status,
             upstream_time: call.upstream_time,
@@ -360,20 +363,19 @@ async fn process(
     call: &mut Call,
 ) -> Result<Response<Body>, ProxyError> {
     let (parts, body) = request.into_parts();
-    let body = read_body(
-        body,
-        &parts.headers,
-        app.max_body_bytes,
-        app.body_read_timeout,
-    )
-    .await?;
-    let now = SystemTime::now();
-    if let Some(sts) = app
+    let sts = app
         .sts
         .as_ref()
-        .filter(|_| sts::query::is_query(&parts.headers))
-    {
-        call.query_api = true;
+        .filter(|_| sts::query::is_query(&parts.headers));
+    call.query_api = sts.is_some();
+    // An STS form is small: nothing larger is read before a signature is checked.
+    let limit = match sts {
+        Some(_) => app.max_body_bytes.min(sts::query::MAX_FORM_BYTES),
+        None => app.max_body_bytes,
+    };
+    let body = read_body(body, &parts.headers, limit, app.body_read_timeout).await?;
+    let now = SystemTime::now();
+    if let Some(sts) = sts {
         // Boxed: STS calls are rare and their future (a JWKS fetch included) is large; every
         // call's future would otherwise be as large, held for as long as a poll waits.
         return Box::pin(sts_call::handle(app, sts, &parts, &body, peer, now, call)).await;

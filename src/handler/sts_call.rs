@@ -44,7 +44,7 @@ pub(super) async fn handle(
             let request = RoleRequest::from_form(&form, action, sts.max_duration)?;
             call.resource = Some(crate::error::excerpt(request.role_arn));
             let issued = sts
-                .assume_role_with_web_identity(&app.service, &request, now)
+                .assume_role_with_web_identity(&app.service, &request, peer.addr.ip(), now)
                 .await
                 .map_err(|(error, identity)| {
                     call.web_identity = identity;

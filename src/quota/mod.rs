@@ -224,32 +224,9 @@ impl Quotas {
         registry: &Registry,
         name: &str,
         groups: &[String],
-        mut counter: impl FnMut(&str) -> Arc<AtomicU64>,
+        counter: impl FnMut(&str) -> Arc<AtomicU64>,
     ) -> Meters {
-        let applying: Vec<Meter> = self
-            .specs
-            .iter()
-            .filter(|s| s.applies_to(name, groups))
-            .map(|spec| Meter {
-                rate: spec.gcra_rate(),
-                place: registry.place(spec, name),
-                throttled: counter(&spec.name),
-                spec: spec.clone(),
-            })
-            .collect();
-        if applying.is_empty() {
-            return Box::default();
-        }
-        Operation::ALL
-            .iter()
-            .map(|op| {
-                applying
-                    .iter()
-                    .filter(|m| m.spec.covers(*op))
-                    .cloned()
-                    .collect()
-            })
-            .collect()
+        meters(&self.specs, registry, name, name, groups, counter)
     }
 
     /// Checks a call against every quota in `meters` (a principal's, for the call's
@@ -310,6 +287,42 @@ impl Quotas {
         }
         Ok(admission)
     }
+}
+
+/// The meters of the quotas among `specs` that apply to a principal `name` in `groups`, with
+/// its `per = "principal"` slots kept under `bucket` (its name, or a role session's tenant,
+/// `role/tag value`).
+pub fn meters(
+    specs: &[Arc<Spec>],
+    registry: &Registry,
+    name: &str,
+    bucket: &str,
+    groups: &[String],
+    mut counter: impl FnMut(&str) -> Arc<AtomicU64>,
+) -> Meters {
+    let applying: Vec<Meter> = specs
+        .iter()
+        .filter(|s| s.applies_to(name, groups))
+        .map(|spec| Meter {
+            rate: spec.gcra_rate(),
+            place: registry.place(spec, bucket),
+            throttled: counter(&spec.name),
+            spec: spec.clone(),
+        })
+        .collect();
+    if applying.is_empty() {
+        return Box::default();
+    }
+    Operation::ALL
+        .iter()
+        .map(|op| {
+            applying
+                .iter()
+                .filter(|m| m.spec.covers(*op))
+                .cloned()
+                .collect()
+        })
+        .collect()
 }
 
 fn slot(meter: &Meter, domain: Option<&str>) -> Result<Arc<Slot>, Throttle> {

@@ -10,28 +10,35 @@
 //! Opening a session token costs a MAC, a stream cipher and a few allocations; the principal
 //! built from it is cached by access key id ([`Sessions`]), so a session's later calls cost a
 //! map lookup and a comparison of the token, as a static key's do.
+//!
+//! Before any signature is checked an STS call costs little: forms are small (`query`), and
+//! identity tokens are verified only within their source address's allowance
+//! (`[sts] unverified_per_second`, [`Rations`]).
 
 pub mod oidc;
 pub mod query;
+mod ration;
 pub mod session;
+mod tenants;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::app::{Principal, SessionInfo};
 use crate::config::sts::Role;
 use crate::error::ProxyError;
 use crate::metrics::PrincipalCounters;
-use crate::quota::gcra::{self, Gcra, Rate};
 use crate::quota::Meters;
 use crate::sigv4::{Credential, Verifier};
+use oidc::Provider;
+use ration::Rations;
 use session::{SessionError, SessionKeys};
+pub use tenants::Tenants;
 
 /// Sessions whose principals are kept; past this, expired ones are dropped, then all.
 const CACHE_ENTRIES: usize = 10_000;
-/// Identities whose issue buckets are kept; past this, full (idle) ones are dropped, then all.
-const ISSUERS: usize = 65_536;
 
 /// A role with what its sessions share.
 #[derive(Debug)]
@@ -39,9 +46,11 @@ pub struct RoleTemplate {
     pub role: Role,
     pub quotas: Arc<Meters>,
     pub counters: Arc<PrincipalCounters>,
+    /// With a `tenant_tag`: each tag value's own quotas and counters.
+    pub tenants: Option<Tenants>,
 }
 
-/// One generation's STS: keys, roles, and the principals of sessions seen.
+/// One generation's STS: keys, providers, roles, and the principals of sessions seen.
 #[derive(Debug)]
 pub struct Sts {
     pub keys: SessionKeys,
@@ -49,38 +58,45 @@ pub struct Sts {
     pub roles: BTreeMap<String, RoleTemplate>,
     /// By role ARN.
     pub arns: BTreeMap<String, String>,
+    /// By issuer (each issuer names one provider).
+    providers: BTreeMap<String, Arc<Provider>>,
     /// Signed STS calls: SigV4 for the service `sts`.
     pub verifier: Verifier,
     cache: RwLock<HashMap<String, Arc<Principal>>>,
     /// Sessions issued per identity (`[sts] issues_per_minute`, `issue_burst`).
-    issue_rate: Rate,
-    issued: Mutex<HashMap<String, Gcra>>,
+    issued: Rations<String>,
+    /// Identity tokens verified per source address (`[sts] unverified_per_second`).
+    unverified: Rations<IpAddr>,
 }
 
 impl Sts {
+    /// The STS of a generation: `settings` without their roles, which come as `roles`.
     pub fn new(
-        keys: SessionKeys,
-        max_duration: Duration,
+        settings: &crate::config::sts::Sts,
         roles: Vec<RoleTemplate>,
         verifier: Verifier,
-        issue_rate: Rate,
     ) -> Sts {
         let arns = roles
             .iter()
             .map(|r| (r.role.arn.clone(), r.role.name.clone()))
             .collect();
         Sts {
-            keys,
-            max_duration,
+            keys: SessionKeys::new(&settings.session_keys),
+            max_duration: settings.max_duration,
             roles: roles
                 .into_iter()
                 .map(|r| (r.role.name.clone(), r))
                 .collect(),
             arns,
+            providers: settings
+                .providers
+                .values()
+                .map(|p| (p.issuer.clone(), p.clone()))
+                .collect(),
             verifier,
             cache: RwLock::new(HashMap::new()),
-            issue_rate,
-            issued: Mutex::new(HashMap::new()),
+            issued: Rations::new(settings.issue_rate, "sts-issue"),
+            unverified: Rations::new(settings.unverified_rate, "sts-unverified"),
         }
     }
 
@@ -88,21 +104,19 @@ impl Sts {
     /// principal's name), or refuses with STS's `Throttling`: a valid token or key cannot
     /// mint sessions, nor issue records, without bound.
     pub fn admit_issue(&self, identity: &str) -> Result<(), ProxyError> {
-        let now = gcra::now();
-        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
-        if !issued.contains_key(identity) && issued.len() >= ISSUERS {
-            issued.retain(|_, bucket| !bucket.is_full(now));
-            if issued.len() >= ISSUERS {
-                issued.clear();
-            }
-        }
-        issued
-            .entry(identity.to_owned())
-            .or_default()
-            .admit(self.issue_rate, now)
-            .map_err(|_| ProxyError::Throttled {
-                quota: Arc::from("sts-issue"),
-            })
+        self.issued.admit(identity)
+    }
+
+    /// Spends one of `source`'s identity token verifications, or refuses with `Throttling`
+    /// before anything of the token is read: forged signatures cost a flooder its allowance,
+    /// not everyone's CPU.
+    pub fn admit_unverified(&self, source: IpAddr) -> Result<(), ProxyError> {
+        self.unverified.admit(&source.to_canonical())
+    }
+
+    /// The provider that issues tokens naming `issuer` as their `iss`.
+    pub fn provider(&self, issuer: &str) -> Option<&Arc<Provider>> {
+        self.providers.get(issuer)
     }
 
     /// The role named by `arn`.
@@ -148,6 +162,21 @@ impl Sts {
             .get(&session.role)
             .ok_or(ProxyError::UnrecognizedClient)?;
         let role = &template.role;
+        // Sessions issued before the role's cut-off are revoked.
+        if role
+            .sessions_not_before
+            .is_some_and(|cutoff| session.issued < cutoff)
+        {
+            return Err(ProxyError::ExpiredToken);
+        }
+        let (quotas, counters) = match (&template.tenants, &role.tenant_tag) {
+            (Some(tenants), Some(tag)) => match session.tags.get(tag) {
+                Some(value) => tenants.of(value),
+                // Issued before the role named its tenant tag: one bucket with the role's.
+                None => (template.quotas.clone(), template.counters.clone()),
+            },
+            _ => (template.quotas.clone(), template.counters.clone()),
+        };
         let principal = Arc::new(Principal {
             name: role.name.clone(),
             arn: assumed_role_arn(service, &role.name, &session.name),
@@ -156,8 +185,8 @@ impl Sts {
             tags: session.tags,
             enforce: role.enforce,
             groups: role.groups.clone(),
-            quotas: template.quotas.clone(),
-            counters: template.counters.clone(),
+            quotas,
+            counters,
             session: Some(SessionInfo {
                 role_arn: role.arn.clone(),
                 name: session.name,

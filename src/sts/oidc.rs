@@ -189,9 +189,14 @@ pub struct Remote {
     pub max_stale: Duration,
     /// When the keys in use were fetched (`None`: never).
     fetched_at: std::sync::Mutex<Option<Instant>>,
-    /// Held for a fetch; holds when the last one was tried.
-    fetching: tokio::sync::Mutex<Option<Instant>>,
+    /// Held by the task fetching; holds when the last fetch was tried.
+    fetching: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
+
+/// The longest a call waits for a key set being fetched; then it is answered with what is
+/// known (`IDPCommunicationError` when that is nothing), while the fetch goes on for the calls
+/// after it.
+pub const FETCH_WAIT: Duration = Duration::from_secs(2);
 
 /// The last keys fetched per URL, with when: kept across configuration generations.
 type Fetched = std::collections::HashMap<String, (Arc<KeySet>, Instant)>;
@@ -212,7 +217,7 @@ impl Remote {
             refresh,
             max_stale,
             fetched_at: std::sync::Mutex::new(None),
-            fetching: tokio::sync::Mutex::new(None),
+            fetching: Arc::new(tokio::sync::Mutex::new(None)),
         }
     }
 
@@ -258,9 +263,16 @@ impl Provider {
     }
 
     /// Verifies `token` and returns its claims.
-    pub async fn verify(&self, token: &str) -> Result<Map<String, Value>, TokenRefusal> {
+    pub async fn verify(self: &Arc<Self>, token: &str) -> Result<Map<String, Value>, TokenRefusal> {
         let invalid = |m: &str| TokenRefusal::Invalid(m.to_owned());
         let not_accepted = || invalid("The token's algorithm is not accepted (RS256 or ES256).");
+        // RFC 7515: a header naming extensions as critical must be refused by a verifier
+        // that does not understand them, and this one understands none.
+        if segment(token, 0).is_some_and(|header| header.contains_key("crit")) {
+            return Err(invalid(
+                "The token's header names critical extensions (crit), which are not understood.",
+            ));
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
             // `none` and names the crate does not know fail to parse: say which it was.
             if named_algorithm(token).is_some() {
@@ -274,7 +286,7 @@ impl Provider {
         }
         if let Some(remote) = &self.remote {
             match remote.fetched_at() {
-                // Nothing to verify with yet: wait for the first keys.
+                // Nothing to verify with yet: wait (a while) for the first keys.
                 None => self.refetch(remote, true).await,
                 // Due for a refresh: one call fetches, the others go on with the keys they have.
                 Some(at) if at.elapsed() >= remote.refresh => self.refetch(remote, false).await,
@@ -332,22 +344,31 @@ impl Provider {
         Ok(data.claims)
     }
 
-    /// Fetches the key set again, unless an attempt was made within the refetch interval.
-    /// One fetch at a time: with `wait`, a call finding one under way waits for its keys;
-    /// without, it goes on with the keys it has.
-    async fn refetch(&self, remote: &Remote, wait: bool) {
-        let mut last_attempt = if wait {
-            remote.fetching.lock().await
-        } else {
-            match remote.fetching.try_lock() {
-                Ok(guard) => guard,
-                Err(_) => return,
+    /// Fetches the key set again, unless a fetch is under way or one was tried within the
+    /// refetch interval. The fetch runs in a task of its own, so that it completes (and its
+    /// keys serve later calls) whatever becomes of this call. With `wait`, the call waits for
+    /// the fetch under way, for at most [`FETCH_WAIT`].
+    async fn refetch(self: &Arc<Self>, remote: &Remote, wait: bool) {
+        if let Ok(mut last_attempt) = remote.fetching.clone().try_lock_owned() {
+            if last_attempt.is_some_and(|at| at.elapsed() < remote.refetch_interval) {
+                return;
             }
-        };
-        if last_attempt.is_some_and(|at| at.elapsed() < remote.refetch_interval) {
-            return;
+            *last_attempt = Some(Instant::now());
+            let provider = self.clone();
+            tokio::spawn(async move {
+                provider.fetch().await;
+                drop(last_attempt);
+            });
         }
-        *last_attempt = Some(Instant::now());
+        if wait {
+            // The lock is free again once the fetch under way has ended.
+            let _ = tokio::time::timeout(FETCH_WAIT, remote.fetching.lock()).await;
+        }
+    }
+
+    /// One fetch of the key set; the keys replace the last ones if it succeeds.
+    async fn fetch(&self) {
+        let Some(remote) = &self.remote else { return };
         let fetched = remote.fetcher.get(MAX_JWKS_BYTES).await.and_then(|body| {
             let text = std::str::from_utf8(&body).map_err(|_| "not UTF-8".to_owned())?;
             KeySet::parse(text)
@@ -377,34 +398,69 @@ impl Provider {
     }
 }
 
-/// The `alg` a token's header names, if its header is readable JSON with one.
-fn named_algorithm(token: &str) -> Option<String> {
-    let header = token.split('.').next()?;
+/// Segment `index` of a JWT (0: header, 1: payload) as a JSON object, unverified.
+fn segment(token: &str, index: usize) -> Option<Map<String, Value>> {
+    let part = token.split('.').nth(index)?;
     let bytes = base64::Engine::decode(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        header.trim_end_matches('='),
+        part.trim_end_matches('='),
     )
     .ok()?;
-    let value: Value = serde_json::from_slice(&bytes).ok()?;
-    value.get("alg")?.as_str().map(str::to_owned)
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
 }
 
+/// The `iss` a token names, read before anything of it is verified: it picks the provider
+/// whose keys verify it.
+pub fn unverified_issuer(token: &str) -> Result<String, TokenRefusal> {
+    segment(token, 1)
+        .and_then(|payload| payload.get("iss")?.as_str().map(str::to_owned))
+        .ok_or_else(|| TokenRefusal::Invalid("The token is not a well-formed JWT.".into()))
+}
+
+/// The `alg` a token's header names, if its header is readable JSON with one.
+fn named_algorithm(token: &str) -> Option<String> {
+    segment(token, 0)?.get("alg")?.as_str().map(str::to_owned)
+}
+
+/// A claim path that names two different claims.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("The claim path `{0}` names both a claim with dots in its name and a nested claim: it is ambiguous.")]
+pub struct AmbiguousClaim(pub String);
+
 /// The value at `path` in `claims`: dot-separated, where a claim name may itself hold dots
-/// (`kubernetes.io.namespace` is `namespace` inside `kubernetes.io`); the longest name
-/// present wins at each level.
-pub fn claim<'c>(claims: &'c Map<String, Value>, path: &str) -> Option<&'c Value> {
+/// (`kubernetes.io.namespace` is `namespace` inside `kubernetes.io`). A path that reads two
+/// different claims (a top-level `a.b` and `b` inside `a`) is refused: no token can choose
+/// which of two claims a role's condition or tag reads.
+pub fn claim<'c>(
+    claims: &'c Map<String, Value>,
+    path: &str,
+) -> Result<Option<&'c Value>, AmbiguousClaim> {
+    let mut found = None;
+    readings(claims, path, &mut |value| match found.replace(value) {
+        Some(_) => Err(AmbiguousClaim(path.to_owned())),
+        None => Ok(()),
+    })?;
+    Ok(found)
+}
+
+/// Calls `each` with every value `path` can name in `claims`.
+fn readings<'c>(
+    claims: &'c Map<String, Value>,
+    path: &str,
+    each: &mut impl FnMut(&'c Value) -> Result<(), AmbiguousClaim>,
+) -> Result<(), AmbiguousClaim> {
     if let Some(v) = claims.get(path) {
-        return Some(v);
+        each(v)?;
     }
-    let dots: Vec<usize> = path.match_indices('.').map(|(i, _)| i).collect();
-    for &i in dots.iter().rev() {
+    for (i, _) in path.match_indices('.') {
         if let Some(Value::Object(inner)) = claims.get(&path[..i]) {
-            if let Some(v) = claim(inner, &path[i + 1..]) {
-                return Some(v);
-            }
+            readings(inner, &path[i + 1..], each)?;
         }
     }
-    None
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 //! unsigned; `GetCallerIdentity` is signed for the service `sts`.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::header::{HeaderMap, CONTENT_TYPE};
@@ -56,22 +58,49 @@ impl Action {
     }
 }
 
+/// The largest form an STS call may send, and the most parameters in it: every call this STS
+/// serves needs far fewer, and nothing larger is decoded before a signature is checked.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+pub const MAX_PARAMETERS: usize = 64;
+
 /// A request's form parameters (each at most once).
 #[derive(Debug, Default)]
 pub struct Form(BTreeMap<String, String>);
 
 impl Form {
+    /// Reads a form of at most [`MAX_FORM_BYTES`] (the caller reads no more) and
+    /// [`MAX_PARAMETERS`]: `Action` and `Version` first, so that a call this STS does not
+    /// serve is refused before the rest is decoded.
     pub fn parse(body: &[u8]) -> Result<Form, ProxyError> {
-        let mut out = BTreeMap::new();
+        let pairs = body.split(|&b| b == b'&').filter(|p| !p.is_empty()).count();
+        if pairs > MAX_PARAMETERS {
+            return Err(ProxyError::Validation(format!(
+                "A request carries at most {MAX_PARAMETERS} parameters."
+            )));
+        }
+        let mut head = Form::default();
         for (key, value) in form_urlencoded::parse(body) {
-            if out.insert(key.to_string(), value.into_owned()).is_some() {
-                return Err(ProxyError::Validation(format!(
-                    "The parameter {} is given more than once.",
-                    crate::error::excerpt(&key)
-                )));
+            if key == "Action" || key == "Version" {
+                head.insert(key.into_owned(), value.into_owned())?;
             }
         }
-        Ok(Form(out))
+        head.action()?;
+        let mut out = Form::default();
+        for (key, value) in form_urlencoded::parse(body) {
+            out.insert(key.into_owned(), value.into_owned())?;
+        }
+        Ok(out)
+    }
+
+    fn insert(&mut self, key: String, value: String) -> Result<(), ProxyError> {
+        if self.0.contains_key(&key) {
+            return Err(ProxyError::Validation(format!(
+                "The parameter {} is given more than once.",
+                crate::error::excerpt(&key)
+            )));
+        }
+        self.0.insert(key, value);
+        Ok(())
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -187,6 +216,22 @@ impl<'f> RoleRequest<'f> {
     }
 }
 
+impl From<TokenRefusal> for ProxyError {
+    fn from(refusal: TokenRefusal) -> ProxyError {
+        match refusal {
+            TokenRefusal::Expired => ProxyError::ExpiredIdentityToken,
+            TokenRefusal::Invalid(m) => ProxyError::InvalidIdentityToken(m),
+            TokenRefusal::Unreachable(m) => ProxyError::IdpCommunication(m),
+        }
+    }
+}
+
+impl From<oidc::AmbiguousClaim> for ProxyError {
+    fn from(ambiguous: oidc::AmbiguousClaim) -> ProxyError {
+        ProxyError::IdpRejectedClaim(ambiguous.to_string())
+    }
+}
+
 /// A session issued.
 #[derive(Debug)]
 pub struct Issued {
@@ -203,11 +248,15 @@ pub struct Issued {
 pub type Refusal = (ProxyError, Option<WebIdentity>);
 
 impl Sts {
-    /// Verifies the web identity against the role's trust and issues a session of it.
+    /// Verifies the web identity, then the role's trust in it, and issues a session of the
+    /// role. The token comes first, within its source's allowance: until it verifies, an
+    /// unknown role and a role that trusts no such token answer exactly as a known one would,
+    /// so a stranger cannot list the roles that take web identities.
     pub async fn assume_role_with_web_identity(
         &self,
         service: &Service,
         request: &RoleRequest<'_>,
+        source: IpAddr,
         now: SystemTime,
     ) -> Result<Issued, Refusal> {
         let denied = || {
@@ -215,17 +264,19 @@ impl Sts {
                 "Not authorized to perform sts:AssumeRoleWithWebIdentity".into(),
             )
         };
-        let template = self.role_by_arn(request.role_arn).ok_or((denied(), None))?;
-        let role = &template.role;
-        let provider = role.provider.as_ref().ok_or((denied(), None))?;
-        let claims = provider.verify(request.token).await.map_err(|e| {
-            let error = match e {
-                TokenRefusal::Expired => ProxyError::ExpiredIdentityToken,
-                TokenRefusal::Invalid(m) => ProxyError::InvalidIdentityToken(m),
-                TokenRefusal::Unreachable(m) => ProxyError::IdpCommunication(m),
-            };
-            (error, None)
+        self.admit_unverified(source).map_err(|e| (e, None))?;
+        let issuer = oidc::unverified_issuer(request.token).map_err(|e| (e.into(), None))?;
+        let provider = self.provider(&issuer).ok_or_else(|| {
+            let refusal = TokenRefusal::Invalid(format!(
+                "No OpenIDConnect provider found for the issuer {}.",
+                crate::error::excerpt(&issuer)
+            ));
+            (refusal.into(), None)
         })?;
+        let claims = provider
+            .verify(request.token)
+            .await
+            .map_err(|e| (e.into(), None))?;
         let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
         let subject = text(claims.get("sub")).unwrap_or_default();
         let identity = WebIdentity {
@@ -233,11 +284,21 @@ impl Sts {
             subject: subject.clone(),
         };
         let refuse = |e: ProxyError| (e, Some(identity.clone()));
+        let template = self
+            .role_by_arn(request.role_arn)
+            .filter(|t| {
+                t.role
+                    .provider
+                    .as_ref()
+                    .is_some_and(|p| Arc::ptr_eq(p, provider))
+            })
+            .ok_or_else(|| refuse(denied()))?;
+        let role = &template.role;
         if !role.subjects.iter().any(|p| wildcard::matches(p, &subject)) {
             return Err(refuse(denied()));
         }
         for (path, patterns) in &role.conditions {
-            let value = text(oidc::claim(&claims, path));
+            let value = text(oidc::claim(&claims, path).map_err(|e| refuse(e.into()))?);
             let fits = value.is_some_and(|v| patterns.iter().any(|p| wildcard::matches(p, &v)));
             if !fits {
                 return Err(refuse(denied()));
@@ -292,6 +353,7 @@ impl Sts {
             name: name.to_owned(),
             // Whole seconds, as the token carries them.
             expires: crate::sts::truncate_to_second(now + duration),
+            issued: crate::sts::truncate_to_second(now),
             tags,
         };
         let credentials = self.keys.issue(&session);
@@ -306,8 +368,9 @@ impl Sts {
     }
 }
 
-/// The session tags: the role's, from the claims it names, then those of AWS's tags claim
-/// (`principal_tags`) that the role does not set itself.
+/// The session tags: the role's, from the claims it names, then, where the role accepts them
+/// (`accept_tags_claim`), those of AWS's tags claim (`principal_tags`) that the role does not
+/// set itself.
 fn session_tags(
     role: &crate::config::sts::Role,
     claims: &serde_json::Map<String, Value>,
@@ -315,7 +378,7 @@ fn session_tags(
     let rejected = |m: String| ProxyError::IdpRejectedClaim(m);
     let mut tags = BTreeMap::new();
     for (tag, path) in &role.session_tags {
-        let value = oidc::claim(claims, path)
+        let value = oidc::claim(claims, path)?
             .and_then(Value::as_str)
             .ok_or_else(|| {
                 rejected(format!(
@@ -324,11 +387,12 @@ fn session_tags(
             })?;
         tags.insert(tag.clone(), value.to_owned());
     }
-    if let Some(principal_tags) = claims
+    let principal_tags = claims
         .get(TAGS_CLAIM)
         .and_then(|t| t.get("principal_tags"))
         .and_then(Value::as_object)
-    {
+        .filter(|_| role.accept_tags_claim);
+    if let Some(principal_tags) = principal_tags {
         for (tag, values) in principal_tags {
             let value = match values {
                 Value::Array(v) if v.len() == 1 => v[0].as_str(),

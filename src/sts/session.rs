@@ -5,8 +5,11 @@
 //! replica holding the keys accepts any session, and rotation works as for task tokens (the
 //! first key seals, all open).
 //!
-//! The sealed payload: `version (1) | expires (u64 BE, Unix seconds) | role (u8 length) |
-//! session name (u8 length) | tag count (u8) | per tag: key (u8 length), value (u16 BE length)`.
+//! The sealed payload: `version (2) | expires (u64 BE, Unix seconds) | issued (u64 BE, Unix
+//! seconds) | role (u8 length) | session name (u8 length) | tag count (u8) | per tag: key (u8
+//! length), value (u16 BE length)`. Version 1 (without `issued`) is still read: its sessions
+//! count as issued as early as they could have been (their expiry less the longest duration),
+//! so that `sessions_not_before` revokes them too.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,7 +24,11 @@ use crate::tokens::{Keyring, TokenKey};
 
 /// Session tokens start with this (they are opaque to SDKs).
 const PREFIX: &str = "swfs1.";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// Sessions sealed before they carried their issue time.
+const VERSION_1: u8 = 1;
+/// The longest a session lasts (`[sts] max_duration_seconds`' bound).
+const LONGEST: Duration = Duration::from_secs(43_200);
 /// Base32 (RFC 4648) for access key ids, as AWS's look.
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
@@ -38,6 +45,8 @@ pub struct Session {
     /// `RoleSessionName`.
     pub name: String,
     pub expires: SystemTime,
+    /// When it was issued (whole seconds), for `[[role]] sessions_not_before`.
+    pub issued: SystemTime,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -146,14 +155,15 @@ impl SessionKeys {
     }
 }
 
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 fn encode(session: &Session) -> Vec<u8> {
-    let expires = session
-        .expires
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let mut out = Vec::with_capacity(64 + session.tags.len() * 32);
+    let mut out = Vec::with_capacity(72 + session.tags.len() * 32);
     out.push(VERSION);
-    out.extend_from_slice(&expires.to_be_bytes());
+    out.extend_from_slice(&unix(session.expires).to_be_bytes());
+    out.extend_from_slice(&unix(session.issued).to_be_bytes());
     for text in [&session.role, &session.name] {
         out.push(text.len().min(255) as u8);
         out.extend_from_slice(&text.as_bytes()[..text.len().min(255)]);
@@ -174,10 +184,14 @@ fn encode(session: &Session) -> Vec<u8> {
 /// the reader trusts nothing).
 fn decode(payload: &[u8]) -> Option<Session> {
     let mut reader = Reader(payload);
-    if reader.take(1)? != [VERSION] {
-        return None;
-    }
-    let expires = u64::from_be_bytes(reader.take(8)?.try_into().ok()?);
+    let version = reader.byte()?;
+    let mut seconds = || Some(u64::from_be_bytes(reader.take(8)?.try_into().ok()?));
+    let expires = UNIX_EPOCH + Duration::from_secs(seconds()?);
+    let issued = match version {
+        VERSION => UNIX_EPOCH + Duration::from_secs(seconds()?),
+        VERSION_1 => expires.checked_sub(LONGEST).unwrap_or(UNIX_EPOCH),
+        _ => return None,
+    };
     let role_len = usize::from(reader.byte()?);
     let role = reader.text(role_len)?;
     let name_len = usize::from(reader.byte()?);
@@ -196,7 +210,8 @@ fn decode(payload: &[u8]) -> Option<Session> {
     Some(Session {
         role,
         name,
-        expires: UNIX_EPOCH + Duration::from_secs(expires),
+        expires,
+        issued,
         tags,
     })
 }

@@ -29,18 +29,18 @@ fn ec_key(kid: &str) -> (String, Value) {
     (pair.serialize_pem(), jwk)
 }
 
-fn provider(keys: &[Value]) -> Provider {
-    Provider::new(
+fn provider(keys: &[Value]) -> Arc<Provider> {
+    Arc::new(Provider::new(
         "test".into(),
         ISSUER.into(),
         vec!["swf-warden".into()],
         KeySet::parse(&json!({ "keys": keys }).to_string()).unwrap(),
         None,
-    )
+    ))
 }
 
 /// `Provider::verify`, run to completion (a file's keys never wait).
-fn verify(p: &Provider, token: &str) -> Result<Map<String, Value>, TokenRefusal> {
+fn verify(p: &Arc<Provider>, token: &str) -> Result<Map<String, Value>, TokenRefusal> {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
@@ -84,7 +84,7 @@ fn a_good_rs256_token_yields_its_claims() {
     assert_eq!(verified["sub"], "system:serviceaccount:tenant-a:swf-worker");
     assert_eq!(
         claim(&verified, "kubernetes.io.namespace"),
-        Some(&json!("tenant-a"))
+        Ok(Some(&json!("tenant-a")))
     );
     // Without a kid, the only key of the algorithm is used.
     assert!(verify(&p, &rs256(&claims(), None)).is_ok());
@@ -218,12 +218,47 @@ fn an_issuer_in_an_array_is_not_the_issuer() {
 }
 
 #[test]
-fn claim_paths_follow_names_with_dots() {
-    let c = json!({"a.b": {"c": 1}, "a": {"b": {"c": 2}}, "x": {"y.z": "w"}, "plain": "p"});
+fn claim_paths_follow_names_with_dots_and_refuse_two_readings() {
+    let c = json!({"a.b": {"c": 1}, "a": {"b": {"c": 2}}, "x": {"y.z": "w"}, "plain": "p", "k.io": {"ns": "n"}});
     let c = c.as_object().unwrap();
-    assert_eq!(claim(c, "a.b.c"), Some(&json!(1)), "the longest name wins");
-    assert_eq!(claim(c, "x.y.z"), Some(&json!("w")));
-    assert_eq!(claim(c, "plain"), Some(&json!("p")));
-    assert_eq!(claim(c, "x.y"), None);
-    assert_eq!(claim(c, "missing.path"), None);
+    assert_eq!(
+        claim(c, "a.b.c"),
+        Err(AmbiguousClaim("a.b.c".into())),
+        "a top-level `a.b` and a nested `a`.`b` both hold `c`"
+    );
+    assert_eq!(claim(c, "x.y.z"), Ok(Some(&json!("w"))));
+    assert_eq!(claim(c, "k.io.ns"), Ok(Some(&json!("n"))));
+    assert_eq!(claim(c, "plain"), Ok(Some(&json!("p"))));
+    assert_eq!(claim(c, "x.y"), Ok(None));
+    assert_eq!(claim(c, "missing.path"), Ok(None));
+}
+
+#[test]
+fn a_token_naming_critical_extensions_is_refused() {
+    let p = provider(&[rsa_jwk()]);
+    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let message = format!(
+        "{}.{}",
+        b64(&json!({"alg": "RS256", "kid": "rsa-1", "crit": ["exp"]})),
+        b64(&claims())
+    );
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &EncodingKey::from_rsa_pem(RSA_PEM.as_bytes()).unwrap(),
+        Algorithm::RS256,
+    )
+    .unwrap();
+    // Signed as it stands: only the critical extension refuses it.
+    assert!(invalid(verify(&p, &format!("{message}.{signature}"))).contains("crit"));
+}
+
+#[test]
+fn the_unverified_issuer_picks_the_provider() {
+    assert_eq!(
+        unverified_issuer(&rs256(&claims(), None)),
+        Ok(ISSUER.to_owned())
+    );
+    for token in ["", "a.b.c", "e30.e30.x", "e30.WzFd.x"] {
+        assert!(unverified_issuer(token).is_err(), "{token}");
+    }
 }

@@ -2,7 +2,13 @@ use super::*;
 
 use serde_json::json;
 
+/// `text` as a form; one without an `Action` is an `AssumeRoleWithWebIdentity` call's.
 fn form(text: &str) -> Form {
+    let text = if text.contains("Action=") {
+        text.to_owned()
+    } else {
+        format!("Action=AssumeRoleWithWebIdentity&Version=2011-06-15&{text}")
+    };
     Form::parse(text.as_bytes()).unwrap()
 }
 
@@ -22,15 +28,15 @@ fn forms_decode_and_refuse_repeated_parameters() {
     let twice = Form::parse(b"Action=GetCallerIdentity&Action=AssumeRoleWithWebIdentity");
     assert!(matches!(twice, Err(ProxyError::Validation(m)) if m.contains("Action")));
     assert!(matches!(
-        form("Action=AssumeRoleWithSAML&Version=2011-06-15").action(),
+        Form::parse(b"Action=AssumeRoleWithSAML&Version=2011-06-15"),
         Err(ProxyError::InvalidAction(a)) if a == "AssumeRoleWithSAML"
     ));
     assert!(matches!(
-        form("Action=GetCallerIdentity&Version=2020-01-01").action(),
+        Form::parse(b"Action=GetCallerIdentity&Version=2020-01-01"),
         Err(ProxyError::Validation(_))
     ));
     assert!(matches!(
-        form("Version=2011-06-15").action(),
+        Form::parse(b"Version=2011-06-15"),
         Err(ProxyError::InvalidAction(_))
     ));
 }
@@ -113,6 +119,13 @@ fn web_identity_requests_are_checked_as_sts_checks_them() {
 
 fn role(session_tags: &[(&str, &str)]) -> crate::config::sts::Role {
     crate::config::sts::Role {
+        accept_tags_claim: true,
+        ..role_without_tags_claim(session_tags)
+    }
+}
+
+fn role_without_tags_claim(session_tags: &[(&str, &str)]) -> crate::config::sts::Role {
+    crate::config::sts::Role {
         name: "r".into(),
         arn: "arn:aws:iam::1:role/r".into(),
         provider: Some(std::sync::Arc::new(super::oidc::Provider::new(
@@ -131,6 +144,9 @@ fn role(session_tags: &[(&str, &str)]) -> crate::config::sts::Role {
         policies: Default::default(),
         groups: Vec::new(),
         enforce: true,
+        accept_tags_claim: false,
+        sessions_not_before: None,
+        tenant_tag: None,
     }
 }
 
@@ -159,6 +175,58 @@ fn session_tags_come_from_the_named_claims_then_the_aws_tags_claim() {
         .collect();
     let claims = json!({ TAGS_CLAIM: {"principal_tags": many} });
     assert!(session_tags(&role(&[]), claims.as_object().unwrap()).is_err());
+}
+
+#[test]
+fn the_aws_tags_claim_adds_nothing_unless_the_role_accepts_it() {
+    let claims = json!({
+        "ns": "tenant-a",
+        TAGS_CLAIM: {"principal_tags": {"team": ["blue"], "admin": ["true"]}},
+    });
+    let tags = session_tags(
+        &role_without_tags_claim(&[("namespace", "ns")]),
+        claims.as_object().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        tags,
+        BTreeMap::from([("namespace".to_owned(), "tenant-a".to_owned())])
+    );
+}
+
+#[test]
+fn an_ambiguous_claim_path_is_rejected_not_guessed() {
+    let claims = json!({"k.io": {"ns": "chosen-by-the-token"}, "k": {"io": {"ns": "tenant-a"}}});
+    let tags = session_tags(
+        &role(&[("namespace", "k.io.ns")]),
+        claims.as_object().unwrap(),
+    );
+    assert!(
+        matches!(&tags, Err(ProxyError::IdpRejectedClaim(m)) if m.contains("ambiguous")),
+        "{tags:?}"
+    );
+}
+
+#[test]
+fn forms_are_small_and_their_action_is_read_first() {
+    let many = (0..65)
+        .map(|i| format!("p{i}=v"))
+        .collect::<Vec<_>>()
+        .join("&");
+    assert!(
+        matches!(Form::parse(many.as_bytes()), Err(ProxyError::Validation(m)) if m.contains("64 parameters"))
+    );
+    // A call this STS does not serve is refused for its action, whatever follows.
+    let unserved = "Action=GetSessionToken&Version=2011-06-15&a=1&a=2";
+    assert!(matches!(
+        Form::parse(unserved.as_bytes()),
+        Err(ProxyError::InvalidAction(_))
+    ));
+    let served = "Version=2011-06-15&RoleArn=r&Action=AssumeRoleWithWebIdentity";
+    assert_eq!(
+        Form::parse(served.as_bytes()).unwrap().get("RoleArn"),
+        Some("r")
+    );
 }
 
 #[test]

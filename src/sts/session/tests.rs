@@ -19,6 +19,7 @@ fn session(expires_in: i64) -> Session {
         role: "swf-worker".into(),
         name: "pod-1".into(),
         expires: crate::sts::truncate_to_second(expires),
+        issued: crate::sts::truncate_to_second(now),
         tags: BTreeMap::from([
             ("namespace".to_owned(), "tenant-a".to_owned()),
             ("team".to_owned(), "ünïcode ok".to_owned()),
@@ -169,6 +170,20 @@ fn the_payload_reader_refuses_what_the_writer_never_writes() {
     longer.push(0);
     assert!(decode(&longer).is_none(), "trailing bytes");
     let mut version = good;
-    version[0] = 2;
+    version[0] = 3;
     assert!(decode(&version).is_none(), "another version");
+}
+
+#[test]
+fn a_first_version_session_counts_as_issued_as_early_as_it_could_have_been() {
+    let s = session(3600);
+    let v2 = encode(&s);
+    // Version 1: the same without the issue time.
+    let mut v1 = vec![VERSION_1];
+    v1.extend_from_slice(&v2[1..9]);
+    v1.extend_from_slice(&v2[17..]);
+    let read = decode(&v1).unwrap();
+    assert_eq!(read.issued, s.expires - LONGEST);
+    assert_eq!((read.role, read.name, read.tags), (s.role, s.name, s.tags));
+    assert_eq!(decode(&v2).unwrap().issued, s.issued);
 }
