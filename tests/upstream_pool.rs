@@ -129,3 +129,120 @@ async fn a_reload_keeps_the_upstream_connections_only_for_the_same_upstream() {
     assert_eq!(second.requests(), 3);
     assert_eq!(second.connections(), 1);
 }
+
+/// An upstream whose `i`-th connection answers its `j`-th request with `script[i][j]`, written
+/// as it stands (misbehaving on purpose); it counts its connections.
+struct Scripted {
+    addr: std::net::SocketAddr,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Scripted {
+    async fn start(script: Vec<Vec<String>>) -> Scripted {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                let answers = script.get(n).cloned().unwrap_or_default();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    for answer in answers {
+                        // One request: its head and its declared body.
+                        loop {
+                            let mut headers = [httparse::EMPTY_HEADER; 32];
+                            let mut request = httparse::Request::new(&mut headers);
+                            if let Ok(httparse::Status::Complete(head)) = request.parse(&buf) {
+                                let length: usize = request
+                                    .headers
+                                    .iter()
+                                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                                    .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+                                    .unwrap_or(0);
+                                if buf.len() >= head + length {
+                                    buf.drain(..head + length);
+                                    break;
+                                }
+                            }
+                            let mut chunk = [0u8; 4096];
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        if stream.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Kept open until the proxy closes it.
+                    let mut rest = [0u8; 64];
+                    while matches!(stream.read(&mut rest).await, Ok(n) if n > 0) {}
+                });
+            }
+        });
+        Scripted { addr, connections }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn answer(body: &serde_json::Value) -> String {
+    let body = body.to_string();
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn activity_task(tenant: &str) -> serde_json::Value {
+    json!({
+        "taskToken": format!("UPSTREAM-{tenant}"),
+        "activityId": format!("{tenant}-task"),
+        "startedEventId": 1,
+        "workflowExecution": {"workflowId": "w", "runId": "r"},
+        "activityType": {"name": "t", "version": "1"},
+    })
+}
+
+/// Finding 6 of the second review: an upstream (or a middlebox) answered a call with a `204`
+/// that declared `Content-Length: 5` and later sent a second answer on the same connection;
+/// pooled, the connection gave that stray answer (tenant A's activity task) to the next call,
+/// tenant B's poll, sealed for B's domain. An answer whose framing contradicts its status, or
+/// was repaired, is never followed by another call on its connection.
+#[tokio::test]
+async fn a_stray_answer_after_a_suspect_one_never_reaches_the_next_caller() {
+    let stray = answer(&activity_task("tenant-a"));
+    for first in [
+        "HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n".to_owned(),
+        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\n{}".to_owned(),
+        "HTTP/1.1 200 OK\r\ncontent-length: 2, 2\r\n\r\n{}".to_owned(),
+        "HTTP/1.1 100 Continue\r\ncontent-length: 3\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}".to_owned(),
+    ] {
+        let upstream = Scripted::start(vec![
+            // Were B's poll sent on the first connection, the stray answer would come first.
+            vec![first.clone(), stray.clone() + &answer(&activity_task("tenant-b"))],
+            vec![answer(&activity_task("tenant-b"))],
+        ])
+        .await;
+        let endpoint = format!("endpoint = \"http://{}\"", upstream.addr);
+        let proxy = Proxy::start_configured(|text| replace_endpoint(&text, &endpoint), &[]).await;
+        let a = proxy.client(TENANT_A);
+        let _ = a.describe_domain().name("tenant-a").send().await;
+        let task = activity_poll(&proxy.client(TENANT_B), "tenant-b", "work")
+            .send()
+            .await
+            .expect("tenant B's poll");
+        assert_eq!(
+            task.activity_id(),
+            "tenant-b-task",
+            "{first:?}: tenant B got its own task"
+        );
+        assert_eq!(upstream.connections(), 2, "{first:?}: not reused");
+    }
+}

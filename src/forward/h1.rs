@@ -67,6 +67,9 @@ pub enum Framing {
 /// Parses the head at the start of `buf`, consuming it (and any interim 1xx heads before it).
 /// `Ok(None)`: more bytes are needed.
 pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
+    // An interim answer that declared a body: the exchange is suspect, the connection is not
+    // used again.
+    let mut suspect = false;
     loop {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut headers);
@@ -90,6 +93,10 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
             if code == 101 {
                 return Err(Error::Head("101 Switching Protocols"));
             }
+            suspect |= response.headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("content-length")
+                    || h.name.eq_ignore_ascii_case("transfer-encoding")
+            });
             buf.advance(length);
             continue;
         }
@@ -99,6 +106,8 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
         let mut chunked = false;
         let mut transfer_encoding = false;
         let mut close = !http11;
+        // A length given twice, or as a list of equal values: read, but repaired.
+        let mut repaired = false;
         for header in response.headers.iter() {
             let name = HeaderName::from_bytes(header.name.as_bytes())
                 .map_err(|_| Error::Head("header name"))?;
@@ -109,6 +118,7 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
                 if length_header.is_some_and(|seen| seen != n) {
                     return Err(Error::Length);
                 }
+                repaired |= length_header.is_some() || header.value.contains(&b',');
                 length_header = Some(n);
             } else if name == http::header::TRANSFER_ENCODING {
                 if !http11 {
@@ -130,7 +140,11 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
             map.append(name, value);
         }
         buf.advance(length);
-        let body = if code == 204 || code == 304 {
+        let bodiless = code == 204 || code == 304;
+        // A bodiless answer that declares a body may be followed by bytes meant as one: they
+        // must never be read as the next call's answer.
+        let declared = transfer_encoding || length_header.is_some_and(|n| n > 0);
+        let body = if bodiless {
             Framing::Length(0)
         } else if transfer_encoding {
             if chunked {
@@ -145,9 +159,16 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
             }
         };
         // A body delimited by close ends the connection; so does a length beside a
-        // transfer coding (RFC 9112 §6.3: the coding wins, and the message was suspect).
-        let reusable =
-            !close && body != Framing::Close && !(transfer_encoding && length_header.is_some());
+        // transfer coding (RFC 9112 §6.3: the coding wins, and the message was suspect), and
+        // any answer whose framing was repaired or contradicts its status: HTTP/1.1 cannot
+        // tell where a suspect answer ends, so nothing after it is trusted (`pool`).
+        let ends_here = close
+            || body == Framing::Close
+            || (transfer_encoding && length_header.is_some())
+            || repaired
+            || suspect
+            || (bodiless && declared);
+        let reusable = !ends_here;
         return Ok(Some(Head {
             status,
             headers: map,

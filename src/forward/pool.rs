@@ -412,6 +412,51 @@ mod tests {
         );
     }
 
+    /// A connection that became readable while it sat in the pool (an answer nobody asked
+    /// for arrived late) is not used again: its bytes would be read as the next call's answer.
+    #[tokio::test]
+    async fn a_connection_that_became_readable_while_idle_is_not_reused() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (wrote_stray, stray_written) = tokio::sync::oneshot::channel::<()>();
+        let (pooled, was_pooled) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut first, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = first.read(&mut buf).await.unwrap();
+            first
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                .await
+                .unwrap();
+            // Late, once the connection is back in the pool: an answer to nothing.
+            was_pooled.await.unwrap();
+            first
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\n\"stray\"")
+                .await
+                .unwrap();
+            let _ = wrote_stray.send(());
+            let (mut second, _) = listener.accept().await.unwrap();
+            let _ = second.read(&mut buf).await.unwrap();
+            second
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n\"ok\"")
+                .await
+                .unwrap();
+            let _ = first.read(&mut buf).await;
+        });
+        IDLE.with(|pool| pool.borrow_mut().clear());
+        let connector = Connector::new("127.0.0.1", port, None, Duration::from_secs(5)).unwrap();
+        assert_eq!(read(call(&connector).await).await, "{}");
+        assert_eq!(idle_count(), 1);
+        pooled.send(()).unwrap();
+        stray_written.await.unwrap();
+        // The stray bytes are in the socket now (loopback delivers them as they are written).
+        assert_eq!(
+            read(call(&connector).await).await,
+            "\"ok\"",
+            "a new connection's answer"
+        );
+    }
+
     /// An upstream that sends more than one answer's bytes (a second, unasked-for answer
     /// behind the first) must not have its connection reused: the next call would read the
     /// stray answer as its own.

@@ -316,8 +316,12 @@ fn framing_and_reuse_follow_the_head() {
     let head = |input: &[u8]| parse_head(&mut BytesMut::from(input)).unwrap().unwrap();
     let h = head(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n");
     assert_eq!((h.body, h.reusable), (Framing::Length(2), true));
+    // A length repaired (a list of equal values, or given twice) is read, and its connection
+    // not used again (finding 6 of the second review).
     let h = head(b"HTTP/1.1 200 OK\r\ncontent-length: 2, 2\r\n\r\n");
-    assert_eq!((h.body, h.reusable), (Framing::Length(2), true));
+    assert_eq!((h.body, h.reusable), (Framing::Length(2), false));
+    let h = head(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\n");
+    assert_eq!((h.body, h.reusable), (Framing::Length(2), false));
     let h = head(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\n");
     assert_eq!((h.body, h.reusable), (Framing::Length(2), false));
     let h = head(b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n");
@@ -332,10 +336,24 @@ fn framing_and_reuse_follow_the_head() {
     assert_eq!((h.body, h.reusable), (Framing::Length(2), false));
     let h = head(b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 2\r\n\r\n");
     assert_eq!((h.body, h.reusable), (Framing::Length(2), true));
+    // A bodiless status that declares a body: whatever follows is not the next answer.
     let h = head(b"HTTP/1.1 204 No Content\r\ncontent-length: 7\r\n\r\n");
+    assert_eq!((h.body, h.reusable), (Framing::Length(0), false));
+    let h = head(b"HTTP/1.1 304 Not Modified\r\ntransfer-encoding: chunked\r\n\r\n");
+    assert_eq!((h.body, h.reusable), (Framing::Length(0), false));
+    let h = head(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n");
     assert_eq!((h.body, h.reusable), (Framing::Length(0), true));
     let h = head(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
-    assert_eq!(h.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        (h.status, h.reusable),
+        (StatusCode::SERVICE_UNAVAILABLE, true)
+    );
+    let h = head(b"HTTP/1.1 100 Continue\r\ncontent-length: 4\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n");
+    assert_eq!(
+        (h.status, h.body, h.reusable),
+        (StatusCode::OK, Framing::Length(2), false),
+        "an interim answer that declared a body"
+    );
     assert!(
         parse_head(&mut BytesMut::from(&b"HTTP/1.1 200 OK\r\ncontent-len"[..]))
             .unwrap()
