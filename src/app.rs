@@ -71,6 +71,8 @@ pub struct App {
     pub verifier: Verifier,
     pub principals: HashMap<String, Arc<Principal>>,
     pub sealer: TokenSealer,
+    /// Seals the proxy's own `ListDomains` page tokens (`visibility`).
+    pub pages: crate::tokens::Keyring,
     pub audit: Arc<AuditLog>,
     pub metrics: Arc<Metrics>,
     pub forwarder: Forwarder,
@@ -130,6 +132,14 @@ impl App {
                 .token_keys
                 .iter()
                 .map(|(id, s)| TokenKey::new(id, s))
+                .collect(),
+        );
+        let pages = crate::tokens::Keyring::new(
+            crate::visibility::PAGE_PREFIX,
+            config
+                .token_keys
+                .iter()
+                .map(|(id, s)| TokenKey::derive(id, s, crate::visibility::PAGE_PURPOSE))
                 .collect(),
         );
         // The SWF model is compiled once, here, off the request threads.
@@ -216,6 +226,7 @@ impl App {
             service: config.service,
             principals,
             sealer,
+            pages,
             audit,
             metrics,
             forwarder,

@@ -360,50 +360,115 @@ fn may_list(config: String) -> String {
     )
 }
 
-#[tokio::test]
-async fn list_domains_shows_each_tenant_only_its_domains_and_pages_on() {
-    let proxy = Proxy::start_configured(may_list, &[LISTER]).await;
-    let list = |tenant: Tenant, token: Option<String>| {
-        let client = proxy.client(tenant);
-        async move {
-            let page = client
-                .list_domains()
-                .registration_status("REGISTERED".into())
-                .set_next_page_token(token)
-                .send()
-                .await
-                .unwrap();
-            let names: Vec<String> = page
-                .domain_infos()
+/// One caller's whole listing, page by page (at most `size` domains each): the pages' names
+/// and their tokens.
+async fn list_all(
+    client: &aws_sdk_swf::Client,
+    size: Option<i32>,
+) -> (Vec<Vec<String>>, Vec<String>) {
+    let (mut pages, mut tokens) = (Vec::new(), Vec::new());
+    let mut token = None;
+    for _ in 0..20 {
+        let page = client
+            .list_domains()
+            .registration_status("REGISTERED".into())
+            .set_maximum_page_size(size)
+            .set_next_page_token(token)
+            .send()
+            .await
+            .unwrap();
+        pages.push(
+            page.domain_infos()
                 .iter()
                 .map(|d| d.name().to_owned())
-                .collect();
-            (names, page.next_page_token().map(str::to_owned))
+                .collect(),
+        );
+        token = page.next_page_token().map(str::to_owned);
+        match &token {
+            Some(t) => tokens.push(t.clone()),
+            None => return (pages, tokens),
         }
-    };
-    let (first, next) = list(TENANT_A, None).await;
-    assert_eq!(first, ["tenant-a"]);
+    }
+    panic!("the listing never ended");
+}
+
+#[tokio::test]
+async fn list_domains_shows_each_tenant_only_its_domains() {
+    let proxy = Proxy::start_configured(may_list, &[LISTER]).await;
+    // The upstream holds five domains on two pages; each tenant sees its own, on one page.
+    let (pages, _) = list_all(&proxy.client(TENANT_A), None).await;
+    assert_eq!(pages, [["tenant-a"]]);
+    let (pages, _) = list_all(&proxy.client(TENANT_B), None).await;
+    assert_eq!(pages, [["tenant-b"]], "no empty page before its own");
+    let (pages, _) = list_all(&proxy.client(OPERATOR), None).await;
     assert_eq!(
-        next.as_deref(),
-        Some("page-2"),
-        "the page token passes through"
+        pages,
+        [["other-1", "tenant-a", "other-2", "tenant-b", "other-3"]]
     );
-    let (second, next) = list(TENANT_A, next).await;
-    assert!(second.is_empty(), "{second:?}");
-    assert_eq!(next, None);
+    assert_eq!(
+        proxy.upstream.operations(),
+        ["ListDomains"; 6],
+        "the proxy read both upstream pages for each"
+    );
+}
 
-    let (first, next) = list(TENANT_B, None).await;
+/// Finding 7 of the second review: with `maximumPageSize = 1` the number of pages told a
+/// tenant how many domains there are and its rank among them, and the upstream's own
+/// `nextPageToken` was handed out. The proxy pages through its own filtered list with its own
+/// sealed token.
+#[tokio::test]
+async fn list_domains_pages_reveal_nothing_of_the_domains_a_caller_may_not_see() {
+    let proxy = Proxy::start_configured(may_list, &[LISTER]).await;
+    for tenant in [TENANT_A, TENANT_B] {
+        let (pages, tokens) = list_all(&proxy.client(tenant), Some(1)).await;
+        assert_eq!(
+            pages.len(),
+            1,
+            "{}: one page for one visible domain",
+            tenant.name
+        );
+        assert!(tokens.is_empty());
+    }
+    let operator = proxy.client(OPERATOR);
+    let (pages, tokens) = list_all(&operator, Some(2)).await;
+    assert_eq!(
+        pages,
+        [
+            vec!["other-1", "tenant-a"],
+            vec!["other-2", "tenant-b"],
+            vec!["other-3"]
+        ]
+    );
     assert!(
-        first.is_empty(),
-        "a short (empty) page that still pages on: {first:?}"
+        tokens
+            .iter()
+            .all(|t| t.starts_with("swfp1.") && t != "page-2"),
+        "the proxy's own tokens: {tokens:?}"
     );
-    let (second, _) = list(TENANT_B, next).await;
-    assert_eq!(second, ["tenant-b"]);
-
-    let (first, next) = list(OPERATOR, None).await;
-    assert_eq!(first, ["other-1", "tenant-a", "other-2"]);
-    let (second, _) = list(OPERATOR, next).await;
-    assert_eq!(second, ["tenant-b", "other-3"]);
+    // A token is its caller's alone, and the upstream's own is no token here.
+    for (client, token) in [
+        (proxy.client(TENANT_A), tokens[0].clone()),
+        (operator.clone(), "page-2".to_owned()),
+        (operator.clone(), format!("{}A", tokens[0])),
+    ] {
+        let err = client
+            .list_domains()
+            .registration_status("REGISTERED".into())
+            .next_page_token(token)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(sdk_code(&err), "ValidationException");
+    }
+    // Nor does it carry over to another listing.
+    let err = operator
+        .list_domains()
+        .registration_status("DEPRECATED".into())
+        .next_page_token(tokens[0].clone())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_code(&err), "ValidationException");
 }
 
 #[tokio::test]
@@ -446,4 +511,88 @@ async fn list_domains_unfiltered_for_a_principal_in_shadow_mode() {
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0]["decision"], "wouldDeny");
     assert_eq!(records[0]["action"], "swf:ListDomains");
+}
+
+/// Finding 3 of the second review: in the README's Kubernetes setup (one role for every
+/// namespace) every session shared the role's buckets, so one namespace spent the rate and
+/// held the in-flight cap of all. With `[[role]] tenant_tag`, each value of that session tag
+/// is a tenant of its own for quotas and per-principal metrics.
+#[tokio::test]
+async fn namespaces_sharing_one_role_never_share_a_bucket() {
+    use common::oidc::*;
+    let quotas = "\n[[quota]]\nname = \"describes\"\nactions = [\"swf:DescribeDomain\"]\nprincipals = [\"swf-worker\"]\nper = \"principal\"\nrate_per_second = 0.001\nburst = 2\n\n[[quota]]\nname = \"polls\"\nactions = [\"swf:PollFor*\"]\nprincipals = [\"swf-worker\"]\nper = \"principal\"\nmax_in_flight = 1\n";
+    for tenant_tag in [false, true] {
+        let sts = if tenant_tag {
+            sts_config().replace(
+                "accept_tags_claim = true\n",
+                "accept_tags_claim = true\ntenant_tag = \"namespace\"\n",
+            )
+        } else {
+            sts_config()
+        };
+        let proxy = Proxy::start_configured(|c| c + &sts + quotas, &[NAMESPACE_POLICY]).await;
+        let session = |namespace: &str| {
+            let proxy = &proxy;
+            let token = token(namespace);
+            async move {
+                let (status, xml) = send_xml(assume_request(
+                    proxy.addr,
+                    &[
+                        ("RoleArn", ROLE_ARN),
+                        ("RoleSessionName", "pod-1"),
+                        ("WebIdentityToken", &token),
+                    ],
+                ))
+                .await;
+                assert_eq!(status, 200, "{xml}");
+                let (key, secret, session) = credentials(&xml);
+                proxy.client_with_session(&key, &secret, &session)
+            }
+        };
+        let (a, b) = (session("tenant-a").await, session("tenant-b").await);
+        // Namespace A spends its rate and holds its one poll.
+        for _ in 0..2 {
+            a.describe_domain().name("tenant-a").send().await.unwrap();
+        }
+        let err = a
+            .describe_domain()
+            .name("tenant-a")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(sdk_code(&err), "ThrottlingException");
+        let held = tokio::spawn(activity_poll(&a, "tenant-a", "held").send());
+        wait_until("A's poll held", || proxy.upstream.count() == 3).await;
+        let err = activity_poll(&a, "tenant-a", "work")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(sdk_code(&err), "LimitExceededFault");
+
+        // Namespace B, having sent nothing, is served only if it has buckets of its own.
+        let described = b.describe_domain().name("tenant-b").send().await;
+        let polled = activity_poll(&b, "tenant-b", "work").send().await;
+        assert_eq!(
+            (described.is_ok(), polled.is_ok()),
+            (tenant_tag, tenant_tag),
+            "tenant_tag = {tenant_tag}: {described:?} {polled:?}"
+        );
+        if tenant_tag {
+            assert_eq!(
+                metric(
+                    &proxy,
+                    "swf_warden_throttled_total{principal=\"swf-worker/tenant-a\",quota=\"describes\"}"
+                ),
+                1
+            );
+            assert!(
+                metric(
+                    &proxy,
+                    "swf_warden_principal_requests_total{principal=\"swf-worker/tenant-b\",decision=\"allowed\"}"
+                ) >= 2
+            );
+        }
+        proxy.upstream.release(1);
+        held.await.unwrap().unwrap();
+    }
 }

@@ -265,6 +265,17 @@ impl UpstreamBody {
         self.buf = BytesMut::new();
     }
 
+    /// The whole body, if it is at most `max` bytes.
+    pub async fn read_all(self, max: usize) -> io::Result<Bytes> {
+        http_body_util::BodyExt::collect(http_body_util::Limited::new(self, max))
+            .await
+            .map(|whole| whole.to_bytes())
+            .map_err(|e| match e.downcast::<io::Error>() {
+                Ok(e) => *e,
+                Err(other) => io::Error::new(io::ErrorKind::InvalidData, other),
+            })
+    }
+
     /// A broken answer leaves the connection in an unknown state: close it.
     fn fail(&mut self, error: io::Error) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         self.lease = None;

@@ -28,6 +28,7 @@ use crate::forward::UpstreamBody;
 use crate::policy::{self, Action, Caller, Context, Permit, StatementRef};
 use crate::resolve::{self, Resolved};
 use crate::sts;
+use crate::visibility::{self, Listing};
 
 mod sts_call;
 use crate::swf::{self, Operation};
@@ -406,18 +407,37 @@ async fn process(
         .admit(principal.meters(op), resolved.domain.as_deref())
         .await
         .map_err(|why| ProxyError::throttled(why, op))?;
+    // Shadow mode refuses nothing, so it hides nothing either.
+    let lister = (op == Operation::ListDomains && app.filter_list_domains && principal.enforce)
+        .then(|| visibility::Lister {
+            forwarder: &app.forwarder,
+            permit: &permit,
+            pages: &app.pages,
+            service: &app.service,
+            policies: &principal.policies,
+            ctx: caller_context(app, &principal, Action::Operation(op), peer, now),
+        });
     let sent = Instant::now();
-    let response = app.forwarder.forward(&permit, op, upstream_body).await;
+    let listing = match &lister {
+        Some(lister) => {
+            let input = serde_json::from_slice(&upstream_body)
+                .map_err(|e| ProxyError::Serialization(e.to_string()))?;
+            lister.list(&input).await
+        }
+        None => app
+            .forwarder
+            .forward(&permit, op, upstream_body)
+            .await
+            .map(Listing::Upstream),
+    };
     call.upstream_time = sent.elapsed();
     app.metrics.upstream_time.observe(call.upstream_time);
-    let response = response.inspect_err(|_| app.metrics.upstream_error())?;
-    // Shadow mode refuses nothing, so it hides nothing either.
-    let viewer = (op == Operation::ListDomains && app.filter_list_domains && principal.enforce)
-        .then(|| {
-            let ctx = caller_context(app, &principal, Action::Operation(op), peer, now);
-            (&*principal, ctx)
-        });
-    let response = respond(app, op, &resolved, viewer, response, &call.request_id).await?;
+    let response = match listing.inspect_err(|_| app.metrics.upstream_error())? {
+        Listing::Upstream(response) => {
+            respond(app, op, &resolved, response, &call.request_id).await?
+        }
+        Listing::Page { body, request_id } => page_response(body, request_id, &call.request_id),
+    };
     if let Some(id) = response
         .headers()
         .get("x-amzn-requestid")
@@ -551,14 +571,12 @@ fn caller_context<'c>(
     }
 }
 
-/// Passes the upstream's answer back: streamed, except two that are read whole and rewritten:
-/// poll answers, whose task token is sealed, and, for a `viewer` (the caller and its policy
-/// context), `ListDomains` answers, cut to the domains it may describe (`visibility`).
+/// Passes the upstream's answer back: streamed, except poll answers, which are read whole to
+/// seal their task token.
 async fn respond(
     app: &App,
     op: Operation,
     resolved: &Resolved,
-    viewer: Option<(&Principal, Context<'_>)>,
     response: Response<UpstreamBody>,
     request_id: &str,
 ) -> Result<Response<Body>, ProxyError> {
@@ -569,40 +587,44 @@ async fn respond(
             parts.headers.insert("x-amzn-requestid", v);
         }
     }
-    if !parts.status.is_success() {
+    let domain = resolved.domain.as_deref();
+    let Some(domain) = domain.filter(|_| parts.status.is_success() && op.issues_task_token())
+    else {
         return Ok(Response::from_parts(parts, Body::upstream(body)));
-    }
-    let rewritten = match (resolved.domain.as_deref(), viewer) {
-        (Some(domain), _) if op.issues_task_token() => {
-            let bytes = read_answer(body, "poll").await?;
-            seal_token(app, domain, &bytes)?
-        }
-        (_, Some((principal, ctx))) => {
-            let bytes = read_answer(body, "ListDomains").await?;
-            crate::visibility::filter_domains(&bytes, &principal.policies, &app.service, &ctx)
-                .map_err(|_| {
-                    tracing::warn!("upstream ListDomains answer is not what the model says");
-                    unreadable_upstream()
-                })?
-        }
-        _ => return Ok(Response::from_parts(parts, Body::upstream(body))),
     };
+    let bytes = read_answer(body, "poll").await?;
+    let rewritten = seal_token(app, domain, &bytes)?;
     parts
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
     Ok(Response::from_parts(parts, Body::full(rewritten)))
 }
 
+/// A page of the caller's filtered `ListDomains` (`visibility`), under the last upstream
+/// answer's request id (or the proxy's own).
+fn page_response(
+    body: Vec<u8>,
+    upstream_id: Option<HeaderValue>,
+    request_id: &str,
+) -> Response<Body> {
+    let mut response = Response::new(Body::full(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    if let Some(id) = upstream_id.or_else(|| HeaderValue::from_str(request_id).ok()) {
+        headers.insert("x-amzn-requestid", id);
+    }
+    response
+}
+
 /// An upstream answer read whole (bounded by [`MAX_POLL_RESPONSE_BYTES`]).
 async fn read_answer(body: UpstreamBody, what: &str) -> Result<Bytes, ProxyError> {
-    Ok(Limited::new(body, MAX_POLL_RESPONSE_BYTES)
-        .collect()
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "could not read the upstream {what} answer");
-            unreadable_upstream()
-        })?
-        .to_bytes())
+    body.read_all(MAX_POLL_RESPONSE_BYTES).await.map_err(|e| {
+        tracing::warn!(error = %e, "could not read the upstream {what} answer");
+        unreadable_upstream()
+    })
 }
 
 /// A poll answer with its task token sealed for `domain`.
