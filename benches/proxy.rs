@@ -219,7 +219,7 @@ fn handler(c: &mut Criterion) {
              [[principal]]\nname = \"tenant-1\"\naccess_key_id = \"{KEY}\"\nsecret_access_key = \"{SECRET}\"\npolicies = [\"tenant\"]\n\
              [sts]\nsession_keys = [{{ id = \"s1\", secret = \"{TOKEN_KEY}\" }}]\n\
              [[oidc_provider]]\nname = \"cluster\"\nissuer = \"https://cluster.test\"\naudiences = [\"swf-warden\"]\njwks_file = \"jwks.json\"\n\
-             [[role]]\nname = \"tenant-1\"\nprovider = \"cluster\"\nsubjects = [\"*\"]\npolicies = [\"tenant\"]\n"
+             [[role]]\nname = \"worker\"\nprovider = \"cluster\"\nsubjects = [\"*\"]\npolicies = [\"tenant\"]\n"
         ),
     )
     .unwrap();
@@ -249,7 +249,7 @@ fn handler(c: &mut Criterion) {
     // once, then found by its access key id.
     let sts = app.sts.as_ref().unwrap();
     let session = sts.keys.issue(&swf_warden::sts::session::Session {
-        role: "tenant-1".into(),
+        role: "worker".into(),
         name: "pod-1".into(),
         expires: at() + Duration::from_secs(3600),
         issued: at(),
