@@ -320,6 +320,56 @@ fn quotas(c: &mut Criterion) {
     group.finish();
 }
 
+/// Signing the upstream request of a heartbeat (issue 25): with a static key, and with
+/// temporary credentials (a session token, as the default chain gives them), both read from
+/// where the refresher keeps them.
+fn upstream_signing(c: &mut Criterion) {
+    use swf_warden::credentials::{self, Part, Settings, Source};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[listen]\naddress = \"127.0.0.1:0\"\n[service]\nregion = \"us-east-1\"\naccount_id = \"123456789012\"\n\
+             [upstream]\nendpoint = \"http://127.0.0.1:9\"\naccess_key_id = \"AKIDUPSTREAM\"\nsecret_access_key = \"u\"\n\
+             [task_tokens]\nkeys = [{{ id = \"k1\", secret = \"{TOKEN_KEY}\" }}]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    let config = swf_warden::config::load(&dir.path().join("config.toml")).unwrap();
+    let body = format!(r#"{{"taskToken":"{}","details":"42%"}}"#, "t".repeat(600));
+    let part = |v: &str| Part {
+        value: Secret::new(v),
+        file: None,
+    };
+    for (name, token) in [
+        ("forward/sign_heartbeat_static_key", None),
+        (
+            "forward/sign_heartbeat_temporary_credentials",
+            Some("IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ".repeat(8)),
+        ),
+    ] {
+        let settings = Settings {
+            source: Source::Static {
+                access_key_id: part("AKIDUPSTREAM"),
+                secret_access_key: part("upstream-secret"),
+                session_token: token.as_deref().map(part),
+            },
+            assume: None,
+            region: "us-east-1".into(),
+        };
+        let forwarder = swf_warden::forward::Forwarder::new(
+            &config.upstream,
+            credentials::start(settings, Default::default()),
+        )
+        .unwrap();
+        let op = Operation::RecordActivityTaskHeartbeat;
+        c.bench_function(name, |b| {
+            b.iter(|| forwarder.sign_only(op, body.as_bytes()).unwrap())
+        });
+    }
+}
+
 /// The value of a future that completes without waiting (the local quota check never waits).
 fn ready<F: std::future::Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
@@ -330,5 +380,13 @@ fn ready<F: std::future::Future>(future: F) -> F::Output {
     }
 }
 
-criterion_group!(benches, sigv4, decisions, tokens, handler, quotas);
+criterion_group!(
+    benches,
+    sigv4,
+    decisions,
+    tokens,
+    handler,
+    quotas,
+    upstream_signing
+);
 criterion_main!(benches);

@@ -1,6 +1,7 @@
 //! The admin listener: `/healthz` (the process serves), `/readyz` (a valid configuration is
-//! loaded; the body tells which generation serves, when it was loaded and what it holds, and
-//! how the last reload went) and `/metrics` (Prometheus text format). `GET` (and `HEAD`) only:
+//! loaded and the upstream credentials are valid; the body tells which generation serves,
+//! when it was loaded and what it holds, where the upstream credentials come from and when
+//! they expire, and how the last reload went) and `/metrics` (Prometheus text format). `GET` (and `HEAD`) only:
 //! any other method is 405.
 //! Kept apart from the proxy port so probes and scrapers need no credentials.
 
@@ -20,7 +21,10 @@ pub fn respond<B>(request: &Request<B>, runtime: &Runtime) -> Response<Body> {
             "method not allowed: the admin endpoints answer GET only\n".to_owned(),
         ),
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        "/readyz" => (StatusCode::OK, "text/plain", runtime.readiness()),
+        "/readyz" => match runtime.readiness() {
+            (true, body) => (StatusCode::OK, "text/plain", body),
+            (false, body) => (StatusCode::SERVICE_UNAVAILABLE, "text/plain", body),
+        },
         "/metrics" => (
             StatusCode::OK,
             "text/plain; version=0.0.4",

@@ -125,8 +125,9 @@ impl App {
         audit: Arc<AuditLog>,
         metrics: Arc<Metrics>,
         registry: &Arc<Registry>,
+        credentials: Arc<crate::credentials::Credentials>,
     ) -> Result<App, StartupError> {
-        let forwarder = Forwarder::new(&config.upstream)?;
+        let forwarder = Forwarder::new(&config.upstream, credentials)?;
         let sealer = TokenSealer::new(
             config
                 .token_keys
@@ -259,15 +260,22 @@ impl App {
         }
     }
 
-    /// A standalone generation with its own audit log and metrics (tests, tools).
+    /// A standalone generation with its own audit log, metrics and upstream credentials
+    /// (tests, tools).
     pub fn standalone(config: Config) -> Result<App, StartupError> {
         let audit = AuditLog::open(config.audit.clone())
             .map_err(|e| StartupError::audit(&config.audit, e))?;
+        let metrics = Arc::new(Metrics::default());
+        let credentials = crate::credentials::start(
+            config.upstream.credentials.clone(),
+            metrics.upstream_credentials.clone(),
+        );
         App::new(
             config,
             Arc::new(audit),
-            Arc::new(Metrics::default()),
+            metrics,
             &Arc::new(Registry::default()),
+            credentials,
         )
     }
 }

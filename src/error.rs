@@ -51,6 +51,10 @@ pub enum ProxyError {
     NotPermitted { message: String, outcome: Outcome },
     #[error("{0}")]
     Unavailable(String),
+    /// An allowed call not forwarded: the proxy holds no valid upstream credentials. Always
+    /// on record, whatever `include_allowed` says.
+    #[error("{0}")]
+    NoUpstreamCredentials(String),
     /// The request body did not arrive within `body_read_timeout_seconds`.
     #[error(
         "Your request body was not received within {seconds} seconds; the request was dropped."
@@ -130,7 +134,9 @@ impl ProxyError {
                 400,
                 "com.amazonaws.swf.base.model#OperationNotPermittedFault",
             ),
-            ProxyError::Unavailable(_) | ProxyError::AtCapacity(_) => (
+            ProxyError::Unavailable(_)
+            | ProxyError::NoUpstreamCredentials(_)
+            | ProxyError::AtCapacity(_) => (
                 503,
                 "com.amazon.coral.availability#ServiceUnavailableException",
             ),
@@ -169,8 +175,13 @@ impl ProxyError {
             | ProxyError::AtCapacity(_) => Outcome::InvalidRequest,
             ProxyError::NotPermitted { outcome, .. } => *outcome,
             ProxyError::Throttled { .. } | ProxyError::LimitExceeded { .. } => Outcome::Throttled,
-            ProxyError::Unavailable(_) => Outcome::Allowed,
+            ProxyError::Unavailable(_) | ProxyError::NoUpstreamCredentials(_) => Outcome::Allowed,
         }
+    }
+
+    /// Whether the call is on record even when it was allowed and `include_allowed` is off.
+    pub fn always_recorded(&self) -> bool {
+        matches!(self, ProxyError::NoUpstreamCredentials(_))
     }
 
     /// `cause` in the audit record: SWF's `OPERATION_NOT_PERMITTED` for policy and token denials.
@@ -221,7 +232,9 @@ impl ProxyError {
             ProxyError::TooLarge { .. } => (413, "RequestEntityTooLarge"),
             ProxyError::RequestTimeout { .. } => (408, "RequestTimeout"),
             ProxyError::Throttled { .. } | ProxyError::LimitExceeded { .. } => (400, "Throttling"),
-            ProxyError::Unavailable(_) | ProxyError::AtCapacity(_) => (503, "ServiceUnavailable"),
+            ProxyError::Unavailable(_)
+            | ProxyError::NoUpstreamCredentials(_)
+            | ProxyError::AtCapacity(_) => (503, "ServiceUnavailable"),
         }
     }
 

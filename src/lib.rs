@@ -19,6 +19,7 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod diag;
 pub mod error;
 pub mod forward;

@@ -89,6 +89,9 @@ enum Command {
 
 const EXIT_USAGE: u8 = 64;
 
+/// How long `serve` waits for its first upstream credentials before giving up.
+const CREDENTIALS_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -213,6 +216,16 @@ fn serve(path: &std::path::Path) -> ExitCode {
                 return ExitCode::from(EXIT_USAGE);
             }
         };
+        // No port is bound before the upstream credentials are in hand: a provider that is
+        // down is a startup error naming it, after a bounded wait.
+        let credentials = state.credentials();
+        if let Err(e) = credentials.first_attempt(CREDENTIALS_WAIT).await {
+            eprintln!(
+                "error: upstream credentials from {}: {e}",
+                credentials.settings().describe()
+            );
+            return ExitCode::from(1);
+        }
         // Signal handlers are in place before anything is bound or announced, so a signal at
         // any moment after start is handled.
         let shutdown = match Shutdown::install() {

@@ -135,6 +135,8 @@ pub struct Metrics {
     capacity_refusals: AtomicU64,
     /// Lease requests to the Redis quota store, and those that failed or timed out.
     pub quota_store: crate::quota::redis::StoreCounters,
+    /// Refresh failures and the expiry of the upstream credentials.
+    pub upstream_credentials: Arc<crate::credentials::Counters>,
 }
 
 impl Default for Metrics {
@@ -162,6 +164,7 @@ impl Default for Metrics {
             closed: Default::default(),
             capacity_refusals: AtomicU64::new(0),
             quota_store: Default::default(),
+            upstream_credentials: Default::default(),
         }
     }
 }
@@ -362,6 +365,13 @@ impl Metrics {
                 "Task tokens refused.",
                 self.token_failures.load(Relaxed),
             ),
+            (
+                "swf_warden_upstream_credential_refresh_failures_total",
+                "Attempts to obtain or renew the upstream credentials that failed.",
+                self.upstream_credentials
+                    .refresh_failures
+                    .load(Relaxed),
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(
@@ -410,6 +420,11 @@ impl Metrics {
                 "swf_warden_in_flight_requests",
                 "Calls being handled.",
                 self.in_flight.load(Relaxed),
+            ),
+            (
+                "swf_warden_upstream_credentials_expiry_seconds",
+                "When the upstream credentials in use expire (Unix time; 0: they do not).",
+                self.upstream_credentials.expiry.load(Relaxed) as i64,
             ),
             (
                 "swf_warden_open_connections",

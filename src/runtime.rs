@@ -17,6 +17,7 @@ use arc_swap::ArcSwap;
 use crate::app::{App, StartupError};
 use crate::audit::AuditLog;
 use crate::config::{self, Config};
+use crate::credentials::Credentials;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::metrics::Metrics;
 
@@ -63,6 +64,8 @@ pub struct Runtime {
     current: ArcSwap<App>,
     pub audit: Arc<AuditLog>,
     pub metrics: Arc<Metrics>,
+    /// The upstream credentials, kept across reloads that do not change where they come from.
+    credentials: Mutex<Arc<Credentials>>,
     /// Quota counters, kept across generations.
     quotas: Arc<crate::quota::Registry>,
     config_path: PathBuf,
@@ -86,11 +89,22 @@ impl Runtime {
         let metrics = Arc::new(Metrics::default());
         let config_path = config.path.clone();
         let quotas = Arc::new(crate::quota::Registry::default());
-        let app = App::new(config, audit.clone(), metrics.clone(), &quotas)?;
+        let credentials = crate::credentials::start(
+            config.upstream.credentials.clone(),
+            metrics.upstream_credentials.clone(),
+        );
+        let app = App::new(
+            config,
+            audit.clone(),
+            metrics.clone(),
+            &quotas,
+            credentials.clone(),
+        )?;
         Ok(Runtime {
             current: ArcSwap::from_pointee(app),
             audit,
             metrics,
+            credentials: Mutex::new(credentials),
             quotas,
             config_path,
             status: Mutex::new(status),
@@ -150,24 +164,53 @@ impl Runtime {
         self.audit
             .reconfigure(config.audit.clone())
             .map_err(|e| format!("audit log: {e}"))?;
+        let credentials = {
+            let mut held = self.credentials.lock().unwrap_or_else(|p| p.into_inner());
+            if *held.settings() != config.upstream.credentials {
+                // Another source: fetched from now on; calls wait for the first credentials
+                // a bounded time (`forward`), and `/readyz` tells how it goes.
+                tracing::info!(source = %config.upstream.credentials.describe(), "upstream credentials changed");
+                *held = crate::credentials::start(
+                    config.upstream.credentials.clone(),
+                    self.metrics.upstream_credentials.clone(),
+                );
+            }
+            held.clone()
+        };
         let app = App::new(
             config,
             self.audit.clone(),
             self.metrics.clone(),
             &self.quotas,
+            credentials,
         )
         .map_err(|e| e.to_string())?;
         Ok((app, generation))
     }
 
-    /// What is serving and how the last reload went: `/readyz`'s body. A failed reload does
-    /// not make the proxy unready: it keeps serving the previous, valid configuration.
-    pub fn readiness(&self) -> String {
+    /// The upstream credentials in use.
+    pub fn credentials(&self) -> Arc<Credentials> {
+        self.credentials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether the proxy can serve, and what is serving and how the last reload went:
+    /// `/readyz`'s status and body. A failed reload does not make the proxy unready: it keeps
+    /// serving the previous, valid configuration. No valid upstream credentials does.
+    pub fn readiness(&self) -> (bool, String) {
+        let (credentials_ok, credentials) = self.credentials().readiness(SystemTime::now());
         let status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         let g = &status.serving;
         let mut out = format!(
-            "ready\ngeneration {}, loaded {}: {} principals, {} policies, {} statements\n",
-            g.number, g.loaded_at, g.principals, g.policies, g.statements
+            "{}\ngeneration {}, loaded {}: {} principals, {} policies, {} statements\n{credentials}",
+            if credentials_ok { "ready" } else { "not ready" },
+            g.number,
+            g.loaded_at,
+            g.principals,
+            g.policies,
+            g.statements
         );
         if let Some((at, errors)) = &status.failed {
             out.push_str(&format!(
@@ -175,7 +218,7 @@ impl Runtime {
                 g.number
             ));
         }
-        out
+        (credentials_ok, out)
     }
 
     /// The generation serving.

@@ -18,6 +18,14 @@ impl Secret {
     }
 }
 
+/// A secret kept in a file (`…_file`): its text without trailing line ends; `None` when that
+/// leaves nothing.
+pub fn read_file(path: &std::path::Path) -> std::io::Result<Option<Secret>> {
+    let text = std::fs::read_to_string(path)?;
+    let text = text.trim_end_matches(['\r', '\n']);
+    Ok((!text.is_empty()).then(|| Secret::new(text)))
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")

@@ -149,3 +149,74 @@ fn a_session_heartbeat_allocates_no_more_than_a_static_keys() {
         "the first call opened the session ({first} allocations)"
     );
 }
+
+/// The upstream credentials are read without a lock and without an allocation: signing an
+/// upstream request through the forwarder (credentials taken from where the refresher keeps
+/// them) allocates exactly what the signature and the head themselves need, for a static key
+/// and for temporary credentials with a session token (as the chain gives them; signing the
+/// token's header is one allocation more, in the signature itself).
+#[test]
+fn upstream_credentials_cost_no_allocation_to_read() {
+    use swf_warden::credentials::{self, Part, Settings, Source};
+    use swf_warden::secret::Secret;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[listen]\naddress = \"127.0.0.1:0\"\n[service]\nregion = \"us-east-1\"\naccount_id = \"123456789012\"\n\
+             [upstream]\nendpoint = \"http://127.0.0.1:9\"\naccess_key_id = \"AKIDUPSTREAM\"\nsecret_access_key_env = \"PATH\"\n\
+             [task_tokens]\nkeys = [{{ id = \"k1\", secret = \"{TOKEN_KEY}\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let config = swf_warden::config::load(&config_path).unwrap();
+    let part = |v: &str| Part {
+        value: Secret::new(v),
+        file: None,
+    };
+    let body = br#"{"taskToken":"t","details":"42%"}"#;
+    let op = swf_warden::swf::Operation::RecordActivityTaskHeartbeat;
+    for token in [None, Some("a-session-token-as-the-chain-gives-one")] {
+        let settings = Settings {
+            source: Source::Static {
+                access_key_id: part("AKIDUPSTREAM"),
+                secret_access_key: part("upstream-secret"),
+                session_token: token.map(part),
+            },
+            assume: None,
+            region: "us-east-1".into(),
+        };
+        let creds = credentials::start(settings, Default::default());
+        let forwarder =
+            swf_warden::forward::Forwarder::new(&config.upstream, creds.clone()).unwrap();
+        // Once first: the day's signing key is derived.
+        forwarder.sign_only(op, body).unwrap();
+        let through_forwarder = allocations_of(|| {
+            forwarder.sign_only(op, body).unwrap();
+        });
+        // What the signature and the head need, from an identity already in hand.
+        let identity = creds.current(SystemTime::now()).unwrap();
+        let signer_alone = allocations_of(|| {
+            let signature = identity.signer.sign(
+                b"127.0.0.1:9",
+                b"SimpleWorkflowService.RecordActivityTaskHeartbeat",
+                body,
+                SystemTime::now(),
+            );
+            swf_warden::forward::h1::request_head(
+                &[("authorization", signature.authorization.as_bytes())],
+                body.len(),
+            );
+        });
+        eprintln!(
+            "upstream signing allocations (session token: {}): through the forwarder {through_forwarder}, signature and head alone {signer_alone}",
+            token.is_some()
+        );
+        assert_eq!(
+            through_forwarder, signer_alone,
+            "reading the credentials in use allocates nothing"
+        );
+    }
+}

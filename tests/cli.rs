@@ -208,9 +208,17 @@ fn check_passes_the_example_with_warnings_only() {
         )),
         "{out}"
     );
-    assert_eq!(out.matches("warning:").count(), 1, "{out}");
+    // And the upstream's own secret, the most powerful of all, is named on its own.
     assert!(
-        out.contains("ok (3 policies, 2 principals, 1 warning(s))"),
+        out.contains(&format!(
+            "config.example.toml:{}:21: warning: the upstream's secret is given inline",
+            lines[0]
+        )),
+        "{out}"
+    );
+    assert_eq!(out.matches("warning:").count(), 2, "{out}");
+    assert!(
+        out.contains("ok (3 policies, 2 principals, 2 warning(s))"),
         "{out}"
     );
     let (code, quiet, _) = run(&["check", "--quiet", "--config", "config.example.toml"]);
@@ -321,8 +329,14 @@ fn explain_shows_the_deciding_statement_with_file_and_line() {
     ]);
     assert_eq!(code, Some(0));
     assert!(out.contains("decision: allowed"), "{out}");
+    let example = std::fs::read_to_string("config.example.toml").unwrap();
+    let line = example
+        .lines()
+        .position(|l| l == "name = \"heartbeats\"")
+        .unwrap()
+        + 1;
     assert!(
-        out.contains("quotas (each must admit the call):\n  heartbeats at config.example.toml:62: 50/s (burst 100), per principal"),
+        out.contains(&format!("quotas (each must admit the call):\n  heartbeats at config.example.toml:{line}: 50/s (burst 100), per principal")),
         "{out}"
     );
     assert!(!out.contains("polls at"), "{out}");
@@ -484,7 +498,7 @@ fn the_kubernetes_example_configuration_checks() {
     let (_, _, out) = check_kubernetes_example(
         "kubernetes.yaml",
         &["orders.toml"],
-        &["upstream-secret", "token-key-k1", "orders-worker"],
+        &["token-key-k1", "orders-worker"],
     );
     assert!(
         out.contains("ok (1 policies, 1 principals, 0 warning(s))"),
@@ -497,7 +511,7 @@ fn the_kubernetes_sts_example_configuration_checks() {
     let (dir, config, out) = check_kubernetes_example(
         "kubernetes-sts.yaml",
         &["namespace-domains.toml"],
-        &["upstream-secret", "token-key-k1", "session-key-s1"],
+        &["token-key-k1", "session-key-s1"],
     );
     assert!(
         out.contains("ok (1 policies, 0 principals, 0 warning(s))"),

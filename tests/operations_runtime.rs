@@ -81,7 +81,7 @@ async fn a_broken_reload_is_refused_and_the_last_good_set_keeps_serving() {
         err.contains("tenant-a.toml") && err.contains("`Effect` must be"),
         "{err}"
     );
-    let readiness = proxy.runtime.readiness();
+    let (_, readiness) = proxy.runtime.readiness();
     assert!(
         readiness.contains("the last reload failed at ")
             && readiness.contains("generation 1 keeps serving")
@@ -112,7 +112,7 @@ async fn a_broken_reload_is_refused_and_the_last_good_set_keeps_serving() {
     )
     .unwrap();
     proxy.runtime.reload().unwrap();
-    let readiness = proxy.runtime.readiness();
+    let (_, readiness) = proxy.runtime.readiness();
     assert!(
         readiness.starts_with("ready\ngeneration 2, loaded ") && !readiness.contains("failed"),
         "{readiness}"
@@ -395,7 +395,7 @@ async fn admin_endpoints() {
     assert_eq!(
         readiness,
         format!(
-            "ready\ngeneration 1, loaded {}: {} principals, {} policies, {} statements\n",
+            "ready\ngeneration 1, loaded {}: {} principals, {} policies, {} statements\nupstream credentials: the static key AKIDUPSTREAM, no expiry\n",
             g.loaded_at, g.principals, g.policies, g.statements
         )
     );

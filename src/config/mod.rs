@@ -7,8 +7,10 @@ mod quota;
 mod raw;
 mod sections;
 pub mod sts;
+mod upstream;
 
-use sections::{groups, limits, listen, log, principals, service, task_tokens, upstream};
+use sections::{groups, limits, listen, log, principals, service, task_tokens};
+use upstream::upstream;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -101,9 +103,8 @@ impl Service {
 pub struct Upstream {
     pub endpoint: http::Uri,
     pub region: String,
-    pub access_key_id: String,
-    pub secret_access_key: Secret,
-    pub session_token: Option<Secret>,
+    /// Where the proxy's own credentials come from.
+    pub credentials: crate::credentials::Settings,
     pub ca_file: Option<PathBuf>,
     pub connect_timeout: Duration,
     /// Every call but the polls.
@@ -259,6 +260,20 @@ impl Ctx<'_> {
         file: &Option<Spanned<String>>,
         required: bool,
     ) -> Option<Secret> {
+        self.secret_from(owner, key, inline, env, file, required)
+            .map(|(secret, _)| secret)
+    }
+
+    /// A secret given one of three ways, and the file it was read from, if it was.
+    fn secret_from(
+        &mut self,
+        owner: Range<usize>,
+        key: &str,
+        inline: &Option<Spanned<String>>,
+        env: &Option<Spanned<String>>,
+        file: &Option<Spanned<String>>,
+        required: bool,
+    ) -> Option<(Secret, Option<PathBuf>)> {
         let given = [inline.is_some(), env.is_some(), file.is_some()]
             .iter()
             .filter(|g| **g)
@@ -272,11 +287,11 @@ impl Ctx<'_> {
         }
         if let Some(v) = inline {
             self.inline_secrets.push(v.span());
-            return Some(Secret::new(v.get_ref().as_str()));
+            return Some((Secret::new(v.get_ref().as_str()), None));
         }
         if let Some(name) = env {
             return match std::env::var(name.get_ref()) {
-                Ok(v) if !v.is_empty() => Some(Secret::new(v)),
+                Ok(v) if !v.is_empty() => Some((Secret::new(v), None)),
                 _ => {
                     self.error(
                         name.span(),
@@ -291,11 +306,9 @@ impl Ctx<'_> {
         }
         if let Some(path) = file {
             let full = self.relative(path.get_ref());
-            return match std::fs::read_to_string(&full) {
-                Ok(v) if !v.trim_end_matches(['\r', '\n']).is_empty() => {
-                    Some(Secret::new(v.trim_end_matches(['\r', '\n'])))
-                }
-                Ok(_) => {
+            return match crate::secret::read_file(&full) {
+                Ok(Some(v)) => Some((v, Some(full))),
+                Ok(None) => {
                     self.error(
                         path.span(),
                         format!("secret file `{}` is empty", full.display()),

@@ -43,7 +43,12 @@ fn default_skew() -> Spanned<u64> {
 pub struct Upstream {
     pub endpoint: Spanned<String>,
     pub region: Option<Spanned<String>>,
-    pub access_key_id: Spanned<String>,
+    pub credentials: Option<Spanned<String>>,
+    pub access_key_id: Option<Spanned<String>>,
+    pub access_key_id_file: Option<Spanned<String>>,
+    pub role_arn: Option<Spanned<String>>,
+    pub external_id: Option<Spanned<String>>,
+    pub session_name: Option<Spanned<String>>,
     pub secret_access_key: Option<Spanned<String>>,
     pub secret_access_key_env: Option<Spanned<String>>,
     pub secret_access_key_file: Option<Spanned<String>>,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::{raw, Ctx, Limits, Listen, Log, Principal, Service, Upstream};
+use super::{raw, Ctx, Limits, Listen, Log, Principal, Service};
 use crate::policy::{Policy, PolicySet};
 use crate::secret::Secret;
 use crate::tokens;
@@ -258,92 +258,6 @@ pub(super) fn valid_region(r: &str) -> bool {
         && r.len() <= 64
         && r.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-pub(super) fn upstream(
-    ctx: &mut Ctx<'_>,
-    u: raw::Upstream,
-    service: Option<&Service>,
-) -> Option<Upstream> {
-    let owner = u.access_key_id.span();
-    let endpoint = match u.endpoint.get_ref().parse::<http::Uri>() {
-        Ok(uri)
-            if matches!(uri.scheme_str(), Some("http") | Some("https"))
-                && uri.authority().is_some()
-                && matches!(uri.path(), "" | "/")
-                && uri.query().is_none() =>
-        {
-            Some(uri)
-        }
-        _ => {
-            ctx.error(
-                u.endpoint.span(),
-                format!(
-                    "`{}` is not an endpoint such as `https://swf.us-east-1.amazonaws.com`",
-                    u.endpoint.get_ref()
-                ),
-            );
-            None
-        }
-    };
-    let secret = ctx.secret(
-        owner.clone(),
-        "secret_access_key",
-        &u.secret_access_key,
-        &u.secret_access_key_env,
-        &u.secret_access_key_file,
-        true,
-    );
-    let session_token = ctx.secret(
-        owner,
-        "session_token",
-        &u.session_token,
-        &u.session_token_env,
-        &u.session_token_file,
-        false,
-    );
-    let ca_file = u.ca_file.as_ref().and_then(|c| ctx.existing_file(c));
-    if u.ca_file.is_some() && ca_file.is_none() {
-        return None;
-    }
-    // It goes into the Authorization header of every upstream request.
-    let akid = u.access_key_id.get_ref();
-    if akid.is_empty() || akid.len() > 128 || !akid.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        ctx.error(
-            u.access_key_id.span(),
-            "the upstream's `access_key_id` must be 1 to 128 letters and digits",
-        );
-    }
-    let region = match &u.region {
-        Some(r) if valid_region(r.get_ref()) => r.get_ref().clone(),
-        Some(r) => {
-            ctx.error(r.span(), format!("`{}` is not a region name", r.get_ref()));
-            return None;
-        }
-        None => service?.region.clone(),
-    };
-    if *u.poll_timeout_seconds.get_ref() < 61 {
-        ctx.error(
-            u.poll_timeout_seconds.span(),
-            "`poll_timeout_seconds` must be above 60: SWF holds a long poll open for 60 s",
-        );
-    }
-    for t in [&u.connect_timeout_seconds, &u.timeout_seconds] {
-        if *t.get_ref() == 0 {
-            ctx.error(t.span(), "timeouts must be at least 1 second");
-        }
-    }
-    Some(Upstream {
-        endpoint: endpoint?,
-        region,
-        access_key_id: u.access_key_id.into_inner(),
-        secret_access_key: secret?,
-        session_token,
-        ca_file,
-        connect_timeout: Duration::from_secs(*u.connect_timeout_seconds.get_ref()),
-        timeout: Duration::from_secs(*u.timeout_seconds.get_ref()),
-        poll_timeout: Duration::from_secs(*u.poll_timeout_seconds.get_ref()),
-    })
 }
 
 pub(super) fn task_tokens(ctx: &mut Ctx<'_>, t: raw::TaskTokens) -> Option<Vec<(String, Secret)>> {

@@ -210,7 +210,18 @@ access_key_id = "AKIATENANTA000000001"
 secret_access_key_env = "SWF_WARDEN_TEST_TENANT_SECRET"
 "#;
     let config = load(&write(dir.path(), "c.toml", text)).unwrap_or_else(|d| panic!("{d}"));
-    assert_eq!(config.upstream.secret_access_key.expose(), "from-file");
+    let crate::credentials::Source::Static {
+        secret_access_key, ..
+    } = &config.upstream.credentials.source
+    else {
+        panic!("static credentials: {:?}", config.upstream.credentials);
+    };
+    assert_eq!(secret_access_key.value.expose(), "from-file");
+    assert_eq!(
+        secret_access_key.file.as_deref(),
+        Some(dir.path().join("upstream.secret").as_path()),
+        "read again when it changes"
+    );
     assert_eq!(config.upstream.region, "eu-west-1");
     assert_eq!(config.principals[0].secret_access_key.expose(), "from-env");
     assert_eq!(config.token_keys.len(), 2);
@@ -992,5 +1003,110 @@ fn the_second_reviews_settings_have_defaults_and_are_checked_at_their_lines() {
     assert_eq!(
         sts.unverified_rate,
         crate::quota::gcra::Rate::new(100.0, 100)
+    );
+}
+
+#[test]
+fn upstream_credentials_come_from_the_chain_unless_a_key_is_given() {
+    use crate::credentials::{AssumeRole, Source};
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = |lines: &'static str| {
+        move |t: String| {
+            let start = t.find("[upstream]").unwrap();
+            let end = t[start..].find("\n[").unwrap() + start;
+            format!(
+                "{}[upstream]\nendpoint = \"https://swf.us-east-1.amazonaws.com\"\n{lines}\n{}",
+                &t[..start],
+                &t[end + 1..]
+            )
+        }
+    };
+    // Nothing given: the chain.
+    let (path, _) = example_edited(dir.path(), upstream(""));
+    let config = load(&path).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(config.upstream.credentials.source, Source::Chain);
+    assert_eq!(config.upstream.credentials.assume, None);
+    // A role on top, with the default session name.
+    let (path, _) = example_edited(
+        dir.path(),
+        upstream("credentials = \"chain\"\nrole_arn = \"arn:aws:iam::210987654321:role/swf-warden\"\nexternal_id = \"tenant-platform\""),
+    );
+    let config = load(&path).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(
+        config.upstream.credentials.assume,
+        Some(AssumeRole {
+            role_arn: "arn:aws:iam::210987654321:role/swf-warden".into(),
+            external_id: Some("tenant-platform".into()),
+            session_name: "swf-warden".into(),
+        })
+    );
+    // A key given: static, its id from a file too.
+    write(dir.path(), "upstream-id", "AKIDFROMFILE\n");
+    write(dir.path(), "upstream-secret", "s3cret\n");
+    let (path, _) = example_edited(
+        dir.path(),
+        upstream(
+            "access_key_id_file = \"upstream-id\"\nsecret_access_key_file = \"upstream-secret\"",
+        ),
+    );
+    let config = load(&path).unwrap_or_else(|d| panic!("{d}"));
+    let Source::Static { access_key_id, .. } = &config.upstream.credentials.source else {
+        panic!("{:?}", config.upstream.credentials);
+    };
+    assert_eq!(access_key_id.value.expose(), "AKIDFROMFILE");
+    assert!(
+        !config
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("upstream")),
+        "{:?}",
+        config.warnings
+    );
+
+    // Every mistake, each at its line.
+    let (path, text) = example_edited(
+        dir.path(),
+        upstream("credentials = \"instance\"\nrole_arn = \"arn:aws:iam::12345:user/x\"\nsession_name = \"x\""),
+    );
+    let errors = load(&path).unwrap_err().0;
+    let at = |needle: &str| nth_line(&text, needle, 0);
+    assert_errors_at(
+        &errors,
+        &[
+            (
+                "`credentials` must be \"chain\" or \"static\", not `instance`",
+                at("credentials = "),
+            ),
+            ("is not a role ARN", at("role_arn")),
+            ("`session_name` must be 2 to 64", at("session_name")),
+        ],
+    );
+    let (path, text) = example_edited(
+        dir.path(),
+        upstream("credentials = \"chain\"\naccess_key_id = \"AKIDX\"\nexternal_id = \"abc\""),
+    );
+    let errors = load(&path).unwrap_err().0;
+    let at = |needle: &str| nth_line(&text, needle, 0);
+    assert_errors_at(
+        &errors,
+        &[
+            (
+                "`access_key_id` is for static credentials",
+                at("access_key_id"),
+            ),
+            ("`external_id` goes with `role_arn`", at("external_id")),
+        ],
+    );
+    let (path, text) = example_edited(
+        dir.path(),
+        upstream("credentials = \"static\"\nsecret_access_key = \"inline\""),
+    );
+    let errors = load(&path).unwrap_err().0;
+    assert_errors_at(
+        &errors,
+        &[(
+            "static credentials need `access_key_id`",
+            nth_line(&text, "credentials = ", 0),
+        )],
     );
 }

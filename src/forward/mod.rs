@@ -1,7 +1,8 @@
 //! Step 5 of the request path: forward an authorized call to the upstream.
 //!
 //! The upstream request is built fresh from the verified parts (operation and body), never
-//! from inbound headers, and signed with the proxy's own credentials (`sigv4::signer`). It goes
+//! from inbound headers, and signed with the proxy's own credentials as they are now
+//! (`credentials`, through `sigv4::signer`); without valid ones nothing is sent. It goes
 //! over HTTP/1.1 (`h1`: the request head written and the answer parsed by hand) on a
 //! kept-alive connection from the calling thread's pool (`pool`), opened by `connect`. The
 //! only timeout is the whole call's, which defaults above SWF's 60-second long poll so polls
@@ -20,22 +21,27 @@ use bytes::Bytes;
 use http::HeaderValue;
 use hyper::Response;
 
+use std::sync::Arc;
+
 use crate::config::Upstream;
+use crate::credentials::{Credentials, Identity};
 use crate::error::ProxyError;
 use crate::policy::Permit;
-use crate::sigv4::signer::Signer;
 use crate::swf::ops::TARGET_PREFIX;
 use crate::swf::Operation;
+
+/// The longest a call waits for the first credentials of a source (after a reload that
+/// changed it); valid credentials once held are never waited for.
+const FIRST_CREDENTIALS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The upstream client and the identity it signs with.
 pub struct Forwarder {
     connector: connect::Connector,
-    signer: Signer,
+    credentials: Arc<Credentials>,
     /// The upstream's `host:port`, for the `Host` header and the signature.
     host: HeaderValue,
     /// `SimpleWorkflowService.<Op>` for every operation, built once.
     targets: Vec<HeaderValue>,
-    session_token: Option<HeaderValue>,
     timeout: std::time::Duration,
     poll_timeout: std::time::Duration,
 }
@@ -54,7 +60,11 @@ pub enum ForwarderError {
 }
 
 impl Forwarder {
-    pub fn new(upstream: &Upstream) -> Result<Forwarder, ForwarderError> {
+    /// A client for `upstream`, signing with `credentials` (which outlive it across reloads).
+    pub fn new(
+        upstream: &Upstream,
+        credentials: Arc<Credentials>,
+    ) -> Result<Forwarder, ForwarderError> {
         let endpoint = &upstream.endpoint;
         let https = endpoint.scheme_str() != Some("http");
         let extra_roots = match (&upstream.ca_file, https) {
@@ -74,27 +84,11 @@ impl Forwarder {
             .iter()
             .map(|op| header(&format!("{TARGET_PREFIX}{}", op.name())))
             .collect::<Result<_, _>>()?;
-        let session_token = match &upstream.session_token {
-            Some(token) => {
-                let mut value = HeaderValue::from_str(token.expose())
-                    .map_err(|_| ForwarderError::Header("the session token".into()))?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
-        let signer = Signer::new(
-            &upstream.access_key_id,
-            upstream.secret_access_key.clone(),
-            upstream.session_token.clone(),
-            &upstream.region,
-        );
         Ok(Forwarder {
             connector,
-            signer,
+            credentials,
             host,
             targets,
-            session_token,
             timeout: upstream.timeout,
             poll_timeout: upstream.poll_timeout,
         })
@@ -107,7 +101,14 @@ impl Forwarder {
         op: Operation,
         body: Bytes,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
-        let head = self.signed_head(op, &body);
+        let mut now = SystemTime::now();
+        if let Err(crate::credentials::Unavailable::NotYet) = self.credentials.current(now) {
+            // Just started or reloaded onto another source: the first credentials are coming.
+            let _ = self.credentials.first_attempt(FIRST_CREDENTIALS_WAIT).await;
+            now = SystemTime::now();
+        }
+        let identity = self.identity(now)?;
+        let head = self.signed_head(&identity, op, &body, now);
         // Polls are held open by SWF for up to 60 s: they get their own, longer timeout.
         let timeout = if op.issues_task_token() {
             self.poll_timeout
@@ -131,18 +132,38 @@ impl Forwarder {
         }
     }
 
-    /// The request head for `body` as `op`: `POST /` with the target, the signature and the
-    /// length, nothing from the caller's headers.
-    fn signed_head(&self, op: Operation, body: &[u8]) -> Vec<u8> {
+    /// The credentials to sign with at `now`.
+    fn identity(&self, now: SystemTime) -> Result<Arc<Identity>, ProxyError> {
+        self.credentials.current(now).map_err(|why| {
+            ProxyError::NoUpstreamCredentials(format!(
+                "Service Unavailable: the proxy holds no valid credentials for the SWF endpoint behind it ({why})."
+            ))
+        })
+    }
+
+    /// The signed request head `forward` writes for `body` as `op` now, without the network
+    /// (what the benchmarks and the allocation counts measure).
+    pub fn sign_only(&self, op: Operation, body: &[u8]) -> Result<Vec<u8>, ProxyError> {
+        let now = SystemTime::now();
+        let identity = self.identity(now)?;
+        Ok(self.signed_head(&identity, op, body, now))
+    }
+
+    /// The request head for `body` as `op`, signed by `identity` at `now`: `POST /` with the
+    /// target, the signature and the length, nothing from the caller's headers.
+    fn signed_head(
+        &self,
+        identity: &Identity,
+        op: Operation,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Vec<u8> {
         let target = &self.targets[op.index()];
-        let signature = self.signer.sign(
-            self.host.as_bytes(),
-            target.as_bytes(),
-            body,
-            SystemTime::now(),
-        );
-        // Header-safe by construction: the date is formatted here, the authorization from
-        // the configuration's key id and region, both checked at load (`config::sections`).
+        let signature = identity
+            .signer
+            .sign(self.host.as_bytes(), target.as_bytes(), body, now);
+        // Header-safe by construction: the date is formatted here, the authorization from a
+        // key id and region both checked before they are used (`config`, `credentials`).
         let mut headers: [(&str, &[u8]); 6] = [
             ("host", self.host.as_bytes()),
             ("content-type", b"application/x-amz-json-1.0"),
@@ -151,7 +172,7 @@ impl Forwarder {
             ("authorization", signature.authorization.as_bytes()),
             ("", b""),
         ];
-        let count = match &self.session_token {
+        let count = match &identity.session_token {
             Some(token) => {
                 headers[5] = ("x-amz-security-token", token.as_bytes());
                 6

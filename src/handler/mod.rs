@@ -684,8 +684,9 @@ fn refuse(app: &App, call: &mut Call, error: &ProxyError) -> Response<Body> {
     } else {
         // Upstream failures of allowed calls are not refusals; with `include_allowed` they
         // are recorded as allowed calls that failed.
-        let refusal = (outcome != Outcome::Allowed || app.audit.include_allowed())
-            .then(|| call.record(outcome, Some(error)));
+        let refusal =
+            (outcome != Outcome::Allowed || app.audit.include_allowed() || error.always_recorded())
+                .then(|| call.record(outcome, Some(error)));
         write_records(app, call, refusal)
     };
     let mut response = if recorded {

@@ -39,6 +39,11 @@ impl Signer {
         }
     }
 
+    /// The access key id it signs as.
+    pub fn access_key_id(&self) -> &str {
+        &self.credential.access_key_id
+    }
+
     fn session_token(&self) -> Option<&str> {
         self.session_token.as_ref().map(Secret::expose)
     }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod credential_source;
 pub mod oidc;
 pub mod raw_upstream;
 pub mod redis_server;
@@ -80,23 +81,40 @@ pub struct Received {
     pub headers: http::HeaderMap,
 }
 
+/// The credentials a fake upstream accepts at a moment: for an access key id, its secret and
+/// the session token that must come with it, if the key is valid now.
+pub type UpstreamKeys = Arc<dyn Fn(&str) -> Option<(String, Option<String>)> + Send + Sync>;
+
 /// A fake SWF endpoint on loopback (clones share it).
 #[derive(Clone)]
 pub struct FakeSwf {
     pub addr: SocketAddr,
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// Requests refused because their signature did not verify with the keys valid then.
+    pub refused: Arc<std::sync::atomic::AtomicUsize>,
     /// Calls on the task list `held` wait for a permit.
     gate: Arc<tokio::sync::Semaphore>,
 }
 
 impl FakeSwf {
     pub async fn start() -> FakeSwf {
+        FakeSwf::start_accepting(Arc::new(|key: &str| {
+            (key == UPSTREAM_KEY).then(|| (UPSTREAM_SECRET.to_owned(), None))
+        }))
+        .await
+    }
+
+    /// A fake upstream that verifies every request's signature with `keys` as they are when
+    /// it arrives.
+    pub async fn start_accepting(keys: UpstreamKeys) -> FakeSwf {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let store = received.clone();
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let held = gate.clone();
+        let counted = refused.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -104,11 +122,13 @@ impl FakeSwf {
                 };
                 let store = store.clone();
                 let held = held.clone();
+                let (keys, counted) = (keys.clone(), counted.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let store = store.clone();
                         let held = held.clone();
-                        async move { Ok::<_, Infallible>(answer(req, store, held).await) }
+                        let (keys, counted) = (keys.clone(), counted.clone());
+                        async move { Ok::<_, Infallible>(answer(req, store, held, keys, counted).await) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
@@ -119,6 +139,7 @@ impl FakeSwf {
         FakeSwf {
             addr,
             received,
+            refused,
             gate,
         }
     }
@@ -161,22 +182,30 @@ async fn answer(
     req: Request<hyper::body::Incoming>,
     store: Arc<Mutex<Vec<Received>>>,
     gate: Arc<tokio::sync::Semaphore>,
+    keys: UpstreamKeys,
+    refused: Arc<std::sync::atomic::AtomicUsize>,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    // The proxy must sign for the upstream with its own credentials, as AWS would verify.
+    // The proxy must sign for the upstream with its own credentials, as AWS would verify:
+    // with the keys valid as the request arrives, and their session token signed.
     let verifier = Verifier::swf("us-east-1", Duration::from_secs(300));
-    let upstream = Credential::new(UPSTREAM_KEY, Secret::new(UPSTREAM_SECRET));
     struct Holder(Credential);
     impl AsRef<Credential> for Holder {
         fn as_ref(&self) -> &Credential {
             &self.0
         }
     }
-    let holder = Holder(upstream);
-    if let Err(e) = verifier.verify(&parts, &body, SystemTime::now(), |k| {
-        (k == UPSTREAM_KEY).then_some(&holder)
-    }) {
+    let verified = verifier.verify_with(&parts, &body, SystemTime::now(), |key, token| {
+        let (secret, expected) =
+            keys(key).ok_or(swf_warden::error::ProxyError::UnrecognizedClient)?;
+        if expected.as_deref().map(str::as_bytes) != token {
+            return Err(swf_warden::error::ProxyError::UnrecognizedClient);
+        }
+        Ok(Box::new(Holder(Credential::new(key, Secret::new(secret)))))
+    });
+    if let Err(e) = verified {
+        refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut r = Response::new(Full::new(Bytes::from(e.body())));
         *r.status_mut() = http::StatusCode::FORBIDDEN;
         return r;
