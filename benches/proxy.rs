@@ -370,6 +370,63 @@ fn upstream_signing(c: &mut Criterion) {
     }
 }
 
+/// The audit chain's cost per record (issue 26): a denial's record serialized (what writing
+/// it cost before the chain), then chained (`seq`, `prev`, the line's SHA-256), and one
+/// checkpoint's signature (made once per `checkpoint_every` lines, 1,000 by default).
+fn audit_chain(c: &mut Criterion) {
+    use swf_warden::audit::{chain::State, Outcome, PrincipalRef, Record};
+    let record = Record {
+        event_time: swf_warden::audit::now_rfc3339(),
+        request_id: "3c90f1fe-6b1d-4c4a-0000-00000000002a".into(),
+        decision: Outcome::ImplicitDeny,
+        error_code: Some("OperationNotPermittedFault"),
+        cause: Some("OPERATION_NOT_PERMITTED"),
+        principal: Some(PrincipalRef {
+            name: "tenant-b-worker".into(),
+            arn: "arn:aws:iam::123456789012:user/tenant-b-worker".into(),
+            access_key_id: "AKIATENANTB000000001".into(),
+        }),
+        action: Some("swf:PollForActivityTask"),
+        resource: Some("arn:aws:swf:us-east-1:123456789012:/domain/tenant-a".into()),
+        matched_statements: Vec::new(),
+        source_ip: "127.0.0.1".into(),
+        user_agent: Some("aws-sdk-rust/1.3.9 os/linux lang/rust/1.95.0".into()),
+        message: Some("User: arn:aws:iam::123456789012:user/tenant-b-worker is not authorized to perform: swf:PollForActivityTask on resource: arn:aws:swf:us-east-1:123456789012:/domain/tenant-a because no identity-based policy allows the swf:PollForActivityTask action".into()),
+        task_token_fingerprint: None,
+        quota: None,
+        suppressed: None,
+        issued: None,
+        web_identity: None,
+    };
+    c.bench_function("audit/serialize_record", |b| {
+        b.iter(|| serde_json::to_vec(&record).unwrap())
+    });
+    let mut state = State::genesis("bench".into());
+    c.bench_function("audit/serialize_and_chain_record", |b| {
+        b.iter(|| {
+            let fields = serde_json::to_vec(&record).unwrap();
+            let line = state.line(&fields[1..]);
+            state.advance(&line);
+            line
+        })
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (private, _) = swf_warden::audit::checkpoint::generate().unwrap();
+    std::fs::write(dir.path().join("k1.key"), private).unwrap();
+    let key =
+        swf_warden::audit::checkpoint::SigningKey::read("k1", &dir.path().join("k1.key")).unwrap();
+    c.bench_function("audit/checkpoint_signature", |b| {
+        b.iter(|| {
+            key.sign(
+                &state.log,
+                state.seq,
+                &state.hash,
+                "2026-12-06T00:00:00.000Z".into(),
+            )
+        })
+    });
+}
+
 /// The value of a future that completes without waiting (the local quota check never waits).
 fn ready<F: std::future::Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
@@ -387,6 +444,7 @@ criterion_group!(
     tokens,
     handler,
     quotas,
-    upstream_signing
+    upstream_signing,
+    audit_chain
 );
 criterion_main!(benches);

@@ -1,8 +1,9 @@
 //! The admin listener: `/healthz` (the process serves), `/readyz` (a valid configuration is
 //! loaded and the upstream credentials are valid; the body tells which generation serves,
 //! when it was loaded and what it holds, where the upstream credentials come from and when
-//! they expire, and how the last reload went) and `/metrics` (Prometheus text format). `GET` (and `HEAD`) only:
-//! any other method is 405.
+//! they expire, and how the last reload went), `/metrics` (Prometheus text format) and
+//! `/audit/checkpoint` (the audit log's newest signed checkpoint, for a monitor to keep).
+//! `GET` (and `HEAD`) only: any other method is 405.
 //! Kept apart from the proxy port so probes and scrapers need no credentials.
 
 use hyper::{Method, Request, Response, StatusCode};
@@ -30,6 +31,18 @@ pub fn respond<B>(request: &Request<B>, runtime: &Runtime) -> Response<Body> {
             "text/plain; version=0.0.4",
             runtime.metrics.render(),
         ),
+        "/audit/checkpoint" => match runtime.audit.newest_checkpoint() {
+            Some(line) => (
+                StatusCode::OK,
+                "application/json",
+                format!("{}\n", String::from_utf8_lossy(&line)),
+            ),
+            None => (
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "no checkpoint yet (none written, or no [audit] signing_key_file)\n".to_owned(),
+            ),
+        },
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",

@@ -1,6 +1,7 @@
 //! Background work of a running proxy: reload on SIGHUP and when the configuration or a policy
 //! file changes, reopen the audit log on SIGUSR1 (logrotate), and flush the audit log once a
-//! second in `fsync = "interval"` mode, with the flood summaries that are due. Every task ends
+//! second in `fsync = "interval"` mode, with the flood summaries and the checkpoint that are
+//! due. Every task ends
 //! at shutdown.
 
 use std::future::Future;
@@ -51,6 +52,9 @@ pub fn spawn(
                 _ = flush.tick() => {
                     if let Err(e) = runtime.audit.flush_summaries(false) {
                         tracing::error!(error = %e, "could not write the audit flood summaries");
+                    }
+                    if let Err(e) = runtime.audit.checkpoint_if_due(false) {
+                        tracing::error!(error = %e, "could not write the audit checkpoint");
                     }
                     if runtime.audit.fsync_mode() == Fsync::Interval {
                         if let Err(e) = runtime.audit.sync() {

@@ -85,6 +85,42 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// The audit log's integrity: signing keys, and verification.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Write an Ed25519 key pair for signing checkpoints: ID.key (private) and ID.pub.
+    Keygen {
+        /// Folder to write the keys to.
+        #[arg(long)]
+        out: PathBuf,
+        /// Key id (`[audit] key_id`, and the checkpoints' `keyId`).
+        #[arg(long, default_value = "k1")]
+        id: String,
+    },
+    /// Check audit files for integrity and completeness; exit 0 intact, 1 not.
+    Verify {
+        /// A checkpoint key's public key, `ID=FILE` (repeat for several).
+        #[arg(long = "public-key", value_name = "ID=FILE")]
+        public_key: Vec<String>,
+        /// A checkpoint line a monitor kept: the log must hold it and go on to it.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// The seq the files begin at, when the log's first files expired (else seq 1).
+        #[arg(long, value_name = "SEQ")]
+        from: Option<u64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The audit files, in any order (rotated files are ordered by `seq`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 const EXIT_USAGE: u8 = 64;
@@ -135,6 +171,24 @@ fn main() -> ExitCode {
         }
         (Some(Command::Test { config, files }), _) => {
             return ExitCode::from(cli::test::run(&config, &files))
+        }
+        (Some(Command::Audit { command }), _) => {
+            return ExitCode::from(match command {
+                AuditCommand::Keygen { out, id } => cli::audit::keygen(&out, &id),
+                AuditCommand::Verify {
+                    public_key,
+                    checkpoint,
+                    from,
+                    json,
+                    files,
+                } => cli::audit::run_verify(&cli::audit::VerifyArgs {
+                    public_keys: &public_key,
+                    checkpoint: checkpoint.as_deref(),
+                    from,
+                    json,
+                    files: &files,
+                }),
+            })
         }
         (None, None) => {
             eprintln!(
@@ -266,10 +320,11 @@ fn serve(path: &std::path::Path) -> ExitCode {
             tracing::error!(error = %e, "the workers failed");
             return ExitCode::from(1);
         }
-        // Every refusal counted before the exit is on record.
+        // Every refusal counted before the exit is on record, under a last checkpoint.
         if let Err(e) = state
             .audit
             .flush_summaries(true)
+            .and_then(|()| state.audit.checkpoint_if_due(true))
             .and_then(|()| state.audit.sync())
         {
             tracing::error!(error = %e, "could not flush the audit log");

@@ -1,19 +1,27 @@
 //! The audit log (SPEC, "Audit log"): JSON Lines, one record per refused call (and per
 //! allowed call with `include_allowed`).
 //!
-//! Each record is serialized whole, then written with a single `write_all` under a lock on a
-//! file opened for appending, so lines never interleave or tear between writers. Records hold
-//! no secrets, signatures, bodies or whole task tokens; only what `Record` names.
-//! Unauthenticated refusals pass through `flood` first, so they cannot flood the log.
+//! Each record is serialized whole, then chained (`chain`: `seq` and `prev`, the hash of the
+//! line before) and written with a single `write_all` under a lock on a file opened for
+//! appending, so lines never interleave or tear between writers; a write that fails is cut
+//! back off the file, so a full disk leaves no half line. With a signing key, signed
+//! checkpoints (`checkpoint`) commit to everything before them. Records hold no secrets,
+//! signatures, bodies or whole task tokens; only what `Record` names. Unauthenticated refusals
+//! pass through `flood` first, so they cannot flood the log. `verify` checks a log the way
+//! `swf-warden audit verify` reports on it.
 
+pub mod chain;
+pub mod checkpoint;
 pub mod flood;
+pub mod verify;
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -142,7 +150,7 @@ pub enum Fsync {
 }
 
 /// Where and how records are written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// `None`: standard output.
     pub path: Option<PathBuf>,
@@ -150,7 +158,25 @@ pub struct Settings {
     pub fsync: Fsync,
     /// Records of unauthenticated refusals per source address and second (`flood`).
     pub unauthenticated_per_second: u32,
+    /// Signed checkpoints (`[audit] signing_key_file`); `None`: the chain alone.
+    pub checkpoints: Option<Checkpoints>,
 }
+
+/// When and how checkpoints are written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoints {
+    pub key: Arc<checkpoint::SigningKey>,
+    /// Lines between two checkpoints (`checkpoint_every`).
+    pub every: u64,
+    /// The longest a line waits for a checkpoint (`checkpoint_seconds`).
+    pub interval: Duration,
+    /// Where the newest checkpoint is also written (`checkpoint_path`).
+    pub path: Option<PathBuf>,
+}
+
+/// `checkpoint_every` and `checkpoint_seconds` when not given.
+pub const CHECKPOINT_EVERY: u64 = 1000;
+pub const CHECKPOINT_SECONDS: u64 = 60;
 
 enum Sink {
     /// Shared so that a flush can run outside the lock while writers go on appending.
@@ -162,6 +188,15 @@ struct Inner {
     sink: Sink,
     settings: Settings,
     dirty: bool,
+    /// Where the chain stands: the last line written.
+    chain: chain::State,
+    /// The file's length after the last whole line: a failed write is cut back to it.
+    len: u64,
+    /// Lines since the last checkpoint, and when that was.
+    since_checkpoint: u64,
+    checkpointed_at: Instant,
+    /// The newest checkpoint line (`GET /audit/checkpoint`).
+    newest_checkpoint: Option<Arc<[u8]>>,
 }
 
 /// The audit log writer, shared by all requests and kept across configuration reloads.
@@ -172,41 +207,106 @@ pub struct AuditLog {
     gate: flood::FloodGate,
 }
 
-fn open_sink(path: Option<&Path>) -> io::Result<Sink> {
-    Ok(match path {
-        Some(p) => Sink::File(Arc::new(
-            OpenOptions::new().create(true).append(true).open(p)?,
-        )),
-        None => Sink::Stdout,
-    })
+/// The sink at `path`, and the chain it goes on with: its last whole line's (after closing a
+/// torn one), or, for an empty file, the state saved beside it when it was rotated away, or a
+/// new log.
+fn open_sink(
+    path: Option<&Path>,
+    chain: Option<&chain::State>,
+) -> io::Result<(Sink, chain::State, u64, bool)> {
+    let Some(path) = path else {
+        let state = chain.cloned().unwrap_or_else(new_log);
+        return Ok((Sink::Stdout, state, 0, false));
+    };
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let tail = chain::recover(&mut file)?;
+    let saved = || chain::State::load(&chain::State::path_for(path));
+    let (state, torn) = match (tail, chain) {
+        // Reopened in the same process (rotation): the chain in hand goes on.
+        (None, Some(state)) => (state.clone(), false),
+        (None, None) => (saved()?.unwrap_or_else(new_log), false),
+        (Some(tail), _) if tail.unchained => {
+            tracing::warn!(
+                path = %path.display(),
+                "the audit file holds lines of no chain (written before the chain existed, or not by swf-warden): a new log starts after them; rotate the file to keep them apart"
+            );
+            (new_log(), tail.torn)
+        }
+        (Some(tail), _) => {
+            let log = match tail.log.clone() {
+                Some(log) => log,
+                None => saved()?.map(|s| s.log).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "`{}` names no log and `{}` is missing: the chain cannot go on",
+                            path.display(),
+                            chain::State::path_for(path).display()
+                        ),
+                    )
+                })?,
+            };
+            (
+                chain::State {
+                    log,
+                    seq: tail.seq,
+                    hash: tail.hash.clone(),
+                },
+                tail.torn,
+            )
+        }
+    };
+    let len = file.seek(io::SeekFrom::End(0))?;
+    Ok((Sink::File(Arc::new(file)), state, len, torn))
+}
+
+fn new_log() -> chain::State {
+    chain::State::genesis(uuid::Uuid::new_v4().hyphenated().to_string())
 }
 
 impl AuditLog {
-    /// Opens the log for appending (creating the file).
+    /// Opens the log for appending (creating the file), going on with its chain.
     pub fn open(settings: Settings) -> io::Result<AuditLog> {
-        let sink = open_sink(settings.path.as_deref())?;
-        Ok(AuditLog {
+        let (sink, chain, len, torn) = open_sink(settings.path.as_deref(), None)?;
+        if torn {
+            tracing::warn!(
+                "the audit log ended in a torn line (the process was killed while writing it): closed with a newline; the chain goes on from the line before it"
+            );
+        }
+        let log = AuditLog {
             include_allowed: AtomicBool::new(settings.include_allowed),
             gate: flood::FloodGate::new(settings.unauthenticated_per_second),
             inner: Mutex::new(Inner {
                 sink,
                 settings,
                 dirty: false,
+                chain,
+                len,
+                since_checkpoint: 0,
+                checkpointed_at: Instant::now(),
+                newest_checkpoint: None,
             }),
             healthy: AtomicBool::new(true),
-        })
+        };
+        log.lock().save_state();
+        Ok(log)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Applies new settings (on reload); reopens only when the path changed.
+    /// Applies new settings (on reload); reopens only when the path changed (the chain goes
+    /// on in the new file).
     pub fn reconfigure(&self, settings: Settings) -> io::Result<()> {
         let mut inner = self.lock();
         if inner.settings.path != settings.path {
             let _ = inner.file().map(|f| f.sync_data());
-            inner.sink = open_sink(settings.path.as_deref())?;
+            inner.reopen_at(settings.path.as_deref())?;
         }
         self.include_allowed
             .store(settings.include_allowed, Relaxed);
@@ -216,11 +316,13 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Reopens the file at the same path (after logrotate moved it away: SIGUSR1).
+    /// Reopens the file at the same path (after logrotate moved it away: SIGUSR1); the
+    /// chain goes on into it.
     pub fn reopen(&self) -> io::Result<()> {
         let mut inner = self.lock();
         let _ = inner.file().map(|f| f.sync_data());
-        inner.sink = open_sink(inner.settings.path.as_deref())?;
+        let path = inner.settings.path.clone();
+        inner.reopen_at(path.as_deref())?;
         self.healthy.store(true, Relaxed);
         Ok(())
     }
@@ -239,9 +341,8 @@ impl AuditLog {
     /// the record is on disk when this returns; the flush runs outside the lock, so concurrent
     /// writers are not queued behind one another's flushes.
     pub fn write(&self, record: &Record) -> io::Result<()> {
-        let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
-        line.push(b'\n');
-        let result = self.append(&line).and_then(|flush| match flush {
+        let fields = serde_json::to_vec(record).map_err(io::Error::other)?;
+        let result = self.append(&fields).and_then(|flush| match flush {
             Some(file) => file.sync_data(),
             None => Ok(()),
         });
@@ -281,14 +382,14 @@ impl AuditLog {
         result
     }
 
-    /// Appends `line`; returns the file to flush now in `always` mode.
-    fn append(&self, line: &[u8]) -> io::Result<Option<Arc<File>>> {
+    /// Appends the serialized record `fields`, chained (and a checkpoint when one is due);
+    /// returns the file to flush now in `always` mode.
+    fn append(&self, fields: &[u8]) -> io::Result<Option<Arc<File>>> {
         let mut inner = self.lock();
-        match &inner.sink {
-            Sink::File(f) => (&**f).write_all(line)?,
-            Sink::Stdout => {
-                let mut out = io::stdout().lock();
-                out.write_all(line).and_then(|()| out.flush())?;
+        inner.append_chained(fields)?;
+        if let Some(every) = inner.settings.checkpoints.as_ref().map(|c| c.every) {
+            if inner.since_checkpoint >= every {
+                inner.checkpoint()?;
             }
         }
         if inner.settings.fsync == Fsync::Always {
@@ -318,6 +419,33 @@ impl AuditLog {
 
     pub fn fsync_mode(&self) -> Fsync {
         self.lock().settings.fsync
+    }
+
+    /// Writes a checkpoint if lines were written since the last one and it is due: `now`
+    /// (at shutdown), or once `checkpoint_seconds` have passed (once a second, by the
+    /// lifecycle task). Without a signing key, only the chain's state is saved.
+    pub fn checkpoint_if_due(&self, now: bool) -> io::Result<()> {
+        let mut inner = self.lock();
+        let Some(interval) = inner.settings.checkpoints.as_ref().map(|c| c.interval) else {
+            if now {
+                inner.save_state();
+            }
+            return Ok(());
+        };
+        if inner.since_checkpoint > 0 && (now || inner.checkpointed_at.elapsed() >= interval) {
+            inner.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// The newest checkpoint line written, if any.
+    pub fn newest_checkpoint(&self) -> Option<Arc<[u8]>> {
+        self.lock().newest_checkpoint.clone()
+    }
+
+    /// Where the chain stands (`seq` and `prev` of the next line follow from it).
+    pub fn chain_state(&self) -> chain::State {
+        self.lock().chain.clone()
     }
 }
 
@@ -360,6 +488,104 @@ impl Inner {
             Sink::Stdout => None,
         }
     }
+
+    /// Writes `fields` (a JSON object) as the chain's next line, in one write; a write that
+    /// fails is cut back off the file, and the chain stays where it was. Returns the line
+    /// written (without its newline).
+    fn append_chained(&mut self, fields: &[u8]) -> io::Result<Vec<u8>> {
+        if self.chain.seq == 0 {
+            // A new log: its first line names it.
+            let first = serde_json::json!({
+                "log": {"id": self.chain.log, "started": now_rfc3339()}
+            });
+            self.append_line(&serde_json::to_vec(&first).map_err(io::Error::other)?)?;
+        }
+        self.append_line(fields)
+    }
+
+    /// Writes `fields` as the chain's next line (see `append_chained`).
+    fn append_line(&mut self, fields: &[u8]) -> io::Result<Vec<u8>> {
+        let mut line = self.chain.line(fields.get(1..).unwrap_or_default());
+        line.push(b'\n');
+        match &self.sink {
+            Sink::File(f) => {
+                if let Err(e) = (&**f).write_all(&line) {
+                    // No half line is left for the next one to follow (a full disk).
+                    let _ = f.set_len(self.len);
+                    return Err(e);
+                }
+                self.len += line.len() as u64;
+            }
+            Sink::Stdout => {
+                let mut out = io::stdout().lock();
+                out.write_all(&line).and_then(|()| out.flush())?;
+            }
+        }
+        line.pop();
+        self.chain.advance(&line);
+        self.since_checkpoint += 1;
+        self.dirty = true;
+        Ok(line)
+    }
+
+    /// Writes a signed checkpoint of everything written so far (with a signing key), copies it
+    /// to `checkpoint_path`, and saves the chain's state.
+    fn checkpoint(&mut self) -> io::Result<()> {
+        let Some(settings) = self.settings.checkpoints.clone() else {
+            return Ok(());
+        };
+        let signed = settings.key.sign(
+            &self.chain.log,
+            self.chain.seq,
+            &self.chain.hash,
+            now_rfc3339(),
+        );
+        let fields = serde_json::to_vec(&serde_json::json!({ "checkpoint": signed }))
+            .map_err(io::Error::other)?;
+        let line: Arc<[u8]> = self.append_chained(&fields)?.into();
+        self.newest_checkpoint = Some(line.clone());
+        self.since_checkpoint = 0;
+        self.checkpointed_at = Instant::now();
+        if let Some(path) = &settings.path {
+            if let Err(e) = write_atomically(path, &line) {
+                tracing::warn!(path = %path.display(), error = %e, "could not copy the newest audit checkpoint");
+            }
+        }
+        self.save_state();
+        Ok(())
+    }
+
+    /// Opens the log at `path` (rotation, or another path), the chain going on into it.
+    fn reopen_at(&mut self, path: Option<&Path>) -> io::Result<()> {
+        self.save_state();
+        let (sink, chain, len, _) = open_sink(path, Some(&self.chain))?;
+        self.sink = sink;
+        self.chain = chain;
+        self.len = len;
+        Ok(())
+    }
+
+    /// Saves where the chain stands beside the file, for a restart on an empty (rotated)
+    /// file; a failure is logged, not fatal (the file itself says where a non-empty log is).
+    fn save_state(&self) {
+        if let Some(path) = &self.settings.path {
+            if let Err(e) = self.chain.save(&chain::State::path_for(path)) {
+                tracing::warn!(error = %e, "could not save the audit chain's state");
+            }
+        }
+    }
+}
+
+/// Writes `line` and a newline to `path` through a temporary file renamed over it.
+fn write_atomically(path: &Path, line: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = File::create(&tmp)?;
+    file.write_all(line)?;
+    file.write_all(b"\n")?;
+    file.sync_data()?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
@@ -394,6 +620,7 @@ mod tests {
             include_allowed: false,
             fsync,
             unauthenticated_per_second: flood::DEFAULT_PER_SECOND,
+            checkpoints: None,
         }
     }
 
@@ -411,11 +638,13 @@ mod tests {
         let fresh = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             rotated.lines().count(),
-            2,
-            "records before the reopen go to the moved file"
+            3,
+            "the log's first line and the records before the reopen go to the moved file"
         );
         assert_eq!(fresh.lines().count(), 1);
         assert!(fresh.contains("\"requestId\":\"3\""));
+        // The chain goes on into the new file.
+        assert!(fresh.starts_with("{\"seq\":4,\"prev\":"), "{fresh}");
     }
 
     #[test]
@@ -437,12 +666,13 @@ mod tests {
             include_allowed: true,
             fsync: Fsync::Interval,
             unauthenticated_per_second: 1,
+            checkpoints: None,
         })
         .unwrap();
         log.write(&record("2")).unwrap();
         log.sync().unwrap();
         assert!(log.include_allowed());
-        assert_eq!(std::fs::read_to_string(&a).unwrap().lines().count(), 1);
+        assert_eq!(std::fs::read_to_string(&a).unwrap().lines().count(), 2);
         assert_eq!(std::fs::read_to_string(&b).unwrap().lines().count(), 1);
     }
 
@@ -472,8 +702,8 @@ mod tests {
             t.join().unwrap();
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 1600);
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(lines.len(), 1600, "and the log's first line");
         for line in lines {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             assert_eq!(v["decision"], "implicitDeny");
@@ -509,7 +739,8 @@ mod tests {
         let records: Vec<serde_json::Value> = std::fs::read_to_string(&path)
             .unwrap()
             .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r.get("decision").is_some())
             .collect();
         let (summaries, single): (Vec<_>, Vec<_>) =
             records.iter().partition(|r| r.get("suppressed").is_some());

@@ -1,6 +1,8 @@
-//! The policy tools of the command line: `check`, `explain` and `test` (SPEC, "Command line").
-//! Each returns its exit code: 0 success, 64 invalid usage or configuration, 1 a failed test.
+//! The tools of the command line: `check`, `explain`, `test` and `audit` (SPEC, "Command
+//! line"). Each returns its exit code: 0 success, 64 invalid usage or configuration, 1 a failed
+//! test or a log that is not intact.
 
+pub mod audit;
 pub mod check;
 pub mod explain;
 pub mod test;

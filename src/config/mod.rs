@@ -548,6 +548,7 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
             crate::audit::Fsync::Interval
         }
     };
+    let checkpoints = checkpoints(ctx, &audit_raw);
     let audit = crate::audit::Settings {
         path: (audit_raw.path.get_ref() != "-").then(|| ctx.relative(audit_raw.path.get_ref())),
         include_allowed: audit_raw.include_allowed,
@@ -559,6 +560,7 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
             u64::from(crate::audit::flood::DEFAULT_PER_SECOND),
             0..=1_000_000,
         ) as u32,
+        checkpoints,
     };
     let admin = s.admin.and_then(|a| {
         let max_connections = sections::bounded(
@@ -635,6 +637,86 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
         filter_list_domains: policies_raw.filter_list_domains,
         sts,
         warnings: Vec::new(),
+    })
+}
+
+/// `[audit]`'s signed checkpoints: a signing key (and its id, by default the key file's
+/// stem), how often, and where the newest is also written.
+fn checkpoints(ctx: &mut Ctx<'_>, a: &raw::Audit) -> Option<crate::audit::Checkpoints> {
+    let Some(file) = &a.signing_key_file else {
+        for (key, span) in [
+            ("key_id", a.key_id.as_ref().map(Spanned::span)),
+            (
+                "checkpoint_every",
+                a.checkpoint_every.as_ref().map(Spanned::span),
+            ),
+            (
+                "checkpoint_seconds",
+                a.checkpoint_seconds.as_ref().map(Spanned::span),
+            ),
+            (
+                "checkpoint_path",
+                a.checkpoint_path.as_ref().map(Spanned::span),
+            ),
+        ] {
+            if let Some(span) = span {
+                ctx.error(
+                    span,
+                    format!("`{key}` goes with `signing_key_file`: checkpoints are signed"),
+                );
+            }
+        }
+        return None;
+    };
+    let path = ctx.existing_file(file)?;
+    let id = match &a.key_id {
+        Some(id) if crate::tokens::valid_key_id(id.get_ref()) => id.get_ref().clone(),
+        Some(id) => {
+            ctx.error(
+                id.span(),
+                format!(
+                    "key id `{}` must be 1 to 32 of A-Z a-z 0-9 _ -",
+                    id.get_ref()
+                ),
+            );
+            return None;
+        }
+        None => path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| crate::tokens::valid_key_id(s))
+            .unwrap_or("k1")
+            .to_owned(),
+    };
+    let key = match crate::audit::checkpoint::SigningKey::read(&id, &path) {
+        Ok(key) => key,
+        Err(e) => {
+            ctx.error(file.span(), e);
+            return None;
+        }
+    };
+    let every = sections::bounded(
+        ctx,
+        &a.checkpoint_every,
+        "checkpoint_every",
+        crate::audit::CHECKPOINT_EVERY,
+        1..=10_000_000,
+    );
+    let seconds = sections::bounded(
+        ctx,
+        &a.checkpoint_seconds,
+        "checkpoint_seconds",
+        crate::audit::CHECKPOINT_SECONDS,
+        1..=86_400,
+    );
+    Some(crate::audit::Checkpoints {
+        key: Arc::new(key),
+        every,
+        interval: Duration::from_secs(seconds),
+        path: a
+            .checkpoint_path
+            .as_ref()
+            .map(|p| ctx.relative(p.get_ref())),
     })
 }
 

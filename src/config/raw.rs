@@ -108,6 +108,11 @@ pub struct Audit {
     pub include_allowed: bool,
     pub fsync: Option<Spanned<String>>,
     pub unauthenticated_per_second: Option<Spanned<u64>>,
+    pub signing_key_file: Option<Spanned<String>>,
+    pub key_id: Option<Spanned<String>>,
+    pub checkpoint_every: Option<Spanned<u64>>,
+    pub checkpoint_seconds: Option<Spanned<u64>>,
+    pub checkpoint_path: Option<Spanned<String>>,
 }
 
 fn default_audit_path() -> Spanned<String> {
@@ -121,6 +126,11 @@ impl Default for Audit {
             include_allowed: false,
             fsync: None,
             unauthenticated_per_second: None,
+            signing_key_file: None,
+            key_id: None,
+            checkpoint_every: None,
+            checkpoint_seconds: None,
+            checkpoint_path: None,
         }
     }
 }

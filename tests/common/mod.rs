@@ -555,11 +555,13 @@ impl Proxy {
         self.dir.path().join("audit.log")
     }
 
-    /// Every audit record written so far.
+    /// Every audit record written so far (the lines with a `decision`: not the log's first
+    /// line, nor checkpoints).
     pub fn audit(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(self.audit_path()).unwrap_or_default();
         text.lines()
-            .map(|l| serde_json::from_str(l).expect("each audit line is whole JSON"))
+            .map(|l| serde_json::from_str::<Value>(l).expect("each audit line is whole JSON"))
+            .filter(|r| r.get("decision").is_some())
             .collect()
     }
 

@@ -96,6 +96,9 @@ def proxy(moto, tmp_path_factory):
     )
     jwk = json.loads((OIDC_FIXTURES / "rsa-2048.jwk.json").read_text())
     (folder / "cluster-jwks.json").write_text(json.dumps({"keys": [jwk]}))
+    # test_audit_chain.py: checkpoints signed with a key made by `swf-warden audit keygen`.
+    subprocess.run([binary(), "audit", "keygen", "--out", str(folder / "keys"), "--id", "e2e"], check=True,
+                   capture_output=True, timeout=30)
     port, admin = free_port(), free_port()
     principals = "".join(
         f'\n[[principal]]\nname = "{t["name"]}"\naccess_key_id = "{t["key"]}"\n'
@@ -116,6 +119,8 @@ secret_access_key = "moto-accepts-anything"
 keys = [{{ id = "e2e", secret_env = "E2E_TOKEN_KEY" }}]
 [audit]
 path = "audit.log"
+signing_key_file = "keys/e2e.key"
+checkpoint_every = 10
 [admin]
 address = "127.0.0.1:{admin}"
 [policies]
@@ -157,7 +162,7 @@ burst = 1
     try:
         wait_for(f"http://127.0.0.1:{admin}/healthz", process, "swf-warden")
         yield {"endpoint": f"http://127.0.0.1:{port}", "audit": folder / "audit.log", "log": folder / "proxy.log",
-               "admin": f"http://127.0.0.1:{admin}"}
+               "admin": f"http://127.0.0.1:{admin}", "public_key": folder / "keys" / "e2e.pub"}
     finally:
         process.terminate()
         assert process.wait(timeout=30) == 0, "swf-warden stops cleanly on SIGTERM"
@@ -210,10 +215,12 @@ def domains(proxy):
 
 
 def audit_records(proxy):
+    """The records (lines with a `decision`: not the log's first line, nor checkpoints)."""
     path = proxy["audit"]
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    lines = (json.loads(line) for line in path.read_text().splitlines())
+    return [r for r in lines if "decision" in r]
 
 
 def audit_for(proxy, request_id):
