@@ -411,3 +411,71 @@ fn kill_9_restarts_under_load_leave_a_log_that_verifies() {
         report["lines"]
     );
 }
+
+/// The shipped `deploy/logrotate.conf`, run by the real `logrotate` (its path and signal
+/// pointed at this proxy): three rotations while records are written, the middle one
+/// compressed (`compress`, `delaycompress`), and the chain goes on through every file.
+#[test]
+fn the_shipped_logrotate_configuration_keeps_the_chain() {
+    let logrotate = ["/usr/sbin/logrotate", "/usr/bin/logrotate"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("logrotate is installed (.ci/run installs it: apt-get install logrotate)");
+    let dir = tempfile::tempdir().unwrap();
+    let (config, port, admin) = configure(dir.path(), "");
+    let warden = start(&config, port, admin);
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/logrotate.conf"),
+    )
+    .unwrap();
+    let audit = dir.path().join("audit.log");
+    let rotation = shipped
+        .replace("/var/log/swf-warden/audit.log", &audit.display().to_string())
+        .replace(
+            "systemctl kill --signal=SIGUSR1 swf-warden.service",
+            &format!("kill -USR1 {}", warden.child.id()),
+        );
+    assert!(rotation.contains("kill -USR1"), "the shipped file names the signal");
+    let conf = dir.path().join("logrotate.conf");
+    std::fs::write(&conf, rotation).unwrap();
+    for round in 0..3 {
+        refuse(warden.port, 30);
+        let status = Command::new(logrotate)
+            .arg("-f")
+            .arg("-s")
+            .arg(dir.path().join("logrotate.state"))
+            .arg(&conf)
+            .status()
+            .unwrap();
+        assert!(status.success(), "round {round}");
+        // The proxy reopens the file on the signal: wait for it to exist again.
+        refuse(warden.port, 1);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !audit.exists() {
+            assert!(Instant::now() < deadline, "the audit log was not reopened");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    refuse(warden.port, 10);
+    stop(warden);
+    let files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("audit.log")
+                && !p.extension().is_some_and(|e| e == "chain")
+        })
+        .collect();
+    assert!(
+        files.iter().any(|p| p.extension().is_some_and(|e| e == "gz")),
+        "a compressed rotation: {files:?}"
+    );
+    let (code, report) = verify(&[], &files);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["files"].as_array().unwrap().len(), 4, "{report}");
+    assert!(report["lines"].as_u64().unwrap() > 100, "{report}");
+}
