@@ -245,6 +245,31 @@ fn handler(c: &mut Criterion) {
         })
     });
 
+    // A refused heartbeat (the token is another domain's): what a denial costs before its
+    // record is written, with the record's `context` (issue 27, on by default) and without.
+    let (parts, body) = heartbeat(&app.sealer.seal("tenant-2", &"t".repeat(600)));
+    for (name, record_context) in [
+        ("handler/denied_heartbeat_without_network", true),
+        ("handler/denied_heartbeat_without_network_no_context", false),
+    ] {
+        let text = std::fs::read_to_string(dir.path().join("config.toml"))
+            .unwrap()
+            .replace(
+                "path = \"audit.log\"",
+                &format!("path = \"audit.log\"\nrecord_context = {record_context}"),
+            );
+        std::fs::write(dir.path().join("denial.toml"), text).unwrap();
+        let config = swf_warden::config::load(&dir.path().join("denial.toml")).unwrap();
+        let app = swf_warden::app::App::standalone(config).unwrap();
+        swf_warden::handler::prepare_only(&app, &parts, body.clone(), peer, at()).unwrap_err();
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                swf_warden::handler::prepare_only(&app, &parts, body.clone(), peer, at())
+                    .unwrap_err()
+            })
+        });
+    }
+
     // The same heartbeat from a role session (issue 14): the session's principal is opened
     // once, then found by its access key id.
     let sts = app.sts.as_ref().unwrap();
@@ -397,6 +422,25 @@ fn audit_chain(c: &mut Criterion) {
         suppressed: None,
         issued: None,
         web_identity: None,
+        // What `[audit] record_context` (on by default) adds to a denial's record.
+        context: Some(swf_warden::audit::RecordContext {
+            keys: [
+                ("aws:CurrentTime", "2026-12-06T17:22:45.920Z"),
+                ("aws:EpochTime", "1796577765"),
+                ("aws:PrincipalArn", "arn:aws:iam::123456789012:user/tenant-b-worker"),
+                ("aws:PrincipalType", "User"),
+                ("aws:RequestedRegion", "us-east-1"),
+                ("aws:SecureTransport", "false"),
+                ("aws:SourceIp", "127.0.0.1"),
+                ("aws:userid", "tenant-b-worker"),
+                ("aws:username", "tenant-b-worker"),
+                ("swf:taskList.name", "workers"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), vec![v.to_owned()]))
+            .collect(),
+            decisions: Vec::new(),
+        }),
     };
     c.bench_function("audit/serialize_record", |b| {
         b.iter(|| serde_json::to_vec(&record).unwrap())

@@ -24,6 +24,7 @@ pub mod diag;
 pub mod error;
 pub mod forward;
 pub mod handler;
+pub mod impact;
 pub mod lifecycle;
 pub mod metrics;
 pub mod policy;

@@ -90,6 +90,66 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// What a policy change would do: replay recorded calls, diff two configurations,
+    /// suggest a least-privilege policy.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Decide recorded calls again under another configuration's policies.
+    Replay {
+        /// The configuration to replay under.
+        #[arg(long)]
+        config: PathBuf,
+        /// Exit 1 when a call would change this way: widening, narrowing or any.
+        #[arg(long, value_name = "CHANGE")]
+        fail_on: Option<cli::policy::FailOn>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// How many changed calls of each kind to show.
+        #[arg(long, default_value_t = 10)]
+        samples: usize,
+        /// The audit files, in the order written (`.gz` read as compressed).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Every principal × action × resource whose decision differs between two configurations.
+    Diff {
+        /// The configuration in force.
+        #[arg(long)]
+        config: PathBuf,
+        /// The candidate.
+        #[arg(long)]
+        against: PathBuf,
+        /// Exit 1 when a cell changes this way: widening, narrowing or any.
+        #[arg(long, value_name = "CHANGE")]
+        fail_on: Option<cli::policy::FailOn>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A least-privilege policy from the calls recorded for one principal or role.
+    Suggest {
+        #[arg(long)]
+        config: PathBuf,
+        /// Principal name, as in `[[principal]]`.
+        #[arg(long, conflicts_with = "role", required_unless_present = "role")]
+        principal: Option<String>,
+        /// Role name, as in `[[role]]` (every session of it).
+        #[arg(long)]
+        role: Option<String>,
+        /// The policy's format: toml or json (IAM JSON).
+        #[arg(long, default_value = "toml", value_parser = ["toml", "json"])]
+        format: String,
+        /// The audit files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -186,6 +246,42 @@ fn main() -> ExitCode {
                     checkpoint: checkpoint.as_deref(),
                     from,
                     json,
+                    files: &files,
+                }),
+            })
+        }
+        (Some(Command::Policy { command }), _) => {
+            return ExitCode::from(match command {
+                PolicyCommand::Replay {
+                    config,
+                    fail_on,
+                    json,
+                    samples,
+                    files,
+                } => cli::policy::replay(&cli::policy::ReplayArgs {
+                    config: &config,
+                    fail_on,
+                    json,
+                    samples,
+                    files: &files,
+                }),
+                PolicyCommand::Diff {
+                    config,
+                    against,
+                    fail_on,
+                    json,
+                } => cli::policy::diff(&config, &against, fail_on, json),
+                PolicyCommand::Suggest {
+                    config,
+                    principal,
+                    role,
+                    format,
+                    files,
+                } => cli::policy::suggest(&cli::policy::SuggestArgs {
+                    config: &config,
+                    principal: principal.as_deref(),
+                    role: role.as_deref(),
+                    json: format == "json",
                     files: &files,
                 }),
             })

@@ -256,11 +256,15 @@ fn tampering_with_a_real_log_is_caught_and_named() {
         assert_eq!(failure["kind"], kind, "{report}");
         assert_eq!(failure["seq"].as_u64(), Some(at), "{report}");
     };
-    // One byte changed in the record with seq first+4: the line after it no longer follows.
+    // One byte changed in the record with seq first+4 (a letter of its message, so that it
+    // is still JSON): the line after it no longer follows.
     tamper(
         &|l| {
-            let at = l[4].len() - 5;
-            l[4][at] ^= 0x01;
+            let message = l[4]
+                .windows(11)
+                .position(|w| w == b"\"message\":\"")
+                .expect("a message");
+            l[4][message + 12] ^= 0x01;
         },
         &key_arg,
         "changed",
@@ -430,12 +434,18 @@ fn the_shipped_logrotate_configuration_keeps_the_chain() {
     .unwrap();
     let audit = dir.path().join("audit.log");
     let rotation = shipped
-        .replace("/var/log/swf-warden/audit.log", &audit.display().to_string())
+        .replace(
+            "/var/log/swf-warden/audit.log",
+            &audit.display().to_string(),
+        )
         .replace(
             "systemctl kill --signal=SIGUSR1 swf-warden.service",
             &format!("kill -USR1 {}", warden.child.id()),
         );
-    assert!(rotation.contains("kill -USR1"), "the shipped file names the signal");
+    assert!(
+        rotation.contains("kill -USR1"),
+        "the shipped file names the signal"
+    );
     let conf = dir.path().join("logrotate.conf");
     std::fs::write(&conf, rotation).unwrap();
     for round in 0..3 {
@@ -467,11 +477,13 @@ fn the_shipped_logrotate_configuration_keeps_the_chain() {
                 .to_str()
                 .unwrap()
                 .starts_with("audit.log")
-                && !p.extension().is_some_and(|e| e == "chain")
+                && p.extension().is_none_or(|e| e != "chain")
         })
         .collect();
     assert!(
-        files.iter().any(|p| p.extension().is_some_and(|e| e == "gz")),
+        files
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "gz")),
         "a compressed rotation: {files:?}"
     );
     let (code, report) = verify(&[], &files);

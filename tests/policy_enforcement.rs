@@ -4,10 +4,7 @@
 
 mod common;
 
-use aws_sdk_swf::types::{
-    ActivityType, CompleteWorkflowExecutionDecisionAttributes, Decision, DecisionType,
-    ScheduleActivityTaskDecisionAttributes, TaskList,
-};
+use common::decisions::{complete, decision_token, schedule};
 use common::*;
 
 const DECIDER: Tenant = Tenant {
@@ -52,49 +49,6 @@ async fn proxy() -> Proxy {
         &[("decider.json", DECIDER_POLICY)],
     )
     .await
-}
-
-fn schedule(name: &str) -> Decision {
-    Decision::builder()
-        .decision_type(DecisionType::ScheduleActivityTask)
-        .schedule_activity_task_decision_attributes(
-            ScheduleActivityTaskDecisionAttributes::builder()
-                .activity_type(
-                    ActivityType::builder()
-                        .name(name)
-                        .version("1")
-                        .build()
-                        .unwrap(),
-                )
-                .activity_id(format!("act-{name}"))
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap()
-}
-
-fn complete() -> Decision {
-    Decision::builder()
-        .decision_type(DecisionType::CompleteWorkflowExecution)
-        .complete_workflow_execution_decision_attributes(
-            CompleteWorkflowExecutionDecisionAttributes::builder()
-                .result("ok")
-                .build(),
-        )
-        .build()
-        .unwrap()
-}
-
-async fn decision_token(client: &aws_sdk_swf::Client) -> String {
-    let task = client
-        .poll_for_decision_task()
-        .domain("tenant-a")
-        .task_list(TaskList::builder().name("deciders").build().unwrap())
-        .send()
-        .await
-        .unwrap();
-    task.task_token().to_owned()
 }
 
 #[tokio::test]

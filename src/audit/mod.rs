@@ -80,10 +80,51 @@ pub struct PrincipalRef {
 }
 
 /// One entry of `matchedStatements`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub struct MatchedStatement {
     pub policy: String,
     pub sid: Option<String>,
+}
+
+impl MatchedStatement {
+    pub fn of(s: &crate::policy::StatementRef) -> MatchedStatement {
+        MatchedStatement {
+            policy: s.policy.to_string(),
+            sid: s.sid.as_deref().map(str::to_owned),
+        }
+    }
+}
+
+/// `policy/Sid`, as reports name a statement.
+impl std::fmt::Display for MatchedStatement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.sid {
+            Some(sid) => write!(f, "{}/{sid}", self.policy),
+            None => write!(f, "{} (statement without Sid)", self.policy),
+        }
+    }
+}
+
+/// `context` in a record: the condition keys the request presented and their values, and for
+/// `RespondDecisionTaskCompleted` each decision's, so that the decision can be made again
+/// (`policy replay`). No secret, no token, no body beyond these keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RecordContext {
+    pub keys: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<DecisionContext>,
+}
+
+/// One decision of a `RespondDecisionTaskCompleted` in a record's `context`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct DecisionContext {
+    /// `swf:ScheduleActivityTask`, …
+    pub action: String,
+    pub resource: String,
+    pub keys: std::collections::BTreeMap<String, Vec<String>>,
+    /// The statements that allowed it, when the call was allowed and is recorded as such.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statements: Vec<MatchedStatement>,
 }
 
 /// One audit record.
@@ -123,6 +164,9 @@ pub struct Record {
     /// In a flood summary: how many refusals from this source this record stands for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<u64>,
+    /// The condition keys the call presented (`[audit] record_context`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<RecordContext>,
 }
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-24T01:02:03.456Z`.
@@ -160,6 +204,8 @@ pub struct Settings {
     pub unauthenticated_per_second: u32,
     /// Signed checkpoints (`[audit] signing_key_file`); `None`: the chain alone.
     pub checkpoints: Option<Checkpoints>,
+    /// Records carry the call's condition keys (`context`).
+    pub record_context: bool,
 }
 
 /// When and how checkpoints are written.
@@ -203,6 +249,7 @@ struct Inner {
 pub struct AuditLog {
     inner: Mutex<Inner>,
     include_allowed: AtomicBool,
+    record_context: AtomicBool,
     healthy: AtomicBool,
     gate: flood::FloodGate,
 }
@@ -279,6 +326,7 @@ impl AuditLog {
         }
         let log = AuditLog {
             include_allowed: AtomicBool::new(settings.include_allowed),
+            record_context: AtomicBool::new(settings.record_context),
             gate: flood::FloodGate::new(settings.unauthenticated_per_second),
             inner: Mutex::new(Inner {
                 sink,
@@ -310,6 +358,7 @@ impl AuditLog {
         }
         self.include_allowed
             .store(settings.include_allowed, Relaxed);
+        self.record_context.store(settings.record_context, Relaxed);
         self.gate
             .set_per_second(settings.unauthenticated_per_second);
         inner.settings = settings;
@@ -330,6 +379,11 @@ impl AuditLog {
     /// Whether allowed calls are recorded too.
     pub fn include_allowed(&self) -> bool {
         self.include_allowed.load(Relaxed)
+    }
+
+    /// Whether records carry the call's condition keys.
+    pub fn record_context(&self) -> bool {
+        self.record_context.load(Relaxed)
     }
 
     /// False after a write failed, until one succeeds again.
@@ -478,6 +532,7 @@ fn summary_record(s: flood::Summary) -> Record {
         suppressed: Some(s.suppressed),
         issued: None,
         web_identity: None,
+        context: None,
     }
 }
 
@@ -611,6 +666,7 @@ mod tests {
             suppressed: None,
             issued: None,
             web_identity: None,
+            context: None,
         }
     }
 
@@ -621,6 +677,7 @@ mod tests {
             fsync,
             unauthenticated_per_second: flood::DEFAULT_PER_SECOND,
             checkpoints: None,
+            record_context: true,
         }
     }
 
@@ -667,6 +724,7 @@ mod tests {
             fsync: Fsync::Interval,
             unauthenticated_per_second: 1,
             checkpoints: None,
+            record_context: true,
         })
         .unwrap();
         log.write(&record("2")).unwrap();

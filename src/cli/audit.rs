@@ -3,11 +3,10 @@
 //! `keygen` writes an Ed25519 key pair for signing the audit log's checkpoints: `ID.key`
 //! (PKCS#8 PEM, readable by its owner only) and `ID.pub` (PEM). `verify` checks audit files
 //! with the proxy's own verifier (`audit::verify`), files ending in `.gz` (as logrotate
-//! compresses them) decompressed as they are read, prints what it found in words (or JSON),
+//! compresses them) decompressed as they are read (`cli::open_logs`), prints what it found in words (or JSON),
 //! and exits 0 when the log is intact, 1 when it is not, 64 when it cannot run.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
@@ -102,27 +101,13 @@ pub fn run_verify(args: &VerifyArgs<'_>) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let mut inputs: Vec<(String, Box<dyn BufRead>)> = Vec::new();
-    for path in args.files {
-        match std::fs::File::open(path) {
-            // A rotated file logrotate compressed.
-            Ok(file) if path.extension().is_some_and(|e| e == "gz") => inputs.push((
-                path.display().to_string(),
-                Box::new(BufReader::with_capacity(
-                    256 * 1024,
-                    flate2::read::MultiGzDecoder::new(file),
-                )),
-            )),
-            Ok(file) => inputs.push((
-                path.display().to_string(),
-                Box::new(BufReader::with_capacity(256 * 1024, file)),
-            )),
-            Err(e) => {
-                eprintln!("error: `{}`: {e}", path.display());
-                return EXIT_USAGE;
-            }
+    let inputs = match super::open_logs(args.files) {
+        Ok(inputs) => inputs,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
         }
-    }
+    };
     let report = verify(
         inputs,
         &Options {

@@ -1,10 +1,11 @@
-//! The tools of the command line: `check`, `explain`, `test` and `audit` (SPEC, "Command
+//! The tools of the command line: `check`, `explain`, `test`, `audit` and `policy` (SPEC, "Command
 //! line"). Each returns its exit code: 0 success, 64 invalid usage or configuration, 1 a failed
 //! test or a log that is not intact.
 
 pub mod audit;
 pub mod check;
 pub mod explain;
+pub mod policy;
 pub mod test;
 
 use std::collections::BTreeMap;
@@ -17,9 +18,11 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 64;
 
-/// Loads the configuration, printing its diagnostics to stderr; `None` when it has errors.
+/// Loads the configuration for a tool that decides but never serves (secrets given by
+/// environment variable or file are not read: `config::load_policies`), printing its
+/// diagnostics to stderr; `None` when it has errors.
 pub fn load(path: &std::path::Path) -> Option<Config> {
-    match config::load(path) {
+    match config::load_policies(path) {
         Ok(config) => {
             for w in &config.warnings {
                 eprintln!("{w}");
@@ -31,6 +34,29 @@ pub fn load(path: &std::path::Path) -> Option<Config> {
             None
         }
     }
+}
+
+/// Audit files to read, each with its name.
+pub type Logs = Vec<(String, Box<dyn std::io::BufRead>)>;
+
+/// Opens audit files to read in order, those ending in `.gz` (as logrotate compresses them)
+/// decompressed as they are read.
+pub fn open_logs(files: &[std::path::PathBuf]) -> Result<Logs, String> {
+    use std::io::BufReader;
+    let mut inputs: Logs = Vec::new();
+    for path in files {
+        let file = std::fs::File::open(path).map_err(|e| format!("`{}`: {e}", path.display()))?;
+        let reader: Box<dyn std::io::BufRead> = if path.extension().is_some_and(|e| e == "gz") {
+            Box::new(BufReader::with_capacity(
+                256 * 1024,
+                flate2::read::MultiGzDecoder::new(file),
+            ))
+        } else {
+            Box::new(BufReader::with_capacity(256 * 1024, file))
+        };
+        inputs.push((path.display().to_string(), reader));
+    }
+    Ok(inputs)
 }
 
 /// Who asks: a `[[principal]]`, or a session of a `[[role]]` with the tags given.

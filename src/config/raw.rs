@@ -106,6 +106,8 @@ pub struct Audit {
     pub path: Spanned<String>,
     #[serde(default)]
     pub include_allowed: bool,
+    #[serde(default = "default_true")]
+    pub record_context: bool,
     pub fsync: Option<Spanned<String>>,
     pub unauthenticated_per_second: Option<Spanned<u64>>,
     pub signing_key_file: Option<Spanned<String>>,
@@ -124,6 +126,7 @@ impl Default for Audit {
         Audit {
             path: default_audit_path(),
             include_allowed: false,
+            record_context: true,
             fsync: None,
             unauthenticated_per_second: None,
             signing_key_file: None,

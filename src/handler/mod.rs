@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::access;
 use crate::app::{App, Principal};
-use crate::audit::{self, MatchedStatement, Outcome, Record};
+use crate::audit::{self, DecisionContext, MatchedStatement, Outcome, Record, RecordContext};
 use crate::error::ProxyError;
 use crate::forward::UpstreamBody;
 use crate::policy::{self, Action, Caller, Context, Permit, StatementRef};
@@ -65,6 +65,8 @@ struct Call {
     /// The decision of a forwarded call, for the metrics.
     outcome: Outcome,
     upstream_time: Duration,
+    /// The condition keys the call presented, once a record will need them.
+    context: Option<RecordContext>,
 }
 
 impl Call {
@@ -85,6 +87,7 @@ impl Call {
             query_api: false,
             outcome: Outcome::Allowed,
             upstream_time: Duration::ZERO,
+            context: None,
         }
     }
 
@@ -105,14 +108,7 @@ impl Call {
             issued: self.issued.clone(),
             action: self.action,
             resource: self.resource.clone(),
-            matched_statements: self
-                .matched
-                .iter()
-                .map(|s| MatchedStatement {
-                    policy: s.policy.to_string(),
-                    sid: s.sid.as_deref().map(str::to_owned),
-                })
-                .collect(),
+            matched_statements: matched(&self.matched),
             source_ip: self.source_ip.to_string(),
             user_agent: self
                 .user_agent
@@ -124,6 +120,7 @@ impl Call {
             quota: error.and_then(ProxyError::quota).map(str::to_owned),
             suppressed: None,
             web_identity: self.web_identity.clone(),
+            context: self.context.clone(),
         }
     }
 }
@@ -256,6 +253,9 @@ struct Prepared {
     resolved: Resolved,
     permit: Permit,
     upstream_body: Bytes,
+    /// The parsed call, kept until the quotas admit it: a throttled call's record carries
+    /// its `context`.
+    request: swf::SwfRequest,
 }
 
 /// Steps 1 to 4 (authenticate, resolve, authorize), everything but the network.
@@ -307,20 +307,16 @@ fn prepare(
         input: Some(&request.input),
         ..caller_context(app, &principal, Action::Operation(op), peer, now)
     };
-    let permit = authorize(&principal, &resolved.resource, &ctx, call, None)?;
-    for (i, decision) in decisions.iter().enumerate() {
-        let ctx = Context {
-            action: Action::Decision(decision.kind),
-            input: decision.attributes,
-            ..ctx
-        };
-        let position = format!(
-            "decision {} of {} in RespondDecisionTaskCompleted",
-            i + 1,
-            decisions.len()
-        );
-        authorize(&principal, &resolved.resource, &ctx, call, Some(&position))?;
+    let record_context = app.audit.record_context();
+    // A record is certain (an allowed call's, or shadow mode's): its context is taken now.
+    if record_context && (app.audit.include_allowed() || !principal.enforce) {
+        call.context = Some(context_of(&ctx, &decisions, &resolved.resource));
     }
+    let authorized = authorize_all(&principal, &resolved.resource, &ctx, &decisions, call);
+    if authorized.is_err() && record_context && call.context.is_none() {
+        call.context = Some(context_of(&ctx, &decisions, &resolved.resource));
+    }
+    let permit = authorized?;
     // Only a record of an allowed call names the statements that allowed it.
     if app.audit.include_allowed() {
         call.matched = permit.decision().statements.clone();
@@ -340,7 +336,71 @@ fn prepare(
         resolved,
         permit,
         upstream_body,
+        request,
     })
+}
+
+/// Authorizes the call, then each decision it carries, stopping at the first denial.
+fn authorize_all(
+    principal: &Principal,
+    resource: &str,
+    ctx: &Context<'_>,
+    decisions: &[resolve::Decision<'_>],
+    call: &mut Call,
+) -> Result<Permit, ProxyError> {
+    let permit = authorize(principal, resource, ctx, call, None)?;
+    for (i, decision) in decisions.iter().enumerate() {
+        let ctx = Context {
+            action: Action::Decision(decision.kind),
+            input: decision.attributes,
+            ..*ctx
+        };
+        let position = format!(
+            "decision {} of {} in RespondDecisionTaskCompleted",
+            i + 1,
+            decisions.len()
+        );
+        let allowed = authorize(principal, resource, &ctx, call, Some(&position))?;
+        // A record of the allowed call names what allowed each decision too.
+        if let Some(d) = call.context.as_mut().and_then(|c| c.decisions.get_mut(i)) {
+            d.statements = matched(&allowed.decision().statements);
+        }
+    }
+    Ok(permit)
+}
+
+/// `matchedStatements` of a record.
+fn matched(statements: &[StatementRef]) -> Vec<MatchedStatement> {
+    statements.iter().map(MatchedStatement::of).collect()
+}
+
+/// The call's `context` for its audit records: the keys the call presents (`ctx`), and each
+/// decision's action, resource and SWF keys.
+fn context_of(
+    ctx: &Context<'_>,
+    decisions: &[resolve::Decision<'_>],
+    resource: &str,
+) -> RecordContext {
+    RecordContext {
+        keys: ctx.presented(),
+        decisions: decisions
+            .iter()
+            .map(|d| {
+                let action = Action::Decision(d.kind);
+                DecisionContext {
+                    action: action.iam_action().to_owned(),
+                    resource: resource.to_owned(),
+                    keys: Context {
+                        action,
+                        input: d.attributes,
+                        ..*ctx
+                    }
+                    .presented_swf(),
+                    statements: Vec::new(),
+                }
+            })
+            .collect(),
+    }
 }
 
 /// Steps 1 to 4 for one request, as `handle` runs them, without forwarding: what the
@@ -387,6 +447,7 @@ async fn process(
         resolved,
         permit,
         upstream_body,
+        request,
     } = prepare(app, &parts, body, peer, now, call)?;
     // The caller's headers are not needed past here: not held while the upstream answers.
     drop(parts);
@@ -402,11 +463,25 @@ async fn process(
         return Err(audit_unavailable());
     }
     // Held until the answer has been written to the client (`Body::holding`).
-    let admission = app
+    let admission = match app
         .quotas
         .admit(principal.meters(op), resolved.domain.as_deref())
         .await
-        .map_err(|why| ProxyError::throttled(why, op))?;
+    {
+        Ok(admission) => admission,
+        Err(why) => {
+            if app.audit.record_context() && call.context.is_none() {
+                let ctx = Context {
+                    input: Some(&request.input),
+                    ..caller_context(app, &principal, Action::Operation(op), peer, now)
+                };
+                let decisions = resolve::decisions(&request, usize::MAX).unwrap_or_default();
+                call.context = Some(context_of(&ctx, &decisions, &resolved.resource));
+            }
+            return Err(ProxyError::throttled(why, op));
+        }
+    };
+    drop(request);
     // Shadow mode refuses nothing, so it hides nothing either.
     let lister = (op == Operation::ListDomains && app.filter_list_domains && principal.enforce)
         .then(|| visibility::Lister {

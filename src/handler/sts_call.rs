@@ -63,6 +63,13 @@ pub(super) async fn handle(
                 ));
             }
             let ctx = caller_context(app, &principal, PolicyAction::AssumeRole, peer, now);
+            // STS calls are rare: the context is taken whether or not a record needs it.
+            if app.audit.record_context() {
+                call.context = Some(crate::audit::RecordContext {
+                    keys: ctx.presented(),
+                    decisions: Vec::new(),
+                });
+            }
             let permit = authorize(&principal, request.role_arn, &ctx, call, None)?;
             let not_assumable = |why: &str| {
                 ProxyError::AccessDenied(format!(

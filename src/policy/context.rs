@@ -61,6 +61,36 @@ pub struct Context<'a> {
     pub overrides: Option<&'a BTreeMap<String, Vec<String>>>,
 }
 
+/// The global keys as IAM writes them, in `GLOBAL_KEYS`' order.
+const GLOBAL_NAMES: &[&str] = &[
+    "aws:SourceIp",
+    "aws:CurrentTime",
+    "aws:EpochTime",
+    "aws:SecureTransport",
+    "aws:username",
+    "aws:userid",
+    "aws:PrincipalArn",
+    "aws:PrincipalType",
+    "aws:RequestedRegion",
+];
+
+/// The keys that derive from who the caller is (its name, ARN and type): a replay takes them
+/// from the configuration it replays under, not from the record.
+pub fn derives_from_caller(key: &str) -> bool {
+    matches!(
+        key.to_ascii_lowercase().as_str(),
+        "aws:username" | "aws:userid" | "aws:principalarn" | "aws:principaltype"
+    )
+}
+
+/// The tag an `aws:PrincipalTag/<tag>` key (prefix in any case) names.
+pub fn principal_tag(key: &str) -> Option<&str> {
+    let prefix = key.get(..17)?;
+    prefix
+        .eq_ignore_ascii_case("aws:PrincipalTag/")
+        .then(|| &key[17..])
+}
+
 /// Whether `key` (any case) is one swf-warden can supply for some action.
 pub fn is_known_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
@@ -86,14 +116,51 @@ pub fn action_carries(action: Action, key: &str) -> bool {
 }
 
 impl Context<'_> {
+    /// Every condition key the request presents, by the names IAM writes them with, and its
+    /// values: the global keys, the caller's tags (`aws:PrincipalTag/…`), and the SWF keys
+    /// its action carries that the input holds (what an audit record's `context` keeps, so
+    /// that the decision can be made again later).
+    pub fn presented(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out = BTreeMap::new();
+        for (key, name) in GLOBAL_KEYS.iter().zip(GLOBAL_NAMES) {
+            if let Some(values) = self.get_lowercase(key) {
+                out.insert((*name).to_owned(), values);
+            }
+        }
+        for tag in self.caller.tags.keys() {
+            let name = format!("aws:PrincipalTag/{tag}");
+            if let Some(values) = self.get(&name) {
+                out.insert(name, values);
+            }
+        }
+        out.append(&mut self.presented_swf());
+        out
+    }
+
+    /// The SWF keys the action carries that the input holds, by their IAM names.
+    pub fn presented_swf(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out = BTreeMap::new();
+        for key in self.action.swf_keys() {
+            let name = format!("swf:{key}");
+            if let Some(values) = self.get(&name) {
+                out.insert(name, values);
+            }
+        }
+        out
+    }
+
     /// The values of `key` (case-insensitive), or `None` when the request does not carry it.
     pub fn get(&self, key: &str) -> Option<Vec<String>> {
-        let key = key.to_ascii_lowercase();
-        if let Some(values) = self.overrides.and_then(|o| o.get(&key)) {
+        self.get_lowercase(&key.to_ascii_lowercase())
+    }
+
+    /// `get` of a key already in lowercase.
+    fn get_lowercase(&self, key: &str) -> Option<Vec<String>> {
+        if let Some(values) = self.overrides.and_then(|o| o.get(key)) {
             return Some(values.clone());
         }
         let one = |v: String| Some(vec![v]);
-        match key.as_str() {
+        match key {
             "aws:sourceip" => self.source_ip.and_then(|ip| one(ip.to_string())),
             "aws:currenttime" => one(crate::audit::rfc3339(self.now)),
             "aws:epochtime" => one(self
@@ -269,6 +336,48 @@ mod tests {
             };
             assert_eq!(poll.get("swf:taskList.name"), value, "{input}");
         }
+    }
+
+    #[test]
+    fn presented_keys_are_every_key_the_request_carries_by_iam_names() {
+        for (key, name) in GLOBAL_KEYS.iter().zip(GLOBAL_NAMES) {
+            assert_eq!(*key, name.to_ascii_lowercase());
+        }
+        assert_eq!(GLOBAL_KEYS.len(), GLOBAL_NAMES.len());
+        let tags = BTreeMap::from([("Team".to_owned(), "a".to_owned())]);
+        let input = json!({"taskList": {"name": "work"}, "domain": "d"});
+        let c = context(
+            Action::Operation(Operation::PollForActivityTask),
+            Some(input.as_object().unwrap()),
+            &tags,
+        );
+        let presented = c.presented();
+        let names: Vec<&str> = presented.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "aws:CurrentTime",
+                "aws:EpochTime",
+                "aws:PrincipalArn",
+                "aws:PrincipalTag/Team",
+                "aws:PrincipalType",
+                "aws:RequestedRegion",
+                "aws:SecureTransport",
+                "aws:SourceIp",
+                "aws:userid",
+                "aws:username",
+                "swf:taskList.name",
+            ]
+        );
+        // Each value is what a condition on the key reads.
+        for (name, values) in &presented {
+            assert_eq!(c.get(name).as_ref(), Some(values), "{name}");
+        }
+        assert!(
+            principal_tag("AWS:principaltag/Team") == Some("Team")
+                && principal_tag("aws:x").is_none()
+        );
+        assert!(derives_from_caller("AWS:UserName") && !derives_from_caller("aws:SourceIp"));
     }
 
     #[test]

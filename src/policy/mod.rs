@@ -13,6 +13,7 @@ pub mod context;
 pub mod document;
 pub mod explain;
 mod index;
+mod partial;
 mod spanned;
 pub mod variables;
 pub mod wildcard;
@@ -26,6 +27,7 @@ pub use actions::Action;
 use compile::CompiledStatement;
 pub use context::{Caller, Context, RoleSession};
 use document::{Document, Effect};
+pub use partial::{Partial, Reach};
 
 /// A loaded policy file.
 #[derive(Debug)]

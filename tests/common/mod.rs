@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod credential_source;
+pub mod decisions;
 pub mod oidc;
 pub mod raw_upstream;
 pub mod redis_server;

@@ -71,6 +71,15 @@ def moto(tmp_path_factory):
         process.wait(timeout=10)
 
 
+def proxy_env():
+    """The environment the proxy's configuration reads its secrets from."""
+    env = dict(os.environ, E2E_TOKEN_KEY="e2e-token-key-0123456789abcdefghijkl",
+               E2E_SESSION_KEY="e2e-session-key-0123456789abcdefghij", RUST_LOG="warn")
+    for k, t in TENANTS.items():
+        env[f"E2E_SECRET_{k.upper()}"] = t["secret"]
+    return env
+
+
 @pytest.fixture(scope="session")
 def proxy(moto, tmp_path_factory):
     folder = tmp_path_factory.mktemp("proxy")
@@ -119,6 +128,7 @@ secret_access_key = "moto-accepts-anything"
 keys = [{{ id = "e2e", secret_env = "E2E_TOKEN_KEY" }}]
 [audit]
 path = "audit.log"
+include_allowed = true
 signing_key_file = "keys/e2e.key"
 checkpoint_every = 10
 [admin]
@@ -153,15 +163,13 @@ per = "principal"
 rate_per_second = 0.001
 burst = 1
 """)
-    env = dict(os.environ, E2E_TOKEN_KEY="e2e-token-key-0123456789abcdefghijkl",
-               E2E_SESSION_KEY="e2e-session-key-0123456789abcdefghij", RUST_LOG="warn")
-    for k, t in TENANTS.items():
-        env[f"E2E_SECRET_{k.upper()}"] = t["secret"]
+    env = proxy_env()
     log = open(folder / "proxy.log", "w")
     process = subprocess.Popen([binary(), "serve", "--config", str(folder / "config.toml")], env=env, stdout=log, stderr=log)
     try:
         wait_for(f"http://127.0.0.1:{admin}/healthz", process, "swf-warden")
         yield {"endpoint": f"http://127.0.0.1:{port}", "audit": folder / "audit.log", "log": folder / "proxy.log",
+               "config": folder / "config.toml",
                "admin": f"http://127.0.0.1:{admin}", "public_key": folder / "keys" / "e2e.pub"}
     finally:
         process.terminate()
