@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`swf-warden audit verify` on a large log (issue 26): writes a chained audit log of SIZE MiB
-(realistic denial records, the chain computed here with hashlib from the README's
-description), verifies it with the release binary, and prints lines per second and the
+(realistic denial records, the chain computed here with hashlib from the description in
+docs/audit-log.md), verifies it with the release binary, and prints lines per second and the
 verifier's peak memory (from /proc), which must not grow with the log.
 
 Usage: python3 bench/audit_verify.py [SIZE_MIB ...]   (default: 64 1024)

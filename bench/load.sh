@@ -12,6 +12,9 @@
 # bucket in a redis-server started here (LEASE_MS, default 50; 0 asks Redis on every call).
 # With SESSION=1 (not with QUOTAS), the same swf-warden also takes the allowed load signed
 # with a role session's temporary credentials (issue 14), to compare with the static key.
+# swf-warden runs in its default configuration (log level `info`, access log on, its standard
+# error to a file as a service manager would take it); a second swf-warden, the same with
+# `[log] access = false`, takes the same load in each round beside it (issue 28).
 # Per call, for both proxies: user and system CPU, voluntary and involuntary context switches
 # (issue 15), and in one more run each under `perf stat`, the syscalls.
 # Usage: bench/load.sh [SECONDS_PER_RUN] [ROUNDS] [CONNECTIONS]
@@ -30,7 +33,7 @@ cargo build --release --locked --quiet --example bench_request
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-stub=$(free_port); ha=$(free_port); warden=$(free_port); warden_q=$(free_port)
+stub=$(free_port); ha=$(free_port); warden=$(free_port); warden_q=$(free_port); warden_n=$(free_port)
 token_key=bench-token-key-0123456789abcdefghij
 
 cat > "$work/nginx.conf" <<NGINX
@@ -91,8 +94,6 @@ secret_access_key_env = "BENCH_UPSTREAM"
 keys = [{ id = "bench", secret_env = "BENCH_TOKEN" }]
 [audit]
 path = "audit.log"
-[log]
-level = "error"
 [[principal]]
 name = "bench"
 access_key_id = "AKIABENCH00000000001"
@@ -122,9 +123,15 @@ policies = ["bench"]
 STS
 fi
 BENCH_UPSTREAM=x BENCH_TOKEN=$token_key BENCH_SECRET=bench-secret \
-  target/release/swf-warden serve --config "$work/config.toml" &
+  "${WARDEN_BIN:-target/release/swf-warden}" serve --config "$work/config.toml" 2> "$work/warden.err" &
 warden_pid=$!
-ports="$stub $ha $warden"
+# The quiet one: the same, without the access log.
+sed -e "s/127.0.0.1:$warden/127.0.0.1:$warden_n/" -e 's/audit.log/audit-n.log/' "$work/config.toml" > "$work/config-n.toml"
+printf '[log]\naccess = false\n' >> "$work/config-n.toml"
+BENCH_UPSTREAM=x BENCH_TOKEN=$token_key BENCH_SECRET=bench-secret \
+  "${WARDEN_BIN:-target/release/swf-warden}" serve --config "$work/config-n.toml" 2> "$work/warden-n.err" &
+warden_n_pid=$!
+ports="$stub $ha $warden $warden_n"
 if [ -n "${QUOTAS:-}" ]; then
   sed -e "s/127.0.0.1:$warden/127.0.0.1:$warden_q/" -e 's/audit.log/audit-q.log/' "$work/config.toml" > "$work/config-q.toml"
   cat >> "$work/config-q.toml" <<'QUOTA'
@@ -145,7 +152,7 @@ QUOTA
     ports="$ports $redis"
   fi
   BENCH_UPSTREAM=x BENCH_TOKEN=$token_key BENCH_SECRET=bench-secret \
-    target/release/swf-warden serve --config "$work/config-q.toml" &
+    target/release/swf-warden serve --config "$work/config-q.toml" 2> "$work/warden-q.err" &
   warden_q_pid=$!
   ports="$ports $warden_q"
 fi
@@ -155,6 +162,7 @@ done
 
 target/release/examples/bench_request "127.0.0.1:$warden" AKIABENCH00000000001 bench-secret $token_key bench "$work/allowed.lua"
 target/release/examples/bench_request "127.0.0.1:$warden" AKIADENIED0000000001 bench-secret $token_key bench "$work/denied.lua"
+target/release/examples/bench_request "127.0.0.1:$warden_n" AKIABENCH00000000001 bench-secret $token_key bench "$work/allowed-n.lua"
 if [ -n "${QUOTAS:-}" ]; then
   target/release/examples/bench_request "127.0.0.1:$warden_q" AKIABENCH00000000001 bench-secret $token_key bench "$work/allowed-q.lua"
 fi
@@ -220,11 +228,13 @@ fi
 echo "warming up"
 run "http://127.0.0.1:$ha/" "$work/allowed.lua" "$ha_pid" >/dev/null
 run "http://127.0.0.1:$warden/" "$work/allowed.lua" "$warden_pid" >/dev/null
-declare -a H W HP WP WQ
+run "http://127.0.0.1:$warden_n/" "$work/allowed-n.lua" "$warden_n_pid" >/dev/null
+declare -a H W HP WP WQ WN
 if [ -n "${second}" ]; then run "http://127.0.0.1:$warden_q/" "$work/allowed-q.lua" "$warden_q_pid" >/dev/null; fi
 for r in $(seq "$rounds"); do
   H+=("$(run "http://127.0.0.1:$ha/" "$work/allowed.lua" "$ha_pid")")
   W+=("$(run "http://127.0.0.1:$warden/" "$work/allowed.lua" "$warden_pid")")
+  WN+=("$(run "http://127.0.0.1:$warden_n/" "$work/allowed-n.lua" "$warden_n_pid")")
   if [ -n "${second}" ]; then WQ+=("$(run "http://127.0.0.1:$warden_q/" "$work/allowed-q.lua" "$warden_q_pid")"); fi
   HP+=("$(run "http://127.0.0.1:$ha/" "$work/paced.lua" "$ha_pid")")
   WP+=("$(run "http://127.0.0.1:$warden/" "$work/paced.lua" "$warden_pid")")
@@ -236,25 +246,27 @@ D=$(run "http://127.0.0.1:$warden/" "$work/denied.lua" "$warden_pid")
 sleep 1
 after=$(wc -l < "$work/audit.log")
 
-python3 - "$secs" "$conns" "$D" "$((after - before))" "${PACE_MS:-4}" "${second:-}" "$HC" "$WC" "${H[@]}" -- "${W[@]}" -- "${HP[@]}" -- "${WP[@]}" -- "${WQ[@]}" <<'PY'
+access_lines=$(grep -c 'swf_warden::access' "$work/warden.err" || true)
+python3 - "$secs" "$conns" "$D" "$((after - before))" "${PACE_MS:-4}" "${second:-}" "$HC" "$WC" "$access_lines" "${H[@]}" -- "${W[@]}" -- "${HP[@]}" -- "${WP[@]}" -- "${WQ[@]}" -- "${WN[@]}" <<'PY'
 import statistics, sys
 secs, conns, denied, records, pace, second = sys.argv[1], sys.argv[2], sys.argv[3].split(), int(sys.argv[4]), sys.argv[5], sys.argv[6]
 counted = [list(map(float, r.split())) for r in sys.argv[7:9]]
+access_lines = int(sys.argv[9])
 groups, current = [], []
-for arg in sys.argv[9:] + ["--"]:
+for arg in sys.argv[10:] + ["--"]:
     if arg == "--":
         groups.append([list(map(float, r.split())) for r in current])
         current = []
     else:
         current.append(arg)
-ha, wa, hp, wp, wq = groups
+ha, wa, hp, wp, wq, wn = groups
 med = lambda rows, i: statistics.median(r[i] for r in rows)
 print(f"\nRecordActivityTaskHeartbeat, {conns} connections, {len(ha)} alternating runs of {secs}s each (medians;"
       " per call: CPU, syscalls, voluntary context switches (waits) and involuntary ones (preempt))")
 def table(h, w):
     print(f"{'':30} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'CPU µs/call (user+sys)':>24}"
           f" {'waits':>6} {'preempt':>7}")
-    for name, rows in (("HAProxy pass-through", h), ("swf-warden (verify+authorize)", w)):
+    for name, rows in (("HAProxy pass-through", h), ("swf-warden (default config)", w)):
         cpu = f"{med(rows,5) + med(rows,6):.1f} ({med(rows,5):.1f}+{med(rows,6):.1f})"
         print(f"{name:30} {med(rows,0):9.0f} {med(rows,1):8.3f} {med(rows,2):8.3f} {med(rows,4):8.0f} {cpu:>24}"
               f" {med(rows,8):6.2f} {med(rows,9):7.2f}")
@@ -266,6 +278,11 @@ def table(h, w):
     return ratio(2)
 allowed_p99 = med(wa, 2)
 table(ha, wa)
+cpu = lambda rows: med(rows, 5) + med(rows, 6)
+print(f"{'swf-warden, access = false':30} {med(wn,0):9.0f} {med(wn,1):8.3f} {med(wn,2):8.3f} {med(wn,4):8.0f} "
+      f"{f'{cpu(wn):.1f} ({med(wn,5):.1f}+{med(wn,6):.1f})':>24}")
+print(f"{'ratio default / quiet':30} {med(wa,0)/med(wn,0):9.3f} {med(wa,1)/med(wn,1):8.2f} {med(wa,2)/med(wn,2):8.2f} {'':8} {cpu(wa)/cpu(wn):24.3f}")
+print(f"access lines written by the default configuration: {access_lines}")
 if wq:
     cpu = lambda rows: med(rows, 5) + med(rows, 6)
     print(f"{'swf-warden ' + second:30} {med(wq,0):9.0f} {med(wq,1):8.3f} {med(wq,2):8.3f} {med(wq,4):8.0f} "

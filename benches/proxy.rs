@@ -190,6 +190,14 @@ fn decisions(c: &mut Criterion) {
     group.finish();
 }
 
+/// `[tracing]` absent: what a call pays for tracing (SPEC: one branch).
+fn tracing_off(c: &mut Criterion) {
+    let headers = http::HeaderMap::new();
+    c.bench_function("trace/off", |b| {
+        b.iter(|| swf_warden::telemetry::start(&headers, "9e4a1f0c-0000-4000-8000-000000000001"))
+    });
+}
+
 fn tokens(c: &mut Criterion) {
     let sealer = TokenSealer::new(vec![TokenKey::new("k1", &Secret::new(TOKEN_KEY))]);
     let upstream = "AAAAKgAAAAIAAAAAAAAAA".repeat(30);
@@ -489,6 +497,7 @@ criterion_group!(
     handler,
     quotas,
     upstream_signing,
-    audit_chain
+    audit_chain,
+    tracing_off
 );
 criterion_main!(benches);

@@ -1,68 +1,18 @@
 //! The running proxy's state, built once from a validated [`Config`]: principals by access key,
 //! the verifier, the token sealer, the quotas, the audit log and the upstream forwarder.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::audit::{AuditLog, PrincipalRef};
+use crate::audit::AuditLog;
 use crate::config::{Config, Service};
 use crate::forward::{Forwarder, ForwarderError};
-use crate::metrics::{Metrics, PrincipalCounters};
-use crate::policy::PolicySet;
-use crate::quota::{self, Meter, Meters, Quotas, Registry};
+use crate::metrics::Metrics;
+use crate::quota::{self, Quotas, Registry};
 use crate::sigv4::{Credential, Verifier};
 use crate::tokens::{TokenKey, TokenSealer};
 
-/// A tenant identity the proxy issued credentials to.
-#[derive(Debug)]
-pub struct Principal {
-    pub name: String,
-    pub arn: String,
-    pub credential: Credential,
-    pub policies: PolicySet,
-    pub tags: BTreeMap<String, String>,
-    /// `false`: shadow mode for this principal.
-    pub enforce: bool,
-    pub groups: Vec<String>,
-    /// The quotas its calls meet, by operation.
-    pub quotas: Arc<Meters>,
-    pub counters: Arc<PrincipalCounters>,
-    /// A role session's particulars; `None` for a static key's principal.
-    pub session: Option<SessionInfo>,
-}
-
-/// What makes a role's principal one session of it.
-#[derive(Debug)]
-pub struct SessionInfo {
-    /// `arn:…:iam::…:role/<name>` (`aws:PrincipalArn`).
-    pub role_arn: String,
-    /// `RoleSessionName`.
-    pub name: String,
-    pub expires: std::time::SystemTime,
-    /// The session token the principal was opened from.
-    pub token: String,
-}
-
-impl AsRef<Credential> for Principal {
-    fn as_ref(&self) -> &Credential {
-        &self.credential
-    }
-}
-
-impl Principal {
-    /// The quotas a call of `op` meets.
-    pub fn meters(&self, op: crate::swf::Operation) -> &[Meter] {
-        self.quotas.get(op.index()).map_or(&[], |m| &m[..])
-    }
-
-    pub fn audit_ref(&self) -> PrincipalRef {
-        PrincipalRef {
-            name: self.name.clone(),
-            arn: self.arn.clone(),
-            access_key_id: self.credential.access_key_id.clone(),
-        }
-    }
-}
+pub use crate::identity::{Principal, SessionInfo};
 
 /// Everything a request needs: one generation of the configuration. A reload builds a new
 /// `App` and swaps it in (see `runtime`); calls in flight keep the one they started with.

@@ -189,17 +189,6 @@ impl ProxyError {
         matches!(self, ProxyError::NotPermitted { .. }).then_some("OPERATION_NOT_PERMITTED")
     }
 
-    /// The refusal for a call `op` that a quota throttled (SPEC, "Fair share").
-    pub fn throttled(why: crate::quota::Throttle, op: crate::swf::Operation) -> ProxyError {
-        match why {
-            crate::quota::Throttle::InFlight { quota, max } if op.may_exceed_limits() => {
-                ProxyError::LimitExceeded { quota, max }
-            }
-            crate::quota::Throttle::InFlight { quota, .. }
-            | crate::quota::Throttle::Rate { quota } => ProxyError::Throttled { quota },
-        }
-    }
-
     /// The quota that refused the call, for its audit record.
     pub fn quota(&self) -> Option<&str> {
         match self {

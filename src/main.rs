@@ -296,24 +296,48 @@ fn main() -> ExitCode {
     serve(&config_path)
 }
 
-fn init_logging(log: &config::Log) {
-    // RUST_LOG, when set, overrides the configured level.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+/// The process log (`[log]`) and, with `[tracing]`, the layer that exports the traced
+/// calls' spans. Each has its own filter: `RUST_LOG` or the log level never hides a trace.
+fn init_logging(
+    log: &config::Log,
+    traces: Option<&swf_warden::telemetry::Settings>,
+) -> Result<(), String> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    // Access lines go through their own buffer and thread (`access::writer`), in the same
+    // format as the rest of the log.
+    swf_warden::access::writer::init(log.json);
+    // RUST_LOG, when set, overrides the configured level; the traced calls' spans pass
+    // whatever the level.
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
+    let traces = match traces {
+        Some(settings) => {
+            let directive = format!("{}=info", swf_warden::telemetry::TARGET);
+            filter = filter.add_directive(directive.parse().map_err(|e| format!("{e}"))?);
+            Some(swf_warden::telemetry::init(settings)?)
+        }
+        None => None,
+    };
     // Colours only on a terminal: a log file or collector gets plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    if log.json {
-        builder
-            .json()
+    let fmt = if log.json {
+        fmt.json()
             .with_current_span(true)
             .with_span_list(false)
-            .init();
+            .boxed()
     } else {
-        builder.init();
-    }
+        fmt.boxed()
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(traces)
+        .init();
+    Ok(())
 }
 
 fn serve(path: &std::path::Path) -> ExitCode {
@@ -327,7 +351,10 @@ fn serve(path: &std::path::Path) -> ExitCode {
         }
     };
     // The configuration's warnings are logged by `Runtime::start`, each once per process.
-    init_logging(&config.log);
+    if let Err(e) = init_logging(&config.log, config.tracing.as_ref()) {
+        eprintln!("{}: error: [tracing]: {e}", config.path.display());
+        return ExitCode::from(EXIT_USAGE);
+    }
     let tls = match &config.listen.tls {
         Some((cert, key)) => match swf_warden::tls::acceptor(cert, key) {
             Ok(acceptor) => Some(acceptor),
@@ -416,6 +443,8 @@ fn serve(path: &std::path::Path) -> ExitCode {
             tracing::error!(error = %e, "the workers failed");
             return ExitCode::from(1);
         }
+        swf_warden::access::writer::flush();
+        swf_warden::telemetry::shutdown();
         // Every refusal counted before the exit is on record, under a last checkpoint.
         if let Err(e) = state
             .audit

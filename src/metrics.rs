@@ -131,6 +131,8 @@ pub struct Metrics {
     last_reload_ok: AtomicU64,
     last_reload_time: AtomicU64,
     connections: AtomicI64,
+    /// The proxy listener's `max_connections`, for "slots near full".
+    max_connections: AtomicI64,
     closed: [AtomicU64; Closed::ALL.len()],
     capacity_refusals: AtomicU64,
     /// Lease requests to the Redis quota store, and those that failed or timed out.
@@ -161,6 +163,7 @@ impl Default for Metrics {
             last_reload_ok: AtomicU64::new(1),
             last_reload_time: AtomicU64::new(0),
             connections: AtomicI64::new(0),
+            max_connections: AtomicI64::new(0),
             closed: Default::default(),
             capacity_refusals: AtomicU64::new(0),
             quota_store: Default::default(),
@@ -252,6 +255,12 @@ impl Metrics {
 
     pub fn in_flight(&self) -> i64 {
         self.in_flight.load(Relaxed)
+    }
+
+    /// The proxy listener's connection cap (set when it starts serving).
+    pub fn set_max_connections(&self, max: usize) {
+        self.max_connections
+            .store(i64::try_from(max).unwrap_or(i64::MAX), Relaxed);
     }
 
     pub fn connection(&self, delta: i64) {
@@ -356,6 +365,11 @@ impl Metrics {
                 self.audit_suppressed.load(Relaxed),
             ),
             (
+                "swf_warden_log_lines_dropped_total",
+                "Access log lines dropped because its buffer was full (a call never waits to log).",
+                crate::access::writer::dropped(),
+            ),
+            (
                 "swf_warden_audit_write_failures_total",
                 "Audit records that could not be written.",
                 self.audit_failures.load(Relaxed),
@@ -430,6 +444,11 @@ impl Metrics {
                 "swf_warden_open_connections",
                 "Client connections open.",
                 self.connections.load(Relaxed),
+            ),
+            (
+                "swf_warden_max_connections",
+                "Client connections the listener holds at most (`[limits] max_connections`).",
+                self.max_connections.load(Relaxed),
             ),
         ];
         for (name, help, value) in gauges {

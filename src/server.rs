@@ -115,6 +115,9 @@ pub async fn run_workers(
         options.limits.max_connections_per_ip,
     );
     let pressure = Pressure::new(options.limits.max_connections);
+    runtime
+        .metrics
+        .set_max_connections(options.limits.max_connections);
     let mut queues = Vec::with_capacity(workers);
     let mut done = Vec::with_capacity(workers);
     for index in 0..workers.max(1) {
@@ -220,6 +223,9 @@ pub async fn run(
     );
     let pressure = Pressure::new(options.limits.max_connections);
     let metrics = runtime.metrics.clone();
+    if options.serves == Serves::Proxy {
+        metrics.set_max_connections(options.limits.max_connections);
+    }
     let server = Server::new(runtime, options, caps.clone(), pressure.clone());
     tokio::pin!(shutdown);
     while let Some((stream, addr, slot, at)) =

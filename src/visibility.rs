@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 
 use crate::config::Service;
 use crate::error::ProxyError;
-use crate::forward::{Forwarder, UpstreamBody};
+use crate::forward::{Forwarder, Outbound, UpstreamBody};
 use crate::policy::{Action, Context, DecisionKind, Permit, PolicySet};
 use crate::swf::Operation;
 use crate::tokens::Keyring;
@@ -63,6 +63,8 @@ pub struct Lister<'a> {
     pub policies: &'a PolicySet,
     /// The caller's policy context (`ListDomains`, without input).
     pub ctx: Context<'a>,
+    /// The call's request id and trace context, carried by each page's upstream call.
+    pub outbound: Outbound<'a>,
 }
 
 /// Where a caller's listing goes on: sealed into the proxy's `nextPageToken`.
@@ -128,6 +130,7 @@ impl Lister<'_> {
                     self.permit,
                     Operation::ListDomains,
                     Bytes::from(body.to_string()),
+                    &self.outbound,
                 )
                 .await?;
             if !response.status().is_success() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mutation testing of the security core (README, "Mutation testing"):
+# Mutation testing of the security core (docs/testing.md, "Mutation testing"):
 #
 #   tests/mutants.sh unit    [FILE-GLOB…] [-- cargo-mutants options, e.g. --shard 1/4]
 #   tests/mutants.sh handler [-- cargo-mutants options]

@@ -513,7 +513,7 @@ async fn list_domains_unfiltered_for_a_principal_in_shadow_mode() {
     assert_eq!(records[0]["action"], "swf:ListDomains");
 }
 
-/// Finding 3 of the second review: in the README's Kubernetes setup (one role for every
+/// Finding 3 of the second review: in docs/sts.md's Kubernetes setup (one role for every
 /// namespace) every session shared the role's buckets, so one namespace spent the rate and
 /// held the in-flight cap of all. With `[[role]] tenant_tag`, each value of that session tag
 /// is a tenant of its own for quotas and per-principal metrics.

@@ -12,6 +12,7 @@
 
 pub mod chain;
 pub mod checkpoint;
+pub mod files;
 pub mod flood;
 pub mod verify;
 
@@ -84,15 +85,6 @@ pub struct PrincipalRef {
 pub struct MatchedStatement {
     pub policy: String,
     pub sid: Option<String>,
-}
-
-impl MatchedStatement {
-    pub fn of(s: &crate::policy::StatementRef) -> MatchedStatement {
-        MatchedStatement {
-            policy: s.policy.to_string(),
-            sid: s.sid.as_deref().map(str::to_owned),
-        }
-    }
 }
 
 /// `policy/Sid`, as reports name a statement.

@@ -3,7 +3,7 @@
 //! `keygen` writes an Ed25519 key pair for signing the audit log's checkpoints: `ID.key`
 //! (PKCS#8 PEM, readable by its owner only) and `ID.pub` (PEM). `verify` checks audit files
 //! with the proxy's own verifier (`audit::verify`), files ending in `.gz` (as logrotate
-//! compresses them) decompressed as they are read (`cli::open_logs`), prints what it found in words (or JSON),
+//! compresses them) decompressed as they are read (`audit::files`), prints what it found in words (or JSON),
 //! and exits 0 when the log is intact, 1 when it is not, 64 when it cannot run.
 
 use std::collections::HashMap;
@@ -101,7 +101,7 @@ pub fn run_verify(args: &VerifyArgs<'_>) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let inputs = match super::open_logs(args.files) {
+    let inputs = match crate::audit::files::open(args.files) {
         Ok(inputs) => inputs,
         Err(e) => {
             eprintln!("error: {e}");

@@ -36,29 +36,6 @@ pub fn load(path: &std::path::Path) -> Option<Config> {
     }
 }
 
-/// Audit files to read, each with its name.
-pub type Logs = Vec<(String, Box<dyn std::io::BufRead>)>;
-
-/// Opens audit files to read in order, those ending in `.gz` (as logrotate compresses them)
-/// decompressed as they are read.
-pub fn open_logs(files: &[std::path::PathBuf]) -> Result<Logs, String> {
-    use std::io::BufReader;
-    let mut inputs: Logs = Vec::new();
-    for path in files {
-        let file = std::fs::File::open(path).map_err(|e| format!("`{}`: {e}", path.display()))?;
-        let reader: Box<dyn std::io::BufRead> = if path.extension().is_some_and(|e| e == "gz") {
-            Box::new(BufReader::with_capacity(
-                256 * 1024,
-                flate2::read::MultiGzDecoder::new(file),
-            ))
-        } else {
-            Box::new(BufReader::with_capacity(256 * 1024, file))
-        };
-        inputs.push((path.display().to_string(), reader));
-    }
-    Ok(inputs)
-}
-
 /// Who asks: a `[[principal]]`, or a session of a `[[role]]` with the tags given.
 pub struct Subject<'a> {
     pub name: String,

@@ -24,7 +24,7 @@ pub fn replay(args: &ReplayArgs<'_>) -> u8 {
     let Some(config) = super::load(args.config) else {
         return EXIT_USAGE;
     };
-    let inputs = match super::open_logs(args.files) {
+    let inputs = match crate::audit::files::open(args.files) {
         Ok(inputs) => inputs,
         Err(e) => {
             eprintln!("error: {e}");
@@ -105,7 +105,7 @@ pub fn suggest(args: &SuggestArgs<'_>) -> u8 {
         );
         return EXIT_USAGE;
     }
-    let inputs = match super::open_logs(args.files) {
+    let inputs = match crate::audit::files::open(args.files) {
         Ok(inputs) => inputs,
         Err(e) => {
             eprintln!("error: {e}");

@@ -9,7 +9,7 @@ mod sections;
 pub mod sts;
 mod upstream;
 
-use sections::{groups, limits, listen, log, principals, service, task_tokens};
+use sections::{groups, limits, listen, log, principals, service, task_tokens, tracing};
 use upstream::upstream;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,6 +41,8 @@ pub struct Config {
     pub enforce: bool,
     pub limits: Limits,
     pub log: Log,
+    /// `[tracing]`: OpenTelemetry traces, when configured.
+    pub tracing: Option<crate::telemetry::Settings>,
     pub policies: BTreeMap<String, Arc<Policy>>,
     /// Where the policies were read from (watched for changes).
     pub policy_dir: PathBuf,
@@ -79,39 +81,9 @@ pub struct Admin {
 /// `[admin] max_connections` when not given.
 pub const ADMIN_MAX_CONNECTIONS: usize = 64;
 
-#[derive(Debug, Clone)]
-pub struct Service {
-    pub region: String,
-    pub account_id: String,
-    pub partition: String,
-    pub max_clock_skew: Duration,
-    /// The hosts (`name` or `name:port`, lowercase) clients may sign for; empty: any.
-    pub hosts: Vec<String>,
-}
+pub use crate::swf::Service;
 
-impl Service {
-    /// `arn:<partition>:swf:<region>:<account>:/domain/<name>`.
-    pub fn domain_arn(&self, domain: &str) -> String {
-        format!(
-            "arn:{}:swf:{}:{}:/domain/{domain}",
-            self.partition, self.region, self.account_id
-        )
-    }
-}
-
-#[derive(Debug)]
-pub struct Upstream {
-    pub endpoint: http::Uri,
-    pub region: String,
-    /// Where the proxy's own credentials come from.
-    pub credentials: crate::credentials::Settings,
-    pub ca_file: Option<PathBuf>,
-    pub connect_timeout: Duration,
-    /// Every call but the polls.
-    pub timeout: Duration,
-    /// `PollForActivityTask` and `PollForDecisionTask`, which SWF holds open up to 60 s.
-    pub poll_timeout: Duration,
-}
+pub use crate::forward::Upstream;
 
 /// Connection and request limits (`[limits]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -381,6 +353,7 @@ struct Sections {
     policies: Option<raw::Policies>,
     limits: Option<raw::Limits>,
     log: Option<raw::Log>,
+    tracing: Option<raw::Tracing>,
     groups: Vec<raw::Group>,
     principals: Vec<raw::Principal>,
     quotas: Vec<raw::Quota>,
@@ -492,6 +465,7 @@ fn read_sections(ctx: &mut Ctx<'_>) -> Sections {
             "policies" => s.policies = ctx.section(value),
             "limits" => s.limits = ctx.section(value),
             "log" => s.log = ctx.section(value),
+            "tracing" => s.tracing = ctx.section(value),
             "quota_store" => s.quota_store = ctx.section(value),
             "sts" => s.sts = ctx.section(value),
             "group" | "principal" | "quota" | "oidc_provider" | "role" => {
@@ -608,6 +582,7 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
     let policies_raw = s.policies.unwrap_or_default();
     let limits = limits(ctx, s.limits.unwrap_or_default());
     let log = log(ctx, s.log.unwrap_or_default());
+    let tracing = s.tracing.and_then(|t| tracing(ctx, t));
 
     let policy_dir = ctx.relative(policies_raw.dir.get_ref());
     let policies = if policy_dir.is_dir() {
@@ -659,6 +634,7 @@ fn validate(ctx: &mut Ctx<'_>, s: Sections) -> Option<Config> {
         enforce: policies_raw.enforce,
         limits,
         log,
+        tracing,
         policies,
         policy_dir,
         principals,

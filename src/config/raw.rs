@@ -140,6 +140,15 @@ impl Default for Audit {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct Tracing {
+    pub otlp_endpoint: Spanned<String>,
+    pub sample_ratio: Option<Spanned<Number>>,
+    pub service_name: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Admin {
     pub address: Spanned<String>,
     pub max_connections: Option<Spanned<u64>>,

@@ -123,6 +123,72 @@ pub(super) fn limits(ctx: &mut Ctx<'_>, l: raw::Limits) -> Limits {
     }
 }
 
+/// An `http` or `https` URL with a host and no query (nor a path unless `path_allowed`), else
+/// an error at its line saying it is not `what`.
+pub(super) fn http_url(
+    ctx: &mut Ctx<'_>,
+    value: &Spanned<String>,
+    path_allowed: bool,
+    what: &str,
+) -> Option<http::Uri> {
+    match value.get_ref().parse::<http::Uri>() {
+        Ok(uri)
+            if matches!(uri.scheme_str(), Some("http") | Some("https"))
+                && uri.authority().is_some()
+                && (path_allowed || matches!(uri.path(), "" | "/"))
+                && uri.query().is_none() =>
+        {
+            Some(uri)
+        }
+        _ => {
+            ctx.error(value.span(), format!("`{}` is not {what}", value.get_ref()));
+            None
+        }
+    }
+}
+
+/// `[tracing]`: where spans go and how many calls are traced.
+pub(super) fn tracing(ctx: &mut Ctx<'_>, t: raw::Tracing) -> Option<crate::telemetry::Settings> {
+    let endpoint = http_url(
+        ctx,
+        &t.otlp_endpoint,
+        true,
+        "an OTLP/HTTP collector URL such as `http://127.0.0.1:4318`",
+    );
+    let sample_ratio = match &t.sample_ratio {
+        None => 1.0,
+        Some(r) if (0.0..=1.0).contains(&r.get_ref().value()) => r.get_ref().value(),
+        Some(r) => {
+            ctx.error(
+                r.span(),
+                "`sample_ratio` must be between 0 and 1".to_owned(),
+            );
+            1.0
+        }
+    };
+    let service_name = match &t.service_name {
+        None => "swf-warden".to_owned(),
+        Some(n) if !n.get_ref().is_empty() && n.get_ref().len() <= 256 => n.get_ref().clone(),
+        Some(n) => {
+            ctx.error(
+                n.span(),
+                "`service_name` must be 1 to 256 characters".to_owned(),
+            );
+            String::new()
+        }
+    };
+    let ca_file = match &t.ca_file {
+        Some(c) => Some(ctx.existing_file(c)?),
+        None => None,
+    };
+    Some(crate::telemetry::Settings {
+        otlp_endpoint: endpoint?,
+        sample_ratio,
+        service_name,
+        ca_file,
+    })
+}
+
 pub(super) fn log(ctx: &mut Ctx<'_>, l: raw::Log) -> Log {
     let json = match &l.format {
         None => false,

@@ -12,63 +12,11 @@ use toml::Spanned;
 use super::sections::{bounded, effective_policies, keyring};
 use super::{raw, Ctx, Service};
 use crate::policy::{Policy, PolicySet};
-use crate::secret::Secret;
 use crate::sts::oidc::{KeySet, Provider, Remote};
-
-/// The validated STS settings.
-#[derive(Debug)]
-pub struct Sts {
-    /// `(id, secret)`; the first seals.
-    pub session_keys: Vec<(String, Secret)>,
-    /// The longest session a caller may ask for (`DurationSeconds`).
-    pub max_duration: Duration,
-    /// Sessions issued to one web identity or one principal.
-    pub issue_rate: crate::quota::gcra::Rate,
-    /// Identity token verifications per source address (`unverified_per_second`).
-    pub unverified_rate: crate::quota::gcra::Rate,
-    pub providers: BTreeMap<String, Arc<Provider>>,
-    pub roles: Vec<Role>,
-}
-
-/// A role web identities may assume.
-#[derive(Debug)]
-pub struct Role {
-    pub name: String,
-    /// `arn:<partition>:iam::<account_id>:role/<name>`.
-    pub arn: String,
-    /// Who may present tokens for it; `None`: assumed only with a key (`AssumeRole`).
-    pub provider: Option<Arc<Provider>>,
-    /// Patterns (`*`, `?`) on the token's `sub`; one must match.
-    pub subjects: Vec<String>,
-    /// Claim path → patterns; every claim must match one of its patterns.
-    pub conditions: Vec<(String, Vec<String>)>,
-    /// Session tag → claim path.
-    pub session_tags: Vec<(String, String)>,
-    pub policies: PolicySet,
-    pub groups: Vec<String>,
-    pub enforce: bool,
-    /// Session tags are also taken from AWS's tags claim (`accept_tags_claim`).
-    pub accept_tags_claim: bool,
-    /// Sessions issued before this are refused (`sessions_not_before`).
-    pub sessions_not_before: Option<std::time::SystemTime>,
-    /// The session tag whose values are tenants of their own for quotas and metrics.
-    pub tenant_tag: Option<String>,
-}
-
-/// Sessions last between this and `max_duration`; AWS's bounds.
-pub const MIN_DURATION_SECONDS: u64 = 900;
-const MAX_DURATION_SECONDS: u64 = 43_200;
-/// `DurationSeconds` when the caller gives none, as in AWS.
-pub const DEFAULT_DURATION_SECONDS: u64 = 3600;
-
-/// Role and session names: IAM's `[\w+=,.@-]`.
-pub fn valid_name(name: &str, max: usize) -> bool {
-    !name.is_empty()
-        && name.len() <= max
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
-}
+pub use crate::sts::settings::{
+    valid_name, valid_tag_text, Role, Settings as Sts, DEFAULT_DURATION_SECONDS,
+    MAX_DURATION_SECONDS, MIN_DURATION_SECONDS,
+};
 
 /// Reads the STS sections. `None` when `[sts]` is absent and nothing else refers to it.
 #[allow(clippy::too_many_arguments)]
@@ -306,12 +254,6 @@ pub(super) fn sts(
     })
 }
 
-/// IAM's tag characters: letters, digits, spaces and `_ . : / = + - @`.
-pub fn valid_tag_text(text: &str) -> bool {
-    text.chars()
-        .all(|c| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c))
-}
-
 fn provider(ctx: &mut Ctx<'_>, p: &raw::OidcProvider) -> Option<Provider> {
     let issuer = p.issuer.get_ref();
     if !issuer.starts_with("https://") {
@@ -394,9 +336,10 @@ fn provider(ctx: &mut Ctx<'_>, p: &raw::OidcProvider) -> Option<Provider> {
                 }
                 None => Vec::new(),
             };
-            let fetcher = crate::forward::fetch::Fetcher::new(&uri, roots, Duration::from_secs(10))
-                .map_err(|e| ctx.error(url.span(), e.to_string()))
-                .ok()?;
+            let fetcher =
+                crate::forward::fetch::Fetcher::new(&uri, Some(roots), Duration::from_secs(10))
+                    .map_err(|e| ctx.error(url.span(), e.to_string()))
+                    .ok()?;
             let remote = Remote::new(
                 url.get_ref().clone(),
                 fetcher,

@@ -1110,3 +1110,50 @@ fn upstream_credentials_come_from_the_chain_unless_a_key_is_given() {
         )],
     );
 }
+
+#[test]
+fn tracing_has_defaults_and_every_mistake_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = example_edited(dir.path(), |t| {
+        format!("{t}\n[tracing]\notlp_endpoint = \"http://127.0.0.1:4318\"\n")
+    });
+    let config = load(&path).unwrap_or_else(|d| panic!("{d}"));
+    let tracing = config.tracing.expect("[tracing]");
+    assert_eq!(tracing.otlp_endpoint, "http://127.0.0.1:4318/");
+    assert_eq!(
+        (tracing.sample_ratio, tracing.service_name.as_str()),
+        (1.0, "swf-warden")
+    );
+    let (path, text) = example_edited(dir.path(), |t| {
+        format!(
+            "{t}\n[tracing]\notlp_endpoint = \"udp://collector\"\nsample_ratio = 1.5\n\
+             service_name = \"\"\nca_file = \"no-such-ca.pem\"\n"
+        )
+    });
+    let errors = load(&path).unwrap_err().0;
+    assert_errors_at(
+        &errors,
+        &[
+            (
+                "is not an OTLP/HTTP collector URL",
+                nth_line(&text, "udp://collector", 0),
+            ),
+            (
+                "`sample_ratio` must be between 0 and 1",
+                nth_line(&text, "sample_ratio = 1.5", 0),
+            ),
+            (
+                "`service_name` must be 1 to 256",
+                nth_line(&text, "service_name = \"\"", 0),
+            ),
+            ("no-such-ca.pem", nth_line(&text, "no-such-ca.pem", 0)),
+        ],
+    );
+    assert!(load(
+        &example_edited(dir.path(), |t| format!(
+            "{t}\n[tracing]\nsample_ratio = 0.5\n"
+        ))
+        .0
+    )
+    .is_err());
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::sections::valid_region;
+use super::sections::{http_url, valid_region};
 use super::{raw, Ctx, Service, Upstream};
 use crate::credentials::{AssumeRole, Part, Settings, Source};
 
@@ -20,26 +20,12 @@ pub(super) fn upstream(
     u: raw::Upstream,
     service: Option<&Service>,
 ) -> Option<Upstream> {
-    let endpoint = match u.endpoint.get_ref().parse::<http::Uri>() {
-        Ok(uri)
-            if matches!(uri.scheme_str(), Some("http") | Some("https"))
-                && uri.authority().is_some()
-                && matches!(uri.path(), "" | "/")
-                && uri.query().is_none() =>
-        {
-            Some(uri)
-        }
-        _ => {
-            ctx.error(
-                u.endpoint.span(),
-                format!(
-                    "`{}` is not an endpoint such as `https://swf.us-east-1.amazonaws.com`",
-                    u.endpoint.get_ref()
-                ),
-            );
-            None
-        }
-    };
+    let endpoint = http_url(
+        ctx,
+        &u.endpoint,
+        false,
+        "an endpoint such as `https://swf.us-east-1.amazonaws.com`",
+    );
     // Checked before anything can end this section early: every mistake is reported.
     let source = source(ctx, &u);
     let assume = assume_role(ctx, &u);

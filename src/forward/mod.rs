@@ -23,12 +23,26 @@ use hyper::Response;
 
 use std::sync::Arc;
 
-use crate::config::Upstream;
 use crate::credentials::{Credentials, Identity};
 use crate::error::ProxyError;
 use crate::policy::Permit;
 use crate::swf::ops::TARGET_PREFIX;
 use crate::swf::Operation;
+
+/// `[upstream]`, validated: where calls go and how long they may take.
+#[derive(Debug)]
+pub struct Upstream {
+    pub endpoint: http::Uri,
+    pub region: String,
+    /// Where the proxy's own credentials come from.
+    pub credentials: crate::credentials::Settings,
+    pub ca_file: Option<std::path::PathBuf>,
+    pub connect_timeout: std::time::Duration,
+    /// Every call but the polls.
+    pub timeout: std::time::Duration,
+    /// `PollForActivityTask` and `PollForDecisionTask`, which SWF holds open up to 60 s.
+    pub poll_timeout: std::time::Duration,
+}
 
 /// The longest a call waits for the first credentials of a source (after a reload that
 /// changed it); valid credentials once held are never waited for.
@@ -100,6 +114,7 @@ impl Forwarder {
         _permit: &Permit,
         op: Operation,
         body: Bytes,
+        call: &Outbound<'_>,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         let mut now = SystemTime::now();
         if let Err(crate::credentials::Unavailable::NotYet) = self.credentials.current(now) {
@@ -108,7 +123,7 @@ impl Forwarder {
             now = SystemTime::now();
         }
         let identity = self.identity(now)?;
-        let head = self.signed_head(&identity, op, &body, now);
+        let head = self.signed_head(&identity, op, &body, now, call.trace);
         // Polls are held open by SWF for up to 60 s: they get their own, longer timeout.
         let timeout = if op.issues_task_token() {
             self.poll_timeout
@@ -118,11 +133,17 @@ impl Forwarder {
         match tokio::time::timeout(timeout, pool::send(&self.connector, &head, &body)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, operation = op.name(), "upstream request failed");
+                tracing::warn!(
+                    request_id = call.request_id,
+                    error = %e,
+                    operation = op.name(),
+                    "upstream request failed"
+                );
                 Err(unavailable())
             }
             Err(_) => {
                 tracing::warn!(
+                    request_id = call.request_id,
                     operation = op.name(),
                     timeout_s = timeout.as_secs(),
                     "upstream timed out"
@@ -146,17 +167,19 @@ impl Forwarder {
     pub fn sign_only(&self, op: Operation, body: &[u8]) -> Result<Vec<u8>, ProxyError> {
         let now = SystemTime::now();
         let identity = self.identity(now)?;
-        Ok(self.signed_head(&identity, op, body, now))
+        Ok(self.signed_head(&identity, op, body, now, &http::HeaderMap::new()))
     }
 
     /// The request head for `body` as `op`, signed by `identity` at `now`: `POST /` with the
-    /// target, the signature and the length, nothing from the caller's headers.
+    /// target, the signature and the length, nothing from the caller's headers; then the
+    /// trace context (`trace`, unsigned, made by the propagator, never the caller's bytes).
     fn signed_head(
         &self,
         identity: &Identity,
         op: Operation,
         body: &[u8],
         now: SystemTime,
+        trace: &http::HeaderMap,
     ) -> Vec<u8> {
         let target = &self.targets[op.index()];
         let signature = identity
@@ -179,8 +202,25 @@ impl Forwarder {
             }
             None => 5,
         };
-        h1::request_head(&headers[..count], body.len())
+        if trace.is_empty() {
+            return h1::request_head(&headers[..count], body.len());
+        }
+        let mut all = headers[..count].to_vec();
+        all.extend(
+            trace
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        );
+        h1::request_head(&all, body.len())
     }
+}
+
+/// What the upstream call carries of the call it serves: the request id (for the log lines)
+/// and the trace context (`telemetry::Trace::upstream`; empty when not traced).
+#[derive(Clone, Copy)]
+pub struct Outbound<'a> {
+    pub request_id: &'a str,
+    pub trace: &'a http::HeaderMap,
 }
 
 fn unavailable() -> ProxyError {

@@ -21,13 +21,15 @@ use hyper::{Request, Response};
 use serde_json::Value;
 
 use crate::access;
-use crate::app::{App, Principal};
+use crate::app::App;
 use crate::audit::{self, DecisionContext, MatchedStatement, Outcome, Record, RecordContext};
 use crate::error::ProxyError;
-use crate::forward::UpstreamBody;
+use crate::forward::{Outbound, UpstreamBody};
+use crate::identity::Principal;
 use crate::policy::{self, Action, Caller, Context, Permit, StatementRef};
 use crate::resolve::{self, Resolved};
 use crate::sts;
+use crate::telemetry::{self, Trace};
 use crate::visibility::{self, Listing};
 
 mod sts_call;
@@ -157,8 +159,10 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
     let mut call = Call::new(request_id(), peer, user_agent);
     let _in_flight = app.metrics.enter();
     let started = Instant::now();
-    let span = tracing::info_span!("call", request_id = %call.request_id);
-    let result = process(app, request, peer, &mut call)
+    // Not traced (the usual case): no span at all, not even at `info`.
+    let trace = telemetry::start(request.headers(), &call.request_id);
+    let span = trace.span();
+    let result = process(app, request, peer, &mut call, &trace)
         .instrument(span.clone())
         .await;
     let _entered = span.enter();
@@ -167,10 +171,12 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
         Err(error) => {
             let outcome = error.outcome();
             tracing::debug!(
+                request_id = %call.request_id,
                 error = error.wire().short_name(),
                 decision = outcome.as_str(),
                 "refused"
             );
+            let _audit = trace.child("audit").entered();
             (refuse(app, &mut call, &error), outcome)
         }
     };
@@ -180,14 +186,37 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
     }
     let proxy_time = started.elapsed().saturating_sub(call.upstream_time);
     app.metrics.proxy_time.observe(proxy_time);
-    log_access(app, &call, outcome, response.status().as_u16(), proxy_time);
+    let status = response.status().as_u16();
+    if trace.traced() {
+        trace.finish(telemetry::Outcome {
+            request_id: &call.request_id,
+            operation: call.operation.map(Operation::name),
+            principal: call.principal.as_deref().map(|p| p.name.as_str()),
+            action: call.action,
+            domain: call
+                .resource
+                .as_deref()
+                .and_then(|arn| arn.rsplit_once("/domain/"))
+                .map(|(_, domain)| domain),
+            decision: outcome.as_str(),
+            status,
+        });
+    }
+    log_access(app, &call, outcome, status, proxy_time, trace.trace_id());
     response
 }
 
 /// The call's access log line, if the access log is on. Nothing a caller sent is named as a
 /// resource before the caller was authenticated (or, for a session issued, its identity
 /// token verified).
-fn log_access(app: &App, call: &Call, decision: Outcome, status: u16, proxy_time: Duration) {
+fn log_access(
+    app: &App,
+    call: &Call,
+    decision: Outcome,
+    status: u16,
+    proxy_time: Duration,
+    trace_id: Option<&str>,
+) {
     if app.access_log {
         let known = call.principal.is_some() || decision == Outcome::Issued;
         access::log(&access::Line {
@@ -199,6 +228,7 @@ fn log_access(app: &App, call: &Call, decision: Outcome, status: u16, proxy_time
             status,
             upstream_time: call.upstream_time,
             proxy_time,
+            trace_id,
         });
     }
 }
@@ -242,7 +272,7 @@ fn refuse_outside(
     let outcome = error.outcome();
     app.metrics.request(None, outcome);
     let status = answered.unwrap_or(response.status().as_u16());
-    log_access(app, &call, outcome, status, started.elapsed());
+    log_access(app, &call, outcome, status, started.elapsed(), None);
     response
 }
 
@@ -266,12 +296,16 @@ fn prepare(
     peer: Peer,
     now: SystemTime,
     call: &mut Call,
+    trace: &Trace,
 ) -> Result<Prepared, ProxyError> {
     // 1. Authenticate.
-    let principal = app.verifier.verify_with(parts, &body, now, |key, token| {
-        app.principal(key, token, now)
+    let principal = trace.child("authenticate").in_scope(|| {
+        app.verifier.verify_with(parts, &body, now, |key, token| {
+            app.principal(key, token, now)
+        })
     })?;
     call.principal = Some(principal.clone());
+    let _authorize = trace.child("authorize").entered();
 
     // 2. Action and resource.
     let target = parts
@@ -371,7 +405,7 @@ fn authorize_all(
 
 /// `matchedStatements` of a record.
 fn matched(statements: &[StatementRef]) -> Vec<MatchedStatement> {
-    statements.iter().map(MatchedStatement::of).collect()
+    statements.iter().map(MatchedStatement::from).collect()
 }
 
 /// The call's `context` for its audit records: the keys the call presents (`ctx`), and each
@@ -414,7 +448,8 @@ pub fn prepare_only(
     now: SystemTime,
 ) -> Result<Bytes, ProxyError> {
     let mut call = Call::new(String::new(), peer, None);
-    prepare(app, parts, body, peer, now, &mut call).map(|p| p.upstream_body)
+    let trace = Trace::default();
+    prepare(app, parts, body, peer, now, &mut call, &trace).map(|p| p.upstream_body)
 }
 
 async fn process(
@@ -422,6 +457,7 @@ async fn process(
     request: Request<Incoming>,
     peer: Peer,
     call: &mut Call,
+    trace: &Trace,
 ) -> Result<Response<Body>, ProxyError> {
     let (parts, body) = request.into_parts();
     let sts = app
@@ -448,7 +484,7 @@ async fn process(
         permit,
         upstream_body,
         request,
-    } = prepare(app, &parts, body, peer, now, call)?;
+    } = prepare(app, &parts, body, peer, now, call, trace)?;
     // The caller's headers are not needed past here: not held while the upstream answers.
     drop(parts);
 
@@ -466,6 +502,7 @@ async fn process(
     let admission = match app
         .quotas
         .admit(principal.meters(op), resolved.domain.as_deref())
+        .instrument(trace.child("quotas"))
         .await
     {
         Ok(admission) => admission,
@@ -478,10 +515,15 @@ async fn process(
                 let decisions = resolve::decisions(&request, usize::MAX).unwrap_or_default();
                 call.context = Some(context_of(&ctx, &decisions, &resolved.resource));
             }
-            return Err(ProxyError::throttled(why, op));
+            return Err(why.refusal(op));
         }
     };
     drop(request);
+    let (upstream_span, trace_headers) = trace.upstream(op.name());
+    let outbound = Outbound {
+        request_id: &call.request_id,
+        trace: &trace_headers,
+    };
     // Shadow mode refuses nothing, so it hides nothing either.
     let lister = (op == Operation::ListDomains && app.filter_list_domains && principal.enforce)
         .then(|| visibility::Lister {
@@ -491,17 +533,19 @@ async fn process(
             service: &app.service,
             policies: &principal.policies,
             ctx: caller_context(app, &principal, Action::Operation(op), peer, now),
+            outbound,
         });
     let sent = Instant::now();
     let listing = match &lister {
         Some(lister) => {
             let input = serde_json::from_slice(&upstream_body)
                 .map_err(|e| ProxyError::Serialization(e.to_string()))?;
-            lister.list(&input).await
+            lister.list(&input).instrument(upstream_span.clone()).await
         }
         None => app
             .forwarder
-            .forward(&permit, op, upstream_body)
+            .forward(&permit, op, upstream_body, &outbound)
+            .instrument(upstream_span.clone())
             .await
             .map(Listing::Upstream),
     };
@@ -509,7 +553,13 @@ async fn process(
     app.metrics.upstream_time.observe(call.upstream_time);
     let response = match listing.inspect_err(|_| app.metrics.upstream_error())? {
         Listing::Upstream(response) => {
-            respond(app, op, &resolved, response, &call.request_id).await?
+            upstream_span.record(
+                "http.response.status_code",
+                i64::from(response.status().as_u16()),
+            );
+            respond(app, op, &resolved, response, &call.request_id)
+                .instrument(upstream_span)
+                .await?
         }
         Listing::Page { body, request_id } => page_response(body, request_id, &call.request_id),
     };
@@ -522,7 +572,10 @@ async fn process(
     }
     let allowed = (app.audit.include_allowed() && !permit.shadowed())
         .then(|| call.record(Outcome::Allowed, None));
-    if !write_records(app, call, allowed) {
+    let written = trace
+        .child("audit")
+        .in_scope(|| write_records(app, call, allowed));
+    if !written {
         return Err(audit_unavailable());
     }
     Ok(response.map(|body| body.holding(admission)))
@@ -667,8 +720,8 @@ async fn respond(
     else {
         return Ok(Response::from_parts(parts, Body::upstream(body)));
     };
-    let bytes = read_answer(body, "poll").await?;
-    let rewritten = seal_token(app, domain, &bytes)?;
+    let bytes = read_answer(body, "poll", request_id).await?;
+    let rewritten = seal_token(app, domain, &bytes, request_id)?;
     parts
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
@@ -695,18 +748,27 @@ fn page_response(
 }
 
 /// An upstream answer read whole (bounded by [`MAX_POLL_RESPONSE_BYTES`]).
-async fn read_answer(body: UpstreamBody, what: &str) -> Result<Bytes, ProxyError> {
+async fn read_answer(
+    body: UpstreamBody,
+    what: &str,
+    request_id: &str,
+) -> Result<Bytes, ProxyError> {
     body.read_all(MAX_POLL_RESPONSE_BYTES).await.map_err(|e| {
-        tracing::warn!(error = %e, "could not read the upstream {what} answer");
+        tracing::warn!(request_id, error = %e, "could not read the upstream {what} answer");
         unreadable_upstream()
     })
 }
 
 /// A poll answer with its task token sealed for `domain`.
-fn seal_token(app: &App, domain: &str, bytes: &[u8]) -> Result<Vec<u8>, ProxyError> {
+fn seal_token(
+    app: &App,
+    domain: &str,
+    bytes: &[u8],
+    request_id: &str,
+) -> Result<Vec<u8>, ProxyError> {
     let mut value: Value = serde_json::from_slice(bytes).map_err(|e| {
         // Never pass on what may hold an unsealed upstream token.
-        tracing::warn!(error = %e, "upstream poll answer is not JSON");
+        tracing::warn!(request_id, error = %e, "upstream poll answer is not JSON");
         unreadable_upstream()
     })?;
     if let Some(Value::String(token)) = value.get_mut("taskToken") {

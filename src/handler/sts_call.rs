@@ -9,9 +9,10 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use hyper::Response;
 
 use super::{audit_unavailable, authorize, caller_context, write_records, Body, Call, Peer};
-use crate::app::{App, Principal};
+use crate::app::App;
 use crate::audit::{self, Outcome};
 use crate::error::ProxyError;
+use crate::identity::Principal;
 use crate::policy::Action as PolicyAction;
 use crate::sts::query::{self, Action, Form, Issued, RoleRequest};
 use crate::sts::Sts;

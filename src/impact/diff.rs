@@ -410,7 +410,7 @@ fn side(p: Option<&Partial>) -> Side {
                 Reach::Conditional { keys, .. } => keys.iter().cloned().collect(),
                 _ => Vec::new(),
             },
-            statements: p.statements.iter().map(Statement::of).collect(),
+            statements: p.statements.iter().map(Statement::from).collect(),
         },
     }
 }

@@ -279,7 +279,10 @@ pub fn parse_time(text: &str) -> Option<SystemTime> {
 
 /// Calls `f` with each line of `inputs` (newline removed), in order; stops at the first read
 /// error, which it returns with the file's name.
-pub fn each_line(inputs: crate::cli::Logs, mut f: impl FnMut(&[u8])) -> Result<(), String> {
+pub fn each_line(
+    inputs: crate::audit::files::Files,
+    mut f: impl FnMut(&[u8]),
+) -> Result<(), String> {
     let mut buf = Vec::with_capacity(4096);
     for (name, mut reader) in inputs {
         loop {

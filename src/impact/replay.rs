@@ -239,7 +239,7 @@ impl<'c> Replay<'c> {
                         .decision
                         .statements
                         .iter()
-                        .map(Statement::of)
+                        .map(Statement::from)
                         .collect(),
                 },
             });

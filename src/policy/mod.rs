@@ -47,6 +47,16 @@ pub struct StatementRef {
     pub line: usize,
 }
 
+/// What an audit record names of a statement: its policy and `Sid`.
+impl From<&StatementRef> for crate::audit::MatchedStatement {
+    fn from(s: &StatementRef) -> Self {
+        crate::audit::MatchedStatement {
+            policy: s.policy.to_string(),
+            sid: s.sid.as_deref().map(str::to_owned),
+        }
+    }
+}
+
 impl Policy {
     /// Compiles a validated document; each statement that cannot compile is reported.
     pub fn compile(name: &str, path: &Path, document: Document) -> Result<Policy, Vec<Diagnostic>> {

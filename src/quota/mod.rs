@@ -19,6 +19,7 @@ mod registry;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use crate::error::ProxyError;
 use crate::policy::wildcard;
 use crate::swf::Operation;
 
@@ -197,6 +198,18 @@ impl Throttle {
     pub fn quota(&self) -> &Arc<str> {
         match self {
             Throttle::Rate { quota } | Throttle::InFlight { quota, .. } => quota,
+        }
+    }
+
+    /// The refusal for a call `op` this throttled (SPEC, "Fair share").
+    pub fn refusal(self, op: Operation) -> ProxyError {
+        match self {
+            Throttle::InFlight { quota, max } if op.may_exceed_limits() => {
+                ProxyError::LimitExceeded { quota, max }
+            }
+            Throttle::InFlight { quota, .. } | Throttle::Rate { quota } => {
+                ProxyError::Throttled { quota }
+            }
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod oidc;
 pub mod query;
 mod ration;
 pub mod session;
+pub mod settings;
 mod tenants;
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,15 +27,15 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::app::{Principal, SessionInfo};
-use crate::config::sts::Role;
 use crate::error::ProxyError;
+use crate::identity::{Principal, SessionInfo};
 use crate::metrics::PrincipalCounters;
 use crate::quota::Meters;
 use crate::sigv4::{Credential, Verifier};
 use oidc::Provider;
 use ration::Rations;
 use session::{SessionError, SessionKeys};
+use settings::Role;
 pub use tenants::Tenants;
 
 /// Sessions whose principals are kept; past this, expired ones are dropped, then all.
@@ -71,11 +72,7 @@ pub struct Sts {
 
 impl Sts {
     /// The STS of a generation: `settings` without their roles, which come as `roles`.
-    pub fn new(
-        settings: &crate::config::sts::Sts,
-        roles: Vec<RoleTemplate>,
-        verifier: Verifier,
-    ) -> Sts {
+    pub fn new(settings: &settings::Settings, roles: Vec<RoleTemplate>, verifier: Verifier) -> Sts {
         let arns = roles
             .iter()
             .map(|r| (r.role.arn.clone(), r.role.name.clone()))
@@ -131,7 +128,7 @@ impl Sts {
         &self,
         access_key_id: &str,
         token: &[u8],
-        service: &crate::config::Service,
+        service: &crate::swf::Service,
         now: SystemTime,
     ) -> Result<Arc<Principal>, ProxyError> {
         {
@@ -215,7 +212,7 @@ pub fn truncate_to_second(t: SystemTime) -> SystemTime {
 }
 
 /// `arn:<partition>:sts::<account>:assumed-role/<role>/<session>`.
-pub fn assumed_role_arn(service: &crate::config::Service, role: &str, session: &str) -> String {
+pub fn assumed_role_arn(service: &crate::swf::Service, role: &str, session: &str) -> String {
     format!(
         "arn:{}:sts::{}:assumed-role/{role}/{session}",
         service.partition, service.account_id

@@ -13,14 +13,14 @@ use serde_json::Value;
 
 use super::oidc::{self, TokenRefusal};
 use super::session::{Credentials, Session, MAX_TAGS, MAX_TAG_VALUE};
+use super::settings::{
+    valid_name, valid_tag_text, Role, DEFAULT_DURATION_SECONDS, MIN_DURATION_SECONDS,
+};
 use super::Sts;
 use crate::audit::WebIdentity;
-use crate::config::sts::{
-    valid_name, valid_tag_text, DEFAULT_DURATION_SECONDS, MIN_DURATION_SECONDS,
-};
-use crate::config::Service;
 use crate::error::{xml_escape, ProxyError};
 use crate::policy::wildcard;
+use crate::swf::Service;
 
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 /// The tags claim AWS reads session tags from.
@@ -342,7 +342,7 @@ impl Sts {
     pub fn issue(
         &self,
         service: &Service,
-        role: &crate::config::sts::Role,
+        role: &Role,
         name: &str,
         tags: BTreeMap<String, String>,
         duration: Duration,
@@ -372,7 +372,7 @@ impl Sts {
 /// (`accept_tags_claim`), those of AWS's tags claim (`principal_tags`) that the role does not
 /// set itself.
 fn session_tags(
-    role: &crate::config::sts::Role,
+    role: &Role,
     claims: &serde_json::Map<String, Value>,
 ) -> Result<BTreeMap<String, String>, ProxyError> {
     let rejected = |m: String| ProxyError::IdpRejectedClaim(m);
@@ -486,7 +486,7 @@ pub fn issued_xml(action: Action, issued: &Issued, request_id: &str) -> String {
 
 /// The `GetCallerIdentity` answer for `principal`.
 pub fn caller_identity_xml(
-    principal: &crate::app::Principal,
+    principal: &crate::identity::Principal,
     service: &Service,
     request_id: &str,
 ) -> String {

@@ -1,6 +1,8 @@
 //! SWF's request side of the AWS JSON 1.0 protocol: which operation an `X-Amz-Target` names,
 //! and the request body, parsed once and checked against the SWF model (`model`, `strict`).
 
+mod service;
+pub use service::Service;
 pub mod model;
 pub mod ops;
 pub mod strict;

@@ -1,5 +1,5 @@
-"""The audit log checked by a third party from the README's description alone (README, "Audit
-integrity"): the chain with Python's hashlib, the checkpoints' Ed25519 signatures with the
+"""The audit log checked by a third party from the docs' description alone (docs/audit-log.md,
+"Audit integrity"): the chain with Python's hashlib, the checkpoints' Ed25519 signatures with the
 `cryptography` package, never with swf-warden's own code; then the same log through
 `swf-warden audit verify`, which agrees."""
 

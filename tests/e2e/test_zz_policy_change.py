@@ -1,8 +1,8 @@
-"""Policy change impact on the audit log of this very run (README, "Changing policies
-safely"): every other test module has driven boto3, the AWS CLI, simpleflow, the JavaScript
-SDK and STS sessions through the proxy by now (this module runs last), and the proxy records
-allowed calls with their context. `swf-warden policy replay | diff | suggest` then answer
-what a candidate would break or open, checked here against what the log itself says."""
+"""Policy change impact on the audit log of this very run (docs/changing-policies.md): every
+other test module has driven boto3, the AWS CLI, simpleflow, the JavaScript SDK and STS
+sessions through the proxy by now (this module runs last), and the proxy records allowed calls
+with their context. `swf-warden policy replay | diff | suggest` then answer what a candidate
+would break or open, checked here against what the log itself says."""
 
 import json
 import shutil

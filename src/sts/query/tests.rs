@@ -117,15 +117,15 @@ fn web_identity_requests_are_checked_as_sts_checks_them() {
     }
 }
 
-fn role(session_tags: &[(&str, &str)]) -> crate::config::sts::Role {
-    crate::config::sts::Role {
+fn role(session_tags: &[(&str, &str)]) -> crate::sts::settings::Role {
+    crate::sts::settings::Role {
         accept_tags_claim: true,
         ..role_without_tags_claim(session_tags)
     }
 }
 
-fn role_without_tags_claim(session_tags: &[(&str, &str)]) -> crate::config::sts::Role {
-    crate::config::sts::Role {
+fn role_without_tags_claim(session_tags: &[(&str, &str)]) -> crate::sts::settings::Role {
+    crate::sts::settings::Role {
         name: "r".into(),
         arn: "arn:aws:iam::1:role/r".into(),
         provider: Some(std::sync::Arc::new(super::oidc::Provider::new(
