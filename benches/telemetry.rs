@@ -50,6 +50,7 @@ fn call_path(headers: &HeaderMap) -> Trace {
             domain: Some("team-a"),
             decision: "allowed",
             status: 200,
+            service: "SWF",
         });
     }
     trace

@@ -297,7 +297,8 @@ fn main() -> ExitCode {
 }
 
 /// The process log (`[log]`) and, with `[tracing]`, the layer that exports the traced
-/// calls' spans. Each has its own filter: `RUST_LOG` or the log level never hides a trace.
+/// calls' spans. The log's filter lets the trace target through whatever the level (so
+/// `RUST_LOG` never hides a trace).
 fn init_logging(
     log: &config::Log,
     traces: Option<&swf_warden::telemetry::Settings>,
@@ -312,10 +313,20 @@ fn init_logging(
     // whatever the level.
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
+    // The propagators log what they refuse; callers choose what that is.
+    filter = filter.add_directive(
+        "opentelemetry-aws=off"
+            .parse()
+            .map_err(|e| format!("{e}"))?,
+    );
     let traces = match traces {
         Some(settings) => {
             let directive = format!("{}=info", swf_warden::telemetry::TARGET);
             filter = filter.add_directive(directive.parse().map_err(|e| format!("{e}"))?);
+            // No per-layer filter: beside the global one, tracing-subscriber's per-layer
+            // filtering stopped passing the trace spans after the first event it refused
+            // (tokio-rs/tracing#2704; tests/e2e/test_tracing.py). The exporter's sampler
+            // keeps to the traced calls' spans instead (`telemetry::export`).
             Some(swf_warden::telemetry::init(settings)?)
         }
         None => None,
@@ -327,15 +338,17 @@ fn init_logging(
     let fmt = if log.json {
         fmt.json()
             .with_current_span(true)
-            .with_span_list(false)
+            // The list: a line in a traced call's step names the call, with its trace_id.
+            .with_span_list(true)
             .boxed()
     } else {
         fmt.boxed()
     };
+    // The log filter outermost: what it refuses never reaches the exporter's own filter.
     tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
         .with(traces)
+        .with(fmt)
+        .with(filter)
         .init();
     Ok(())
 }
@@ -441,17 +454,19 @@ fn serve(path: &std::path::Path) -> ExitCode {
             server::run_workers(listener, workers, state.clone(), options, shutdown.wait()).await
         {
             tracing::error!(error = %e, "the workers failed");
+            swf_warden::access::writer::flush();
             return ExitCode::from(1);
         }
-        swf_warden::access::writer::flush();
-        swf_warden::telemetry::shutdown();
-        // Every refusal counted before the exit is on record, under a last checkpoint.
-        if let Err(e) = state
+        // Every refusal counted before the exit is on record, under a last checkpoint; then
+        // the access lines; then the spans (bounded: a collector that is down waits for none).
+        let audited = state
             .audit
             .flush_summaries(true)
             .and_then(|()| state.audit.checkpoint_if_due(true))
-            .and_then(|()| state.audit.sync())
-        {
+            .and_then(|()| state.audit.sync());
+        swf_warden::access::writer::flush();
+        swf_warden::telemetry::shutdown();
+        if let Err(e) = audited {
             tracing::error!(error = %e, "could not flush the audit log");
             return ExitCode::from(1);
         }

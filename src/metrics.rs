@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::audit::Outcome;
 use crate::swf::Operation;
 
-const OUTCOMES: [Outcome; 7] = [
+const OUTCOMES: [Outcome; 8] = [
     Outcome::Allowed,
     Outcome::ExplicitDeny,
     Outcome::ImplicitDeny,
@@ -18,10 +18,21 @@ const OUTCOMES: [Outcome; 7] = [
     Outcome::AuthFailed,
     Outcome::InvalidRequest,
     Outcome::Throttled,
+    Outcome::Issued,
 ];
 
+/// Where `o` is counted: every decision its own (a new one fails to compile here).
 fn outcome_index(o: Outcome) -> usize {
-    OUTCOMES.iter().position(|x| *x == o).unwrap_or(0)
+    match o {
+        Outcome::Allowed => 0,
+        Outcome::ExplicitDeny => 1,
+        Outcome::ImplicitDeny => 2,
+        Outcome::WouldDeny => 3,
+        Outcome::AuthFailed => 4,
+        Outcome::InvalidRequest => 5,
+        Outcome::Throttled => 6,
+        Outcome::Issued => 7,
+    }
 }
 
 /// Authentication failures by error name.
@@ -464,6 +475,25 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every decision is counted under its own label (STS's `issued` was counted as
+    /// `allowed`).
+    #[test]
+    fn every_decision_is_counted_under_its_own_label() {
+        let m = Metrics::default();
+        for (i, outcome) in OUTCOMES.iter().enumerate() {
+            assert_eq!(outcome_index(*outcome), i);
+            m.request(None, *outcome);
+        }
+        let text = m.render();
+        for outcome in OUTCOMES {
+            let line = format!(
+                "swf_warden_requests_total{{operation=\"unknown\",decision=\"{}\"}} 1",
+                outcome.as_str()
+            );
+            assert!(text.contains(&line), "{line}");
+        }
+    }
 
     #[test]
     fn renders_counters_and_histograms() {

@@ -84,8 +84,11 @@ fn bad_page_token() -> ProxyError {
     )
 }
 
-fn unreadable() -> ProxyError {
-    tracing::warn!("upstream ListDomains answer is not what the model says");
+fn unreadable(request_id: &str) -> ProxyError {
+    tracing::warn!(
+        request_id,
+        "upstream ListDomains answer is not what the model says"
+    );
     ProxyError::Unavailable(
         "Service Unavailable: the SWF endpoint behind this proxy sent an unreadable answer.".into(),
     )
@@ -141,13 +144,14 @@ impl Lister<'_> {
                 .into_body()
                 .read_all(MAX_PAGE_BYTES)
                 .await
-                .map_err(|_| unreadable())?;
-            let (domains, next) = read_page(&bytes).map_err(|_| unreadable())?;
+                .map_err(|_| unreadable(self.outbound.request_id))?;
+            let (domains, next) =
+                read_page(&bytes).map_err(|_| unreadable(self.outbound.request_id))?;
             for info in domains {
                 let name = info
                     .get("name")
                     .and_then(Value::as_str)
-                    .ok_or_else(unreadable)?;
+                    .ok_or_else(|| unreadable(self.outbound.request_id))?;
                 if may_describe(name, self.policies, self.service, &self.ctx) {
                     visible.push(info);
                 }

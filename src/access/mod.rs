@@ -17,8 +17,7 @@ use crate::audit::Outcome;
 
 /// What one access log line says.
 pub struct Line<'a> {
-    /// The id the client received: the upstream's for a forwarded call (the span carries the
-    /// proxy's own).
+    /// The id the client received: the upstream's for a forwarded call.
     pub request_id: &'a str,
     /// `None` before the caller is known (an unauthenticated call).
     pub principal: Option<&'a str>,
@@ -289,7 +288,8 @@ mod tests {
         let mut whole = line.clone();
         whole.push(b'\n');
         let before = writer::dropped();
-        // Twice the capacity, faster than the thread writes out: some are dropped, counted.
+        // Twice the capacity, as fast as it goes: whatever the thread did not write out in
+        // time is dropped whole and counted, never lost silently or torn.
         for _ in 0..(2 * writer::CAPACITY / whole.len()) {
             w.append(&whole);
         }

@@ -22,8 +22,9 @@ pub(super) struct Writer {
     buffer: Mutex<Vec<u8>>,
     /// Woken when the buffer is half full, or to flush now.
     wake: Condvar,
-    /// Serializes writing out (the thread, and `flush` at exit).
-    out: Mutex<Box<dyn Write + Send>>,
+    /// Serializes writing out (the thread, and `flush` at exit); holds the spare buffer that
+    /// is swapped in for the full one, so that nothing is allocated under the buffer's lock.
+    out: Mutex<(Box<dyn Write + Send>, Vec<u8>)>,
     pub(super) json: bool,
     /// Lines dropped because the buffer was full.
     dropped: AtomicU64,
@@ -43,7 +44,7 @@ pub fn init_to(out: Box<dyn Write + Send>, json: bool) {
         Writer {
             buffer: Mutex::new(Vec::with_capacity(CAPACITY)),
             wake: Condvar::new(),
-            out: Mutex::new(out),
+            out: Mutex::new((out, Vec::with_capacity(CAPACITY))),
             json,
             dropped: AtomicU64::new(0),
         }
@@ -109,19 +110,22 @@ impl Writer {
         self.write_out();
     }
 
-    /// Takes what the buffer holds and writes it: the buffer is free again at once.
+    /// Takes what the buffer holds (swapping the empty spare in) and writes it: the buffer is
+    /// free again at once.
     fn write_out(&self) {
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        let taken = {
+        let mut guard = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let (out, spare) = &mut *guard;
+        {
             let mut buffer = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
             if buffer.is_empty() {
                 return;
             }
-            std::mem::replace(&mut *buffer, Vec::with_capacity(CAPACITY))
-        };
+            std::mem::swap(&mut *buffer, spare);
+        }
         // Standard error is locked for the whole write: the process's other log lines go
         // between blocks of whole lines, never inside one.
-        let _ = out.write_all(&taken).and_then(|()| out.flush());
+        let _ = out.write_all(spare).and_then(|()| out.flush());
+        spare.clear();
     }
 }
 
@@ -154,7 +158,7 @@ mod tests {
         let writer = Writer {
             buffer: Mutex::new(vec![b'x'; CAPACITY - 10]),
             wake: Condvar::new(),
-            out: Mutex::new(Box::new(Vec::new())),
+            out: Mutex::new((Box::new(Vec::new()), Vec::new())),
             json: false,
             dropped: AtomicU64::new(0),
         };

@@ -123,8 +123,9 @@ pub(super) fn limits(ctx: &mut Ctx<'_>, l: raw::Limits) -> Limits {
     }
 }
 
-/// An `http` or `https` URL with a host and no query (nor a path unless `path_allowed`), else
-/// an error at its line saying it is not `what`.
+/// An `http` or `https` URL with a host, no user name or password (they would go out in the
+/// `Host` header and into messages) and no query (nor a path unless `path_allowed`), else an
+/// error at its line saying it is not `what`.
 pub(super) fn http_url(
     ctx: &mut Ctx<'_>,
     value: &Spanned<String>,
@@ -134,7 +135,7 @@ pub(super) fn http_url(
     match value.get_ref().parse::<http::Uri>() {
         Ok(uri)
             if matches!(uri.scheme_str(), Some("http") | Some("https"))
-                && uri.authority().is_some()
+                && uri.authority().is_some_and(|a| !a.as_str().contains('@'))
                 && (path_allowed || matches!(uri.path(), "" | "/"))
                 && uri.query().is_none() =>
         {
@@ -178,6 +179,17 @@ pub(super) fn tracing(ctx: &mut Ctx<'_>, t: raw::Tracing) -> Option<crate::telem
         }
     };
     let ca_file = match &t.ca_file {
+        Some(c)
+            if endpoint
+                .as_ref()
+                .is_some_and(|e| e.scheme_str() == Some("http")) =>
+        {
+            ctx.error(
+                c.span(),
+                "`ca_file` is for an https `otlp_endpoint`".to_owned(),
+            );
+            None
+        }
         Some(c) => Some(ctx.existing_file(c)?),
         None => None,
     };

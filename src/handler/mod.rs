@@ -193,11 +193,15 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
             operation: call.operation.map(Operation::name),
             principal: call.principal.as_deref().map(|p| p.name.as_str()),
             action: call.action,
+            // As in the access log: nothing a caller sent is named before it is authenticated
+            // (an STS call's `RoleArn` among it).
             domain: call
                 .resource
                 .as_deref()
+                .filter(|_| call.principal.is_some())
                 .and_then(|arn| arn.rsplit_once("/domain/"))
                 .map(|(_, domain)| domain),
+            service: if call.query_api { "STS" } else { "SWF" },
             decision: outcome.as_str(),
             status,
         });

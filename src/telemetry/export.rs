@@ -7,8 +7,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId};
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{SamplingDecision, SamplingResult, SdkTracerProvider, ShouldSample};
 use opentelemetry_sdk::Resource;
 
 use super::Settings;
@@ -80,9 +82,44 @@ pub fn provider(settings: &Settings) -> Result<SdkTracerProvider, String> {
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         // Whether a call is traced is decided before its span exists (`super::start`).
-        .with_sampler(Sampler::AlwaysOn)
+        .with_sampler(OwnSpans)
         .with_resource(resource)
         .build())
+}
+
+/// The sampler: a traced call's span (the only server span: whether the call is traced was
+/// decided before it was made) and the spans inside one; nothing else. A dependency's span
+/// outside a traced call (one `RUST_LOG=debug` lets through the log filter) is dropped.
+#[derive(Debug, Clone)]
+pub(super) struct OwnSpans;
+
+impl ShouldSample for OwnSpans {
+    fn should_sample(
+        &self,
+        parent: Option<&Context>,
+        _trace_id: TraceId,
+        _name: &str,
+        kind: &SpanKind,
+        _attributes: &[KeyValue],
+        _links: &[Link],
+    ) -> SamplingResult {
+        let inside = parent.is_some_and(|cx| {
+            let parent = cx.span().span_context().clone();
+            parent.is_valid() && !parent.is_remote() && parent.is_sampled()
+        });
+        let decision = if *kind == SpanKind::Server || inside {
+            SamplingDecision::RecordAndSample
+        } else {
+            SamplingDecision::Drop
+        };
+        SamplingResult {
+            decision,
+            attributes: Vec::new(),
+            trace_state: parent
+                .map(|cx| cx.span().span_context().trace_state().clone())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// A one-thread tokio runtime on a thread of its own, for the exports.

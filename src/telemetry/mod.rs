@@ -33,6 +33,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// The target of every span made for a trace (the only one the OpenTelemetry layer sees).
 pub const TARGET: &str = "swf_warden::trace";
 
+/// The trace flag X-Ray's propagator sets for `Sampled=?` or no `Sampled`: not decided.
+const DEFERRED: opentelemetry::trace::TraceFlags = opentelemetry::trace::TraceFlags::new(0x02);
+
 /// `[tracing]`, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -73,22 +76,61 @@ impl Tracing {
         }
     }
 
-    /// The caller's context and the format it came in: a valid W3C `traceparent` decides,
-    /// else a valid `X-Amzn-Trace-Id`. A header absent costs a lookup.
+    /// The caller's context and the format it came in: a W3C `traceparent` decides, else an
+    /// `X-Amzn-Trace-Id`. Only a header in its strict canonical form (`canonical_*`) is
+    /// handed to its propagator: the propagators accept more than they check, and log what
+    /// they reject; neither reaches the upstream or the log. A header absent costs a lookup.
     fn extract(&self, headers: &HeaderMap) -> Option<(opentelemetry::Context, Format)> {
         let valid = |cx: opentelemetry::Context| cx.span().span_context().is_valid().then_some(cx);
-        if headers.contains_key("traceparent") {
-            if let Some(cx) = valid(self.w3c.extract(&HeaderExtractor(headers))) {
-                return Some((cx, Format::W3c));
+        if let Some(value) = headers.get("traceparent") {
+            if canonical_traceparent(value.as_bytes()) {
+                if let Some(cx) = valid(self.w3c.extract(&HeaderExtractor(headers))) {
+                    return Some((cx, Format::W3c));
+                }
             }
         }
-        if headers.contains_key("x-amzn-trace-id") {
-            if let Some(cx) = valid(self.xray.extract(&HeaderExtractor(headers))) {
-                return Some((cx, Format::Xray));
+        if let Some(value) = headers.get("x-amzn-trace-id") {
+            if canonical_xray(value.as_bytes()) {
+                if let Some(cx) = valid(self.xray.extract(&HeaderExtractor(headers))) {
+                    return Some((cx, Format::Xray));
+                }
             }
         }
         None
     }
+}
+
+/// `00-<32 hex>-<16 hex>-<2 hex>`, lowercase, ids not all zero: the only `traceparent` taken.
+fn canonical_traceparent(value: &[u8]) -> bool {
+    value.len() == 55
+        && value.starts_with(b"00-")
+        && value[35] == b'-'
+        && value[52] == b'-'
+        && lower_hex(&value[3..35])
+        && lower_hex(&value[36..52])
+        && lower_hex(&value[53..55])
+        && value[3..35].iter().any(|&b| b != b'0')
+        && value[36..52].iter().any(|&b| b != b'0')
+}
+
+/// `Root=1-<8 hex>-<24 hex>;Parent=<16 hex>[;Sampled=0|1|?]`, lowercase: the only
+/// `X-Amzn-Trace-Id` taken (no other field: the propagator would put them in `tracestate`).
+fn canonical_xray(value: &[u8]) -> bool {
+    let Some(rest) = value.strip_prefix(b"Root=1-") else {
+        return false;
+    };
+    if rest.len() < 57 || rest[8] != b'-' || &rest[33..41] != b";Parent=" {
+        return false;
+    }
+    let ids = lower_hex(&rest[..8]) && lower_hex(&rest[9..33]) && lower_hex(&rest[41..57]);
+    ids && matches!(
+        &rest[57..],
+        b"" | b";Sampled=0" | b";Sampled=1" | b";Sampled=?"
+    )
+}
+
+fn lower_hex(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Starts exporting for `settings` and returns the layer that turns the trace's spans into
@@ -111,10 +153,13 @@ where
         .with_target(false))
 }
 
-/// Sends what is queued and stops exporting (at shutdown).
+/// The longest the last export may take at shutdown.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Sends what is queued and stops exporting (at shutdown, within [`SHUTDOWN_WAIT`]).
 pub fn shutdown() {
     if let Some(tracing) = TRACING.get() {
-        if let Err(e) = tracing.provider.shutdown() {
+        if let Err(e) = tracing.provider.shutdown_with_timeout(SHUTDOWN_WAIT) {
             eprintln!("traces: {e}");
         }
     }
@@ -150,6 +195,10 @@ pub fn start(headers: &HeaderMap, request_id: &str) -> Trace {
 fn start_with(tracing: &'static Tracing, headers: &HeaderMap, request_id: &str) -> Trace {
     let caller = tracing.extract(headers);
     let traced = match &caller {
+        // X-Ray's `Sampled=?` (or none): the caller left it to this service.
+        Some((cx, _)) if cx.span().span_context().trace_flags() & DEFERRED == DEFERRED => {
+            draw(tracing.ratio)
+        }
         Some((cx, _)) => cx.span().span_context().is_sampled(),
         None => draw(tracing.ratio),
     };
@@ -176,7 +225,7 @@ fn start_with(tracing: &'static Tracing, headers: &HeaderMap, request_id: &str) 
         otel.kind = "server",
         otel.status_code = Empty,
         rpc.system = "aws-api",
-        rpc.service = "SWF",
+        rpc.service = Empty,
         rpc.method = Empty,
         request_id = %request_id,
         trace_id = Empty,
@@ -204,24 +253,28 @@ fn start_with(tracing: &'static Tracing, headers: &HeaderMap, request_id: &str) 
     }
 }
 
-/// The headers a caller's context came in, as they came: only those its propagator read as
-/// valid (`tracestate` only when it was kept). Copied, so that a held call keeps no part of the
-/// caller's request head.
+/// The headers a caller's context came in, for the upstream: the header itself when it is in
+/// its canonical form (checked by `extract`), with W3C's `tracestate` as the propagator read
+/// it (its members checked, written again), never bytes the propagator did not check. Copied,
+/// so that a held call keeps no part of the caller's request head.
 fn passed_on(headers: &HeaderMap, cx: &opentelemetry::Context, format: Format) -> HeaderMap {
-    let names: &[&'static str] = match format {
-        Format::W3c if cx.span().span_context().trace_state().header().is_empty() => {
-            &["traceparent"]
-        }
-        Format::W3c => &["traceparent", "tracestate"],
-        Format::Xray => &["x-amzn-trace-id"],
+    let mut out = HeaderMap::with_capacity(2);
+    let name = match format {
+        Format::W3c => "traceparent",
+        Format::Xray => "x-amzn-trace-id",
     };
-    let mut out = HeaderMap::with_capacity(names.len());
-    for name in names {
-        if let Some(value) = headers
-            .get(*name)
-            .and_then(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok())
-        {
-            out.insert(*name, value);
+    if let Some(value) = headers
+        .get(name)
+        .and_then(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok())
+    {
+        out.insert(name, value);
+    }
+    if let Format::W3c = format {
+        let state = cx.span().span_context().trace_state().header();
+        if let Ok(value) = http::HeaderValue::from_str(&state) {
+            if !state.is_empty() {
+                out.insert("tracestate", value);
+            }
         }
     }
     out
@@ -317,13 +370,16 @@ impl Trace {
         let Some(span) = &self.span else {
             return;
         };
-        if let Some(operation) = outcome.operation {
-            // The span was built when the call began (for its trace id): renamed in place.
-            span.context()
-                .span()
-                .update_name(format!("SWF {operation}"));
-            span.record("rpc.method", operation);
-        }
+        // The span was built when the call began (for its trace id): renamed in place.
+        let name = match outcome.operation {
+            Some(operation) => {
+                span.record("rpc.method", operation);
+                format!("{} {operation}", outcome.service)
+            }
+            None => outcome.service.to_owned(),
+        };
+        span.context().span().update_name(name);
+        span.record("rpc.service", outcome.service);
         for (field, value) in [
             ("principal", outcome.principal),
             ("action", outcome.action),
@@ -352,6 +408,8 @@ pub struct Outcome<'a> {
     pub domain: Option<&'a str>,
     pub decision: &'a str,
     pub status: u16,
+    /// `SWF`, or `STS` for a call to the proxy's STS.
+    pub service: &'a str,
 }
 
 #[cfg(test)]

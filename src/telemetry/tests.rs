@@ -27,8 +27,10 @@ impl SpanExporter for Collected {
 /// Runs `f` with a tracer sampling at `ratio` whose spans end up in the returned list.
 fn with_tracing<T>(ratio: f64, f: impl FnOnce(&'static Tracing) -> T) -> (T, Vec<SpanData>) {
     let collected = Collected::default();
+    // As `export::provider` builds it.
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(collected.clone())
+        .with_sampler(export::OwnSpans)
         .build();
     let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
     let tracing: &'static Tracing = Box::leak(Box::new(Tracing::new(provider, ratio)));
@@ -66,6 +68,7 @@ fn traced_call(tracing: &'static Tracing, incoming: &HeaderMap) -> (Trace, Heade
         domain: Some("team-a"),
         decision: "allowed",
         status: 200,
+        service: "SWF",
     });
     (trace, outgoing)
 }
@@ -225,25 +228,97 @@ fn without_a_caller_context_the_ratio_decides() {
     assert!(outgoing.contains_key("traceparent"));
 }
 
+/// What the propagators would accept beyond the canonical forms (extra fields, short or
+/// signed ids, uppercase, unknown X-Ray fields) is neither followed nor passed on: nothing a
+/// caller wrote reaches the upstream unless it is exactly a context.
 #[test]
-fn a_malformed_caller_context_counts_as_none() {
-    for bad in [
-        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-        "zz-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\u{1b}[2J",
-    ] {
-        let mut incoming = HeaderMap::new();
-        if let Ok(value) = http::HeaderValue::from_str(bad) {
-            incoming.insert("traceparent", value);
-        }
-        let ((traced, id), _) = with_tracing(0.0, |t| {
+fn a_caller_context_not_in_its_canonical_form_counts_as_none() {
+    let bad: [(&str, &str); 13] = [
+        (
+            "traceparent",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        ),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        ),
+        (
+            "traceparent",
+            "zz-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+        (
+            "traceparent",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-anything-at-all",
+        ),
+        ("traceparent", "00-1-1-01"),
+        (
+            "traceparent",
+            "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+        (
+            "traceparent",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",
+        ),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 ",
+        ),
+        (
+            "x-amzn-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;a.b=1",
+        ),
+        (
+            "x-amzn-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Lineage=x:1",
+        ),
+        (
+            "x-amzn-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;junk;Parent=53995c3f42cd8ad8",
+        ),
+        (
+            "x-amzn-trace-id",
+            "Root=1-5759E988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        ),
+        (
+            "x-amzn-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+        ),
+    ];
+    for (name, value) in bad {
+        let incoming = headers(&[(name, value)]);
+        let ((traced, id, sent), spans) = with_tracing(0.0, |t| {
             let trace = start_with(t, &incoming, "r");
-            (trace.traced(), trace.trace_id().map(str::to_owned))
+            let sent = trace.upstream("PollForActivityTask").1.into_owned();
+            (trace.traced(), trace.trace_id().map(str::to_owned), sent)
         });
-        assert!(!traced, "{bad}");
-        assert_eq!(id, None, "{bad}");
+        assert!(!traced, "{value}");
+        assert!(spans.is_empty(), "{value}");
+        assert_eq!(id, None, "{value}");
+        assert!(sent.is_empty(), "{value}: {sent:?}");
     }
+}
+
+/// X-Ray's `Sampled=?` leaves the decision to this service: the ratio draws, and a call
+/// drawn continues the caller's trace.
+#[test]
+fn an_x_ray_caller_that_defers_is_sampled_at_the_ratio() {
+    let deferred = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=?";
+    let incoming = headers(&[("x-amzn-trace-id", deferred)]);
+    let (traced, spans) = with_tracing(1.0, |t| start_with(t, &incoming, "r").traced());
+    assert!(traced);
+    let call = spans.first().expect("the call's span");
+    assert_eq!(
+        call.parent_span_id,
+        SpanId::from_hex("53995c3f42cd8ad8").unwrap()
+    );
+    let ((traced, sent), spans) = with_tracing(0.0, |t| {
+        let trace = start_with(t, &incoming, "r");
+        let sent = trace.upstream("PollForActivityTask").1.into_owned();
+        (trace.traced(), sent)
+    });
+    assert!(!traced);
+    assert!(spans.is_empty());
+    assert_eq!(sent["x-amzn-trace-id"], deferred);
 }
 
 #[test]
@@ -264,4 +339,17 @@ fn without_tracing_nothing_is_traced_or_sent() {
     let (span, outgoing) = trace.upstream("ListDomains");
     assert!(span.is_none());
     assert!(outgoing.is_empty());
+}
+
+/// A span that is not a traced call's (a dependency's, let through at `debug`) is not
+/// exported as a trace of its own.
+#[test]
+fn only_the_traced_calls_spans_are_exported() {
+    let incoming = headers(&[("traceparent", &traceparent("01"))]);
+    let (_, spans) = with_tracing(0.0, |t| {
+        drop(tracing::info_span!("a_dependency_s_span").entered());
+        drop(start_with(t, &incoming, "r"));
+    });
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    assert_eq!(spans[0].span_kind, opentelemetry::trace::SpanKind::Server);
 }

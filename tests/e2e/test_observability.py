@@ -19,8 +19,8 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "swf-warden.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 # Labels Prometheus adds to every series it scrapes.
 TARGET_LABELS = {"instance", "job"}
-# Decisions this suite's proxy does not produce (no shadow mode, no STS session issued here)
-# but writes under the same label when it does (SPEC, "Audit log").
+# Decisions this test's traffic does not produce (no shadow mode, no STS session issued here);
+# src/metrics.rs's `every_decision_is_counted_under_its_own_label` shows each has its label.
 UNPRODUCED_DECISIONS = {"wouldDeny", "issued"}
 MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"]*)"')
 
@@ -147,6 +147,11 @@ def test_the_rules_and_the_exposition_pass_promtool(proxy):
     rules = subprocess.run([tool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60)
     assert rules.returncode == 0, rules.stdout + rules.stderr
     assert "SUCCESS: 11 rules found" in rules.stdout + rules.stderr
+    # The rules' behaviour on sample series: a new refusal spike fires, a usual rate does not,
+    # slots near full and an audit write failure fire.
+    behaviour = subprocess.run([tool, "test", "rules", str(ROOT / "tests" / "prometheus" / "alerts_test.yaml")],
+                               capture_output=True, text=True, timeout=60)
+    assert behaviour.returncode == 0, behaviour.stdout + behaviour.stderr
     text, _ = scrape(proxy["admin"])
     metrics = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert metrics.returncode == 0, metrics.stdout + metrics.stderr

@@ -58,7 +58,15 @@ class Recorder:
             return list(self.requests)
 
 
+UPSTREAM_TOKEN = "upstream-task-token-never-in-a-span"
+
+
 def swf_answer(path, headers, body):
+    if headers.get("X-Amz-Target", "").endswith(".PollForActivityTask"):
+        return "application/x-amz-json-1.0", json.dumps({
+            "taskToken": UPSTREAM_TOKEN, "activityId": "a", "startedEventId": 1,
+            "workflowExecution": {"workflowId": "w", "runId": "r"}, "activityType": {"name": "t", "version": "1"},
+        }).encode()
     domain = json.loads(body or b"{}").get("name", "")
     return "application/x-amz-json-1.0", json.dumps({
         "domainInfo": {"name": domain, "status": "REGISTERED"},
@@ -186,11 +194,16 @@ def test_traced_calls_show_their_whole_path_with_the_right_parents(traced):
     tenant_client(traced["endpoint"], "traceparent", f"00-{quiet_trace}-2222222222222222-00").describe_domain(
         name=a["domain"])
     tenant_client(traced["endpoint"], "user-agent-extra", "none").describe_domain(name=a["domain"])
+    # A traced poll: its upstream span covers reading the answer and sealing its token.
+    poll_trace = "5d7e3f0a9b8c4d2e1f0a9b8c7d6e5f4a"
+    poll = tenant_client(traced["endpoint"], "traceparent", f"00-{poll_trace}-1a2b3c4d5e6f7a8b-01")
+    task = poll.poll_for_activity_task(domain=a["domain"], taskList={"name": "work"})
+    assert task["taskToken"] != UPSTREAM_TOKEN, "the caller gets the sealed token"
     stop(traced)
 
     upstream = traced["upstream"].taken()
-    assert len(upstream) == 4, "the refused call was not forwarded"
-    w3c_up, xray_up, quiet_up, plain_up = (headers for _, headers, _ in upstream)
+    assert len(upstream) == 5, "the refused call was not forwarded"
+    w3c_up, xray_up, quiet_up, plain_up, poll_up = (headers for _, headers, _ in upstream)
 
     # W3C: the call's span continues the caller's trace, its steps hang under it, and the
     # upstream got the upstream span as its parent.
@@ -234,9 +247,15 @@ def test_traced_calls_show_their_whole_path_with_the_right_parents(traced):
     assert quiet_up["traceparent"] == f"00-{quiet_trace}-2222222222222222-00"
     assert "traceparent" not in plain_up and "x-amzn-trace-id" not in plain_up
 
+    poll_spans = spans_of(traced["collector"], poll_trace)
+    poll_upstream = next(s for s in poll_spans if s.kind == s.SPAN_KIND_CLIENT)
+    assert poll_up["traceparent"] == f"00-{poll_trace}-{poll_upstream.span_id.hex()}-01"
+    assert attributes(next(s for s in poll_spans if s.kind == s.SPAN_KIND_SERVER))["decision"] == "allowed"
+
     # No secret, signature or token in any span; the log lines name the trace.
     exported = b"".join(body for _, _, body in traced["collector"].taken())
-    for secret in (a["secret"], UPSTREAM_SECRET, TOKEN_KEY, "Signature=", "taskToken"):
+    for secret in (a["secret"], UPSTREAM_SECRET, TOKEN_KEY, UPSTREAM_TOKEN, task["taskToken"], "Signature=",
+                   "taskToken"):
         assert secret.encode() not in exported, secret
     log = traced["log"].read_text()
     assert f"trace_id={TRACE}" in log
