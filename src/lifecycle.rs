@@ -1,8 +1,9 @@
 //! Background work of a running proxy: reload on SIGHUP and when the configuration or a policy
 //! file changes, reopen the audit log on SIGUSR1 (logrotate), and flush the audit log once a
 //! second in `fsync = "interval"` mode, with the flood summaries and the checkpoint that are
-//! due. Every task ends
-//! at shutdown.
+//! due. SIGXFSZ (a write past the file-size limit) is taken here so that it does not end the
+//! process: the write fails instead, and the audit log answers it as a full disk. Every task
+//! ends at shutdown.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ pub fn spawn(
 ) -> std::io::Result<()> {
     let mut hangup = signal(SignalKind::hangup())?;
     let mut user1 = signal(SignalKind::user_defined1())?;
+    // Its default action ends the process; handled, the write returns EFBIG.
+    let mut file_size = signal(SignalKind::from_raw(libc::SIGXFSZ))?;
     tokio::spawn(async move {
         tokio::pin!(shutdown);
         let mut watch = tokio::time::interval(WATCH_INTERVAL);
@@ -37,6 +40,7 @@ pub fn spawn(
                     reload(&runtime).await;
                     seen = fingerprint(&runtime);
                 }
+                _ = file_size.recv() => {}
                 _ = user1.recv() => match runtime.audit.reopen() {
                     Ok(()) => tracing::info!("SIGUSR1: audit log reopened"),
                     Err(e) => tracing::error!(error = %e, "SIGUSR1: could not reopen the audit log"),

@@ -491,3 +491,51 @@ fn the_shipped_logrotate_configuration_keeps_the_chain() {
     assert_eq!(report["files"].as_array().unwrap().len(), 4, "{report}");
     assert!(report["lines"].as_u64().unwrap() > 100, "{report}");
 }
+
+/// The status line of the answer to `call` on a new connection (`None`: no answer, the
+/// connection closed).
+fn status_of(port: u16, call: &[u8]) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(call).ok()?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    (!line.is_empty()).then(|| line.trim_end().to_owned())
+}
+
+/// A full disk (issue 29's soak: `RLIMIT_FSIZE` makes the audit writes fail as a full disk
+/// does, and the kernel sends SIGXFSZ, which by default ends the process): the refusals are
+/// answered 503, nothing unrecorded, the proxy lives on, and once the disk has room again the
+/// log goes on whole.
+#[test]
+fn a_full_disk_is_answered_503_and_the_proxy_lives_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, port, admin) = configure(dir.path(), "");
+    let warden = start(&config, port, admin);
+    refuse(port, 3);
+    let size = std::fs::metadata(dir.path().join("audit.log")).unwrap().len();
+    let pid = warden.child.id().to_string();
+    let limit = |value: &str| {
+        assert!(Command::new("prlimit")
+            // The soft limit only: raising it again needs no privilege.
+            .args([&format!("--pid={pid}"), &format!("--fsize={value}:unlimited")])
+            .status()
+            .unwrap()
+            .success());
+    };
+    limit(&size.to_string());
+    let call = refused_call(port);
+    for _ in 0..3 {
+        let status = status_of(port, &call).expect("an answer while the disk is full");
+        assert!(status.starts_with("HTTP/1.1 503"), "{status}");
+    }
+    limit("unlimited");
+    let status = status_of(port, &call).expect("an answer once there is room");
+    assert!(status.starts_with("HTTP/1.1 400"), "{status}");
+    stop(warden);
+    let (code, report) = verify(&[], &[dir.path().join("audit.log")]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["lines"].as_u64(), Some(5), "{report}");
+}
