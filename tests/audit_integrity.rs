@@ -515,12 +515,17 @@ fn a_full_disk_is_answered_503_and_the_proxy_lives_on() {
     let (config, port, admin) = configure(dir.path(), "");
     let warden = start(&config, port, admin);
     refuse(port, 3);
-    let size = std::fs::metadata(dir.path().join("audit.log")).unwrap().len();
+    let size = std::fs::metadata(dir.path().join("audit.log"))
+        .unwrap()
+        .len();
     let pid = warden.child.id().to_string();
     let limit = |value: &str| {
         assert!(Command::new("prlimit")
             // The soft limit only: raising it again needs no privilege.
-            .args([&format!("--pid={pid}"), &format!("--fsize={value}:unlimited")])
+            .args([
+                &format!("--pid={pid}"),
+                &format!("--fsize={value}:unlimited")
+            ])
             .status()
             .unwrap()
             .success());
