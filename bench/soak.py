@@ -495,6 +495,7 @@ class Soak:
         self.version_spans = [(0, time.monotonic(), None)]  # (version, from, to)
         self.redis_spans = []  # when Redis could not answer
         self.faults = collections.Counter()
+        self.samples = []  # (fault, replica, baseline, (descriptors, resident KiB) after it)
         self.redis_port = free_port()
         self.redis = None
         self.start_redis()
@@ -614,8 +615,10 @@ class Soak:
         if kind == "kill9":
             down = replica.kill9()
             time.sleep(duration)
+            replica.baseline = None
             replica.start()
             replica.down_spans.append((down, time.monotonic()))
+            self.settle_baseline(replica)
         elif kind == "redis-stop":
             began = time.monotonic()
             self.redis.kill()
@@ -684,12 +687,19 @@ class Soak:
         began = time.monotonic()
         for thread in threads:
             thread.start()
+        previous = None
         for offset, kind, duration, target in plan:
             delay = began + offset - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+            if previous:
+                self.sample(previous)
             log(f"fault {kind} ({duration} s, {target})")
             self.inject(kind, duration, target)
+            previous = kind
+        if previous:
+            time.sleep(1)
+            self.sample(previous)
         remaining = began + self.seconds - time.monotonic()
         if remaining > 0:
             time.sleep(remaining)
@@ -697,6 +707,13 @@ class Soak:
         for thread in threads:
             thread.join(timeout=90)
         self.version_spans[-1] = (self.version_spans[-1][0], self.version_spans[-1][1], time.monotonic())
+
+    def sample(self, after):
+        """Each replica's descriptors and memory once the fault `after` is over (before the next
+        one), for the checker."""
+        for r in self.replicas:
+            if r.process.poll() is None and r.baseline is not None:
+                self.samples.append((after, r.i, r.baseline, r.resources()))
 
     def settle_baseline(self, replica):
         """A restarted replica's baseline, taken once it has served a while."""
@@ -813,6 +830,14 @@ class Checker:
                               f"{c.conn_error}")
 
     def resources(self):
+        worst = 0
+        for after, i, (base_fds, base_rss), (fds, rss) in self.soak.samples:
+            worst = max(worst, fds - base_fds)
+            if fds > base_fds + 24 or rss > base_rss * 1.5 + 32 * 1024:
+                self.fail(f"after {after}, replica {i} holds {fds} descriptors and {rss} KiB "
+                          f"(baseline {base_fds}, {base_rss} KiB)")
+        log(f"resources sampled after each fault: {len(self.soak.samples)} samples, at most {worst} "
+            f"descriptors over the baseline")
         for r in self.soak.replicas:
             errors = open(os.path.join(self.soak.work, f"replica-{r.i}.err"), errors="replace").read()
             if "panicked" in errors:
