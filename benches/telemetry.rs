@@ -42,7 +42,7 @@ fn call_path(headers: &HeaderMap) -> Trace {
     drop((upstream, outgoing));
     drop(trace.child("audit").entered());
     if trace.traced() {
-        trace.finish(telemetry::Outcome {
+        trace.finish(telemetry::Ended {
             request_id: "9e4a1f0c-0000-4000-8000-000000000001",
             operation: Some("RecordActivityTaskHeartbeat"),
             principal: Some("tenant-1"),

@@ -188,7 +188,7 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Respon
     app.metrics.proxy_time.observe(proxy_time);
     let status = response.status().as_u16();
     if trace.traced() {
-        trace.finish(telemetry::Outcome {
+        trace.finish(telemetry::Ended {
             request_id: &call.request_id,
             operation: call.operation.map(Operation::name),
             principal: call.principal.as_deref().map(|p| p.name.as_str()),

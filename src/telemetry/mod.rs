@@ -366,7 +366,7 @@ impl Trace {
     }
 
     /// Records on the call's span what the call was and how it ended.
-    pub fn finish(&self, outcome: Outcome<'_>) {
+    pub fn finish(&self, outcome: Ended<'_>) {
         let Some(span) = &self.span else {
             return;
         };
@@ -398,8 +398,8 @@ impl Trace {
     }
 }
 
-/// What [`Trace::finish`] records.
-pub struct Outcome<'a> {
+/// How a traced call ended, for [`Trace::finish`].
+pub struct Ended<'a> {
     /// The upstream's, once it answered.
     pub request_id: &'a str,
     pub operation: Option<&'a str>,

@@ -60,7 +60,7 @@ fn traced_call(tracing: &'static Tracing, incoming: &HeaderMap) -> (Trace, Heade
     let (upstream, outgoing) = trace.upstream("RecordActivityTaskHeartbeat");
     drop(upstream);
     let outgoing = outgoing.into_owned();
-    trace.finish(Outcome {
+    trace.finish(Ended {
         request_id: "req-1",
         operation: Some("RecordActivityTaskHeartbeat"),
         principal: Some("tenant-a"),
