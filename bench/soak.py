@@ -394,14 +394,20 @@ class Replica:
         self.start()
 
     def start(self):
+        # Signals are the proxy's once its ports are bound (it installs its handlers first);
+        # a SIGHUP before that ends it, as it would any process: reloads wait for `ready`.
+        self.ready = False
         errors = open(os.path.join(self.setup.work, f"replica-{self.i}.err"), "a")
         self.process = subprocess.Popen([BIN, "serve", "--config", os.path.join(self.setup.work, f"config-{self.i}.toml")],
                                         cwd=self.setup.work, env=proxy_env(self.setup.redis_port),
                                         stdout=errors, stderr=errors)
         if not wait_port(self.admin):
-            raise SystemExit(f"replica {self.i} did not start (see replica-{self.i}.err)")
+            state = "running" if self.process.poll() is None else f"exited with {self.process.returncode}"
+            raise SystemExit(f"replica {self.i} did not start within 30 s ({state}; see replica-{self.i}.err)")
+        self.ready = True
 
     def kill9(self):
+        self.ready = False
         self.process.kill()
         self.process.wait()
         return time.monotonic()
@@ -484,8 +490,8 @@ def assume_role(port, namespace):
 # ---------------------------------------------------------------- the run
 
 class Soak:
-    def __init__(self, seconds, seed, work):
-        self.seconds, self.seed, self.work = seconds, seed, work
+    def __init__(self, seconds, seed, work, kinds):
+        self.seconds, self.seed, self.work, self.kinds = seconds, seed, work, kinds
         self.rng = random.Random(seed)
         self.calls = []
         self.calls_lock = threading.Lock()
@@ -493,6 +499,7 @@ class Soak:
         self.skew = {}  # tenant → seconds, while a skew fault runs
         self.version = 0
         self.version_spans = [(0, time.monotonic(), None)]  # (version, from, to)
+        self.version_lock = threading.Lock()
         self.redis_spans = []  # when Redis could not answer
         self.faults = collections.Counter()
         self.samples = []  # (fault, replica, baseline, (descriptors, resident KiB) after it)
@@ -526,7 +533,7 @@ class Soak:
         status, headers, answer, conn_error = None, {}, b"", None
         try:
             status, headers, answer = send(replica.port, tenant.sign(replica.port, op, payload, skew), payload)
-        except OSError as e:
+        except (OSError, http.client.HTTPException) as e:  # a kill mid-answer: no status line, or a cut body
             conn_error = repr(e)
         code, echo_ok = None, None
         if status is not None:
@@ -551,7 +558,7 @@ class Soak:
             credentials, status, headers = assume_role(replica.port, STS_DOMAIN)
             tenant.credentials, tenant.principal = credentials, f"worker/{STS_DOMAIN}"
             tenant.tokens.clear()
-        except (OSError, RuntimeError, AttributeError) as e:
+        except (OSError, http.client.HTTPException, RuntimeError, AttributeError) as e:
             self.record(nonce=None, tenant=tenant.name, principal=None, op="AssumeRoleWithWebIdentity",
                         domain=None, kind="sts", replica=replica.i, sent=sent, answered=time.monotonic(),
                         status=None, code=str(e)[:80], request_id=None, echo_ok=None, conn_error=repr(e),
@@ -599,10 +606,10 @@ class Soak:
     def schedule(self):
         """The seeded fault schedule: (start offset, kind, duration, target)."""
         plan, t = [], 3.0
-        kinds = list(FAULTS)
+        kinds = list(self.kinds)
         while t < self.seconds - 6:
             if not kinds:
-                kinds = list(FAULTS)
+                kinds = list(self.kinds)
                 self.rng.shuffle(kinds)
             kind = kinds.pop()
             plan.append((round(t, 2), kind, round(self.rng.uniform(0.5, 2.0), 2), self.rng.randrange(REPLICAS)))
@@ -617,7 +624,14 @@ class Soak:
             time.sleep(duration)
             replica.baseline = None
             replica.start()
-            replica.down_spans.append((down, time.monotonic()))
+            restarted = time.monotonic()
+            replica.down_spans.append((down, restarted))
+            # The files may have changed while it was starting (a reload it missed): it is told
+            # now, and until that reload is done the versions that ended meanwhile stay possible.
+            replica.process.send_signal(signal.SIGHUP)
+            with self.version_lock:
+                self.version_spans = [(v, b, max(t, restarted + 2) if t is not None and t >= down else t)
+                                      for v, b, t in self.version_spans]
             self.settle_baseline(replica)
         elif kind == "redis-stop":
             began = time.monotonic()
@@ -666,11 +680,13 @@ class Soak:
             self.version += 1
             self.setup.version(self.version)
             for r in self.replicas:
-                if r.process.poll() is None:
+                if r.ready and r.process.poll() is None:
                     r.process.send_signal(signal.SIGHUP)
-            # Until each replica says it reloaded, either version may be in force.
-            self.version_spans[-1] = (self.version_spans[-1][0], self.version_spans[-1][1], time.monotonic() + 2)
-            self.version_spans.append((self.version, began, None))
+            # Until each replica has reloaded, either version may be in force.
+            with self.version_lock:
+                last = self.version_spans[-1]
+                self.version_spans[-1] = (last[0], last[1], time.monotonic() + 2)
+                self.version_spans.append((self.version, began, None))
             self.faults["reload"] += 1
 
     def run(self):
@@ -894,12 +910,18 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--break", dest="broken", choices=["audit"])
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--faults", default=",".join(FAULTS),
+                        help="the fault kinds to inject, comma-separated (default: all)")
     args = parser.parse_args()
     for tool in ("redis-server", "openssl", "prlimit"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is required")
+    kinds = args.faults.split(",")
+    unknown = set(kinds) - set(FAULTS)
+    if unknown:
+        raise SystemExit(f"unknown fault kinds: {sorted(unknown)}")
     work = tempfile.mkdtemp(prefix="soak-")
-    soak = Soak(args.seconds, args.seed, work)
+    soak = Soak(args.seconds, args.seed, work, kinds)
     try:
         soak.run()
         time.sleep(3)  # the faults are over: let connections and leases settle
