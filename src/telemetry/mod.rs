@@ -100,6 +100,27 @@ impl Tracing {
     }
 }
 
+/// The common case of a caller instrumented with a low sampling ratio: a canonical
+/// `traceparent` that says not sampled, without `tracestate`. Nothing is recorded for such a
+/// call, so no context is built: the trace id is the header's own, and the header (checked,
+/// canonical) goes on as it came. Anything else goes through the propagators.
+fn unsampled_traceparent(tracing: &'static Tracing, headers: &HeaderMap) -> Option<Trace> {
+    let value = headers.get("traceparent")?;
+    let bytes = value.as_bytes();
+    let flags = u8::from_str_radix(std::str::from_utf8(bytes.get(53..55)?).ok()?, 16).ok()?;
+    if !canonical_traceparent(bytes) || flags & 1 == 1 || headers.contains_key("tracestate") {
+        return None;
+    }
+    let mut passed_on = HeaderMap::with_capacity(1);
+    passed_on.insert("traceparent", http::HeaderValue::from_bytes(bytes).ok()?);
+    Some(Trace {
+        tracing: Some(tracing),
+        span: None,
+        trace_id: Some(std::str::from_utf8(&bytes[3..35]).ok()?.to_owned()),
+        passed_on,
+    })
+}
+
 /// `00-<32 hex>-<16 hex>-<2 hex>`, lowercase, ids not all zero: the only `traceparent` taken.
 fn canonical_traceparent(value: &[u8]) -> bool {
     value.len() == 55
@@ -193,6 +214,9 @@ pub fn start(headers: &HeaderMap, request_id: &str) -> Trace {
 }
 
 fn start_with(tracing: &'static Tracing, headers: &HeaderMap, request_id: &str) -> Trace {
+    if let Some(trace) = unsampled_traceparent(tracing, headers) {
+        return trace;
+    }
     let caller = tracing.extract(headers);
     let traced = match &caller {
         // X-Ray's `Sampled=?` (or none): the caller left it to this service.
