@@ -226,11 +226,9 @@ fn start_with(tracing: &'static Tracing, headers: &HeaderMap, request_id: &str) 
         Some((cx, _)) => cx.span().span_context().is_sampled(),
         None => draw(tracing.ratio),
     };
+    // Not traced and no context: nothing to record, nothing to pass on.
     let untraced = |caller: Option<(opentelemetry::Context, Format)>| match caller {
-        None => Trace {
-            tracing: Some(tracing),
-            ..Trace::default()
-        },
+        None => Trace::default(),
         Some((cx, format)) => Trace {
             tracing: Some(tracing),
             span: None,

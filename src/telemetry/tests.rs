@@ -284,8 +284,18 @@ fn a_caller_context_not_in_its_canonical_form_counts_as_none() {
             "Root=1-5759e988-bd862e3fe1be46a994272793",
         ),
     ];
-    for (name, value) in bad {
-        let incoming = headers(&[(name, value)]);
+    // Each `traceparent` also as not sampled (`-00`): the path that passes a header on as it came.
+    let unsampled: Vec<(&str, String)> = bad
+        .iter()
+        .filter(|(name, value)| *name == "traceparent" && value.contains("-01"))
+        .map(|(name, value)| (*name, value.replacen("-01", "-00", 1)))
+        .collect();
+    let all = bad
+        .iter()
+        .map(|(name, value)| (*name, value.to_string()))
+        .chain(unsampled);
+    for (name, value) in all {
+        let incoming = headers(&[(name, &value)]);
         let ((traced, id, sent), spans) = with_tracing(0.0, |t| {
             let trace = start_with(t, &incoming, "r");
             let sent = trace.upstream("PollForActivityTask").1.into_owned();
@@ -295,6 +305,46 @@ fn a_caller_context_not_in_its_canonical_form_counts_as_none() {
         assert!(spans.is_empty(), "{value}");
         assert_eq!(id, None, "{value}");
         assert!(sent.is_empty(), "{value}: {sent:?}");
+    }
+}
+
+/// The canonical forms, byte by byte: what is taken, and the nearest things that are not.
+#[test]
+fn the_canonical_forms_are_exact() {
+    let w3c = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    assert!(canonical_traceparent(w3c.as_bytes()));
+    assert!(canonical_traceparent(w3c.replace("-01", "-00").as_bytes()));
+    for bad in [
+        w3c.replacen("00-", "01-", 1),
+        w3c.replacen('-', "_", 1),
+        w3c.replace("-00f0", "_00f0"),
+        w3c.replace("b7-01", "b7_01"),
+        w3c.replace("4bf92f3577b34da6a3ce929d0e0e4736", &"0".repeat(32)),
+        w3c.replace("00f067aa0ba902b7", &"0".repeat(16)),
+        w3c.replace("-01", "-0g"),
+        w3c[..54].to_owned(),
+    ] {
+        assert!(!canonical_traceparent(bad.as_bytes()), "{bad}");
+    }
+    let root = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8";
+    assert!(canonical_xray(root.as_bytes()), "without Sampled");
+    for sampled in ["0", "1", "?"] {
+        assert!(canonical_xray(
+            format!("{root};Sampled={sampled}").as_bytes()
+        ));
+    }
+    for bad in [
+        root.replace(";Parent=", ";Parenx="),
+        root.replace("5759e988-", "5759e988_"),
+        root.replace("Root=1-", "Root=2-"),
+        root[..root.len() - 1].to_owned(),
+        root.replace("5759e988", "5759e98g"),
+        root.replace("bd862e3f", "bd862e3g"),
+        root.replace("53995c3f", "53995c3g"),
+        format!("{root};Sampled=2"),
+        format!("{root};Self=1-5759e988-bd862e3fe1be46a994272793"),
+    ] {
+        assert!(!canonical_xray(bad.as_bytes()), "{bad}");
     }
 }
 
