@@ -8,11 +8,13 @@ sharing token keys, policies and a Redis quota store; a recording fake SWF upstr
 each call's nonce; an HTTPS JWKS endpoint for the STS provider; redis-server.
 
 Workload (threads): static tenants `a` and `b` and an STS tenant `c` (a role session for an
-OIDC token) send, to either replica, polls (the fake upstream holds them a little and hands out
-task tokens), heartbeats with the sealed tokens, `CountPendingActivityTasks` under a quota
-(Redis-shared rate), `RespondActivityTaskCompleted` whose permission every reload flips, and
-calls that must be refused (another tenant's domain). Every call carries a nonce in a free-form
-field (details, identity, task list name, result) that the upstream records and echoes.
+OIDC token) send, to either replica, activity and decision polls (the fake upstream holds them a
+little and hands out task tokens), heartbeats with the sealed tokens, decisions
+(`RespondDecisionTaskCompleted` scheduling an activity), `CountPendingActivityTasks` under a
+quota (Redis-shared rate; now and then in bursts that it throttles),
+`RespondActivityTaskCompleted` whose permission every reload flips, and calls that must be
+refused (another tenant's domain). Every call carries a nonce in a free-form field (details,
+identity, task list name, result, execution context) that the upstream records and echoes.
 
 Faults (seeded, printed, replayable with --seed): kill -9 of a replica and its restart; reloads
 every few seconds flipping a policy and a quota's rate; Redis stopped, frozen (SIGSTOP) and
@@ -150,6 +152,11 @@ class Upstream:
                     self.answer(200, {"taskToken": f"up-{nonce}", "activityId": "act", "startedEventId": 1,
                                       "workflowExecution": {"workflowId": "w", "runId": "r"},
                                       "activityType": {"name": "t", "version": "1"}, "echo": nonce})
+                elif op == "PollForDecisionTask":
+                    time.sleep(random.random() * 0.2)
+                    self.answer(200, {"taskToken": f"upd-{nonce}", "startedEventId": 3, "previousStartedEventId": 0,
+                                      "workflowExecution": {"workflowId": "w", "runId": "r"},
+                                      "workflowType": {"name": "flow", "version": "1"}, "events": [], "echo": nonce})
                 elif op == "CountPendingActivityTasks":
                     self.answer(200, {"count": 0, "truncated": False, "echo": nonce})
                 elif op == "RecordActivityTaskHeartbeat":
@@ -194,6 +201,10 @@ def nonce_of(op, data):
         return data.get("taskList", {}).get("name")
     if op == "RespondActivityTaskCompleted":
         return data.get("result")
+    if op == "PollForDecisionTask":
+        return data.get("identity")
+    if op == "RespondDecisionTaskCompleted":
+        return data.get("executionContext")
     return None
 
 
@@ -258,7 +269,8 @@ def policy(effect, action, domain):
             f'Resource = "arn:aws:swf:*:{ACCOUNT}:/domain/{domain}"\n')
 
 
-BASE_ACTIONS = ["swf:PollForActivityTask", "swf:RecordActivityTaskHeartbeat", "swf:CountPendingActivityTasks"]
+BASE_ACTIONS = ["swf:PollForActivityTask", "swf:RecordActivityTaskHeartbeat", "swf:CountPendingActivityTasks",
+                "swf:PollForDecisionTask", "swf:RespondDecisionTaskCompleted", "swf:ScheduleActivityTask"]
 
 
 class Setup:
@@ -466,7 +478,8 @@ class Tenant:
         self.name, self.domain = name, domain
         self.credentials = Credentials(key, secret) if key else None
         self.principal = f"tenant-{name}" if key else None
-        self.tokens = collections.deque(maxlen=8)  # sealed task tokens from polls
+        self.tokens = collections.deque(maxlen=8)  # sealed activity task tokens from polls
+        self.decision_tokens = collections.deque(maxlen=8)  # sealed decision task tokens
 
     def sign(self, port, op, body, skew):
         request = AWSRequest(method="POST", url=f"http://127.0.0.1:{port}/", data=body, headers={
@@ -543,8 +556,8 @@ class Soak:
                 value = {}
             code = value.get("__type", "").rpartition("#")[2] or None
             echo_ok = value.get("echo") == nonce if status == 200 else None
-            if status == 200 and op == "PollForActivityTask" and value.get("taskToken"):
-                tenant.tokens.append(value["taskToken"])
+            if status == 200 and value.get("taskToken"):
+                (tenant.tokens if op == "PollForActivityTask" else tenant.decision_tokens).append(value["taskToken"])
         self.record(nonce=nonce, tenant=tenant.name, principal=tenant.principal, op=op, domain=domain, kind=kind,
                     replica=replica.i, sent=sent, answered=time.monotonic(), status=status, code=code,
                     request_id=headers.get("x-amzn-requestid"), echo_ok=echo_ok, conn_error=conn_error,
@@ -558,6 +571,7 @@ class Soak:
             credentials, status, headers = assume_role(replica.port, STS_DOMAIN)
             tenant.credentials, tenant.principal = credentials, f"worker/{STS_DOMAIN}"
             tenant.tokens.clear()
+            tenant.decision_tokens.clear()
         except (OSError, http.client.HTTPException, RuntimeError, AttributeError) as e:
             self.record(nonce=None, tenant=tenant.name, principal=None, op="AssumeRoleWithWebIdentity",
                         domain=None, kind="sts", replica=replica.i, sent=sent, answered=time.monotonic(),
@@ -581,17 +595,30 @@ class Soak:
             replica = rng.choice(self.replicas)
             roll = rng.random()
             domain = tenant.domain
-            if roll < 0.15 or not tenant.tokens:
+            if roll < 0.12 or not tenant.tokens:
                 self.call(tenant, replica, "PollForActivityTask",
                           {"domain": domain, "taskList": {"name": "work"}, "identity": nonce},
                           "allowed", nonce, domain)
-            elif roll < 0.55:
+            elif roll < 0.42:
                 self.call(tenant, replica, "RecordActivityTaskHeartbeat",
                           {"taskToken": rng.choice(list(tenant.tokens)), "details": nonce}, "allowed", nonce, domain)
-            elif roll < 0.75:
-                self.call(tenant, replica, "CountPendingActivityTasks",
-                          {"domain": domain, "taskList": {"name": nonce}}, "quota", nonce, domain)
-            elif roll < 0.87:
+            elif roll < 0.50 or (roll < 0.58 and not tenant.decision_tokens):
+                self.call(tenant, replica, "PollForDecisionTask",
+                          {"domain": domain, "taskList": {"name": "deciders"}, "identity": nonce},
+                          "allowed", nonce, domain)
+            elif roll < 0.58:
+                self.call(tenant, replica, "RespondDecisionTaskCompleted", {
+                    "taskToken": rng.choice(list(tenant.decision_tokens)), "executionContext": nonce,
+                    "decisions": [{"decisionType": "ScheduleActivityTask", "scheduleActivityTaskDecisionAttributes": {
+                        "activityType": {"name": "t", "version": "1"}, "activityId": nonce[-8:],
+                        "taskList": {"name": "work"}}}]}, "allowed", nonce, domain)
+            elif roll < 0.73:
+                # Now and then a burst, which the quota throttles.
+                for k in range(8 if rng.random() < 0.1 else 1):
+                    burst = f"{nonce}-{k}"
+                    self.call(tenant, replica, "CountPendingActivityTasks",
+                              {"domain": domain, "taskList": {"name": burst}}, "quota", burst, domain)
+            elif roll < 0.85:
                 self.call(tenant, replica, "RespondActivityTaskCompleted",
                           {"taskToken": rng.choice(list(tenant.tokens)), "result": nonce}, "flipped", nonce, domain)
             else:
@@ -933,6 +960,9 @@ def main():
     statuses = collections.Counter(c.status or "conn-error" for c in soak.calls)
     log(f"calls: {len(soak.calls)} ({', '.join(f'{k}: {v}' for k, v in sorted(statuses.items(), key=str))}); "
         f"upstream received {len(soak.upstream.received)}; refusals {refusals}, audit records {records}")
+    by_op = collections.Counter(c.op for c in soak.calls)
+    ok = collections.Counter(c.op for c in soak.calls if c.status == 200)
+    log(f"by operation (answered 200): {', '.join(f'{op} {n} ({ok[op]})' for op, n in sorted(by_op.items()))}")
     log(f"faults: {', '.join(f'{k} {v}' for k, v in sorted(soak.faults.items()))}")
     log(f"quota: at most {worst} admitted in 1 s (bound {bound}); policy versions: {soak.version + 1}")
     if any(code != 0 for code in codes):
