@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(authorization request unseal policy sts upstream audit_verify)
+[ ${#targets[@]} -gt 0 ] || targets=(authorization request unseal policy sts upstream audit_verify request_head)
 
 cargo_fuzz_version=0.13.2
 if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]; then

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 // Per-call allocations are many and small; mimalloc serves them faster than glibc's malloc
-// (measured with bench/load.sh).
+// (measured with bench/load.sh). `--features system-allocator` builds with the system's malloc,
+// for heap profilers that hook it (heaptrack, valgrind's massif: bench/long_polls.py).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use swf_warden::{cli, config, lifecycle, runtime::Runtime, server};

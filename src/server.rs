@@ -10,7 +10,9 @@
 //! idle one gracefully); when slots run short, idle connections yield to new ones
 //! (`pressure`). The admin listener is served the same way, with its own cap.
 
+mod calls;
 mod caps;
+pub mod h1;
 mod pressure;
 mod watch;
 
@@ -30,13 +32,16 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Limits;
-use crate::error::ProxyError;
-use crate::handler::{self, Peer};
+use crate::handler::{self, CallBody, Peer};
 use crate::metrics::{Closed, Metrics};
 use crate::runtime::Runtime;
-use caps::{Caps, Full, Slot};
+use calls::Calls;
+use caps::{Caps, Slot};
 use pressure::Pressure;
-use watch::{Activity, Answer, Timeouts, Watchdog, Watched};
+use watch::{Activity, Timeouts, Watchdog, Watched};
+
+/// What serving a connection ends with (hyper's error, if any).
+type Served = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// How the listener serves.
 #[derive(Clone)]
@@ -289,10 +294,9 @@ async fn accept(
     }
 }
 
-/// The HTTP servers a connection may get: HTTP/1.1 only, HTTP/2 only (TLS with ALPN `h2`),
-/// or either by prior knowledge (cleartext with `h2c`).
+/// hyper's servers a connection may get: HTTP/2 only (TLS with ALPN `h2`), or either by prior
+/// knowledge (cleartext with `h2c`). HTTP/1.1 alone is the proxy's own (`h1`).
 struct Builders {
-    h1: auto::Builder<TokioExecutor>,
     h2: auto::Builder<TokioExecutor>,
     either: auto::Builder<TokioExecutor>,
 }
@@ -310,7 +314,6 @@ impl Builders {
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
             .max_concurrent_streams(limits.max_concurrent_streams);
         Builders {
-            h1: builder.clone().http1_only(),
             h2: builder.clone().http2_only(),
             either: builder,
         }
@@ -355,6 +358,7 @@ impl Server {
             drain: self.drain.subscribe(),
             runtime: runtime.clone(),
             timeouts: Timeouts::from(&self.options.limits),
+            max_head: self.options.limits.max_header_bytes.max(8192),
             tls: self.options.tls.clone(),
             h2c: self.options.h2c,
             serves: self.options.serves,
@@ -399,6 +403,8 @@ struct Connection {
     drain: signal::Receiver<bool>,
     runtime: Arc<Runtime>,
     timeouts: Timeouts,
+    /// The most bytes an HTTP/1.1 request head may take.
+    max_head: usize,
     tls: Option<TlsAcceptor>,
     h2c: bool,
     serves: Serves,
@@ -417,19 +423,34 @@ impl Connection {
 
     /// Sets up the transport (the TLS handshake counts against the header read timeout),
     /// picks the protocol, and serves calls until the connection ends.
-    async fn serve(self, stream: TcpStream) {
-        let activity = Activity::new(self.accepted);
-        let _registered = self.pressure.register(activity.clone());
-        let io = Watched::new(stream, activity.clone());
+    ///
+    /// Not `async fn`: an `async fn` keeps its arguments twice in its state (as arguments and
+    /// as the locals they move to), and this is the connection's task, held for as long as a
+    /// long poll waits.
+    #[allow(clippy::manual_async_fn)] // deliberate: see above
+    fn serve(self, stream: TcpStream) -> impl Future<Output = ()> {
+        async move {
+            let activity = Activity::new(self.accepted);
+            let _registered = self.pressure.register(activity.clone());
+            let io = Watched::new(stream, activity.clone());
+            if self.tls.is_none() && !self.h2c {
+                activity.set_h1();
+                return self.h1(io, false, activity).await;
+            }
+            // Boxed: a task is as large as the largest way it may take, and these (a TLS
+            // handshake, hyper's connections) are several times the plain HTTP/1.1 one,
+            // which is what a held poll costs.
+            Box::pin(self.serve_other(io, activity)).await;
+        }
+    }
+
+    /// TLS (HTTP/1.1 or HTTP/2 by ALPN), or cleartext HTTP/2 and HTTP/1.1 by prior knowledge.
+    async fn serve_other(self, io: Watched<TcpStream>, activity: Arc<Activity>) {
         let Some(acceptor) = self.tls.clone() else {
             let builders = self.builders.clone();
-            let builder = if self.h2c {
-                &builders.either
-            } else {
-                activity.set_h1();
-                &builders.h1
-            };
-            return self.http(builder, TokioIo::new(io), false, activity).await;
+            return self
+                .http(&builders.either, TokioIo::new(io), false, activity)
+                .await;
         };
         let deadline = activity.epoch() + self.timeouts.header;
         let stream = match tokio::time::timeout_at(deadline, acceptor.accept(io)).await {
@@ -444,15 +465,57 @@ impl Connection {
                 return;
             }
         };
-        let builders = self.builders.clone();
-        let builder = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-            &builders.h2
-        } else {
+        if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
             activity.set_h1();
-            &builders.h1
-        };
-        self.http(builder, TokioIo::new(stream), true, activity)
+            return self.h1(stream, true, activity).await;
+        }
+        let builders = self.builders.clone();
+        self.http(&builders.h2, TokioIo::new(stream), true, activity)
             .await;
+    }
+
+    /// The calls of this connection.
+    fn calls(&self, secure: bool, activity: Arc<Activity>) -> Calls {
+        Calls {
+            runtime: self.runtime.clone(),
+            caps: self.caps.clone(),
+            activity,
+            peer: Peer {
+                addr: self.addr,
+                secure,
+            },
+            serves: self.serves,
+        }
+    }
+
+    /// Serves HTTP/1.1 calls on `io` with the proxy's own server, under the watchdog. Not
+    /// `async fn`, for the reason `serve` gives.
+    #[allow(clippy::manual_async_fn)] // deliberate: see above
+    fn h1<'a, T: h1::Transport + 'a>(
+        &'a self,
+        io: T,
+        secure: bool,
+        activity: Arc<Activity>,
+    ) -> impl Future<Output = ()> + 'a {
+        async move {
+            let calls = self.calls(secure, activity.clone());
+            let limits = h1::Limits {
+                head: self.max_head,
+            };
+            // Pinned here, and watched by reference: a future passed by value into an async
+            // fn is held twice in its state (as the argument and as the local it moves to).
+            let connection = std::pin::pin!(async {
+                h1::serve(io, &calls, limits).await;
+                Ok(())
+            });
+            self.watch(
+                connection,
+                |_| activity.close_gracefully(),
+                secure,
+                activity.clone(),
+            )
+            .await;
+        }
     }
 
     /// Serves calls on `io` under the watchdog until the connection ends or must go.
@@ -465,41 +528,35 @@ impl Connection {
     ) where
         I: Read + Write + Unpin + Send + 'static,
     {
+        let calls = Arc::new(self.calls(secure, activity.clone()));
+        let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+            let calls = calls.clone();
+            let started = calls.start(request.version());
+            async move {
+                let request = request.map(CallBody::Streaming);
+                Ok::<_, Infallible>(calls.respond(started, request).await)
+            }
+        });
+        let connection = std::pin::pin!(builder.serve_connection(io, service));
+        self.watch(connection, |c| c.graceful_shutdown(), secure, activity)
+            .await;
+    }
+
+    /// Drives `connection` under the watchdog until it ends or must go: `shutdown` asks it to
+    /// close gracefully (on drain, when idle too long, or to make way for a new connection).
+    async fn watch<C>(
+        &self,
+        mut connection: std::pin::Pin<&mut C>,
+        mut shutdown: impl FnMut(std::pin::Pin<&mut C>),
+        secure: bool,
+        activity: Arc<Activity>,
+    ) where
+        C: Future<Output = Served>,
+    {
         let peer = Peer {
             addr: self.addr,
             secure,
         };
-        let (runtime, caps, calls) = (self.runtime.clone(), self.caps.clone(), activity.clone());
-        let serves = self.serves;
-        let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-            // Each call runs under the configuration current when it arrived.
-            let app = runtime.app();
-            let runtime = runtime.clone();
-            let version = request.version();
-            let entered = calls.enter(&caps, peer.addr.ip(), version);
-            let calls = calls.clone();
-            async move {
-                let response = match (entered, serves) {
-                    (Ok(call), Serves::Admin) => crate::admin::respond(&request, &runtime)
-                        .map(|body| Answer::new(body, calls, Some(call))),
-                    (Ok(call), Serves::Proxy) => handler::handle(&app, request, peer)
-                        .await
-                        .map(|body| Answer::new(body, calls, Some(call))),
-                    (Err(full), _) => {
-                        app.metrics.capacity_refusal();
-                        let error = ProxyError::AtCapacity(match full {
-                            Full::All => "",
-                            Full::Address => " from this address",
-                        });
-                        handler::refuse_unhandled(&app, &request, peer, &error)
-                            .map(|body| Answer::new(body, calls, None))
-                    }
-                };
-                Ok::<_, Infallible>(close_if_unauthenticated(response, version))
-            }
-        });
-        let connection = builder.serve_connection(io, service);
-        let mut connection = std::pin::pin!(connection);
         let mut watchdog = Watchdog::new(activity.clone(), self.timeouts);
         let sleep = tokio::time::sleep_until(activity.epoch());
         let mut sleep = std::pin::pin!(sleep);
@@ -519,21 +576,22 @@ impl Connection {
                             .downcast_ref::<hyper::Error>()
                             .filter(|e| e.is_parse() && self.serves == Serves::Proxy);
                         if let Some(e) = refused {
-                            handler::record_unparsed(&self.runtime.app(), peer, e);
+                            let status = if e.is_parse_too_large() { 431 } else { 400 };
+                            handler::record_unparsed(&self.runtime.app(), peer, status, e);
                         }
                     }
                     return;
                 }
                 _ = drain.changed(), if !draining => {
                     draining = true;
-                    connection.as_mut().graceful_shutdown();
+                    shutdown(connection.as_mut());
                 }
                 // Slots run short and this connection has been idle longest: it makes way
                 // (HTTP/1.1 after its current answer, HTTP/2 with a GOAWAY).
                 () = activity.yielding(), if closing.is_none() => {
                     self.count_closed(Closed::Pressure);
                     tracing::debug!(peer = %peer.addr, "idle connection closed to make way for a new one");
-                    connection.as_mut().graceful_shutdown();
+                    shutdown(connection.as_mut());
                     let end = Instant::now() + self.timeouts.write;
                     closing = Some(end);
                     let next = sleep.deadline().min(end);
@@ -546,7 +604,7 @@ impl Connection {
                         Some(Closed::Idle) if closing.is_none() => {
                             self.count_closed(Closed::Idle);
                             tracing::debug!(peer = %peer.addr, "idle connection closed");
-                            connection.as_mut().graceful_shutdown();
+                            shutdown(connection.as_mut());
                             closing = Some(now + self.timeouts.write);
                         }
                         Some(Closed::Idle) | None => {}
@@ -567,25 +625,4 @@ impl Connection {
             }
         }
     }
-}
-
-/// An HTTP/1.x answer to a call refused before its caller was authenticated closes its
-/// connection: a stranger's refused request leaves nothing open behind it (SPEC,
-/// "Connections"). HTTP/2 has no such header; its idle connections yield under pressure.
-fn close_if_unauthenticated<B>(
-    mut response: hyper::Response<B>,
-    version: http::Version,
-) -> hyper::Response<B> {
-    if version < http::Version::HTTP_2
-        && response
-            .extensions()
-            .get::<handler::Unauthenticated>()
-            .is_some()
-    {
-        response.headers_mut().insert(
-            http::header::CONNECTION,
-            http::HeaderValue::from_static("close"),
-        );
-    }
-    response
 }

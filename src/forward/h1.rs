@@ -179,7 +179,7 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Error> {
 }
 
 /// A framing or reuse header's value, read only if it is visible ASCII (as hyper reads them).
-fn ascii(value: &[u8]) -> Result<&[u8], Error> {
+pub(crate) fn ascii(value: &[u8]) -> Result<&[u8], Error> {
     if value
         .iter()
         .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
@@ -191,7 +191,7 @@ fn ascii(value: &[u8]) -> Result<&[u8], Error> {
 }
 
 /// A `Content-Length` value: digits only, or a list of equal ones (`5, 5`).
-fn content_length(value: &[u8]) -> Result<u64, Error> {
+pub(crate) fn content_length(value: &[u8]) -> Result<u64, Error> {
     let mut found: Option<u64> = None;
     for part in value.split(|&b| b == b',') {
         let part = part.trim_ascii();
@@ -207,7 +207,7 @@ fn content_length(value: &[u8]) -> Result<u64, Error> {
     found.ok_or(Error::Length)
 }
 
-fn last_token(value: &[u8]) -> &[u8] {
+pub(crate) fn last_token(value: &[u8]) -> &[u8] {
     value
         .rsplit(|&b| b == b',')
         .next()

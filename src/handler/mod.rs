@@ -7,6 +7,7 @@
 //! Every refusal flows through `?` to `refuse`, the one place that audits and turns a
 //! `ProxyError` into its wire response.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -14,9 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::Instrument;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Request, Response};
 use serde_json::Value;
 
@@ -36,7 +35,10 @@ mod sts_call;
 use crate::swf::{self, Operation};
 
 mod body;
+mod incoming;
 pub use body::Body;
+use incoming::read_body;
+pub use incoming::{body_limit, BodyFault, CallBody};
 
 /// Largest poll answer the proxy buffers to seal its task token (a decision task's page of
 /// history events is far smaller).
@@ -154,60 +156,71 @@ pub struct Peer {
 }
 
 /// Handles one call. Never fails: every error becomes its AWS wire response.
-pub async fn handle(app: &App, request: Request<Incoming>, peer: Peer) -> Response<Body> {
-    let user_agent = request.headers().get(http::header::USER_AGENT).cloned();
-    let mut call = Call::new(request_id(), peer, user_agent);
-    let _in_flight = app.metrics.enter();
-    let started = Instant::now();
-    // Not traced (the usual case): no span at all, not even at `info`.
-    let trace = telemetry::start(request.headers(), &call.request_id);
-    let span = trace.span();
-    let result = process(app, request, peer, &mut call, &trace)
-        .instrument(span.clone())
-        .await;
-    let _entered = span.enter();
-    let (response, outcome) = match result {
-        Ok(response) => (response, call.outcome),
-        Err(error) => {
-            let outcome = error.outcome();
-            tracing::debug!(
-                request_id = %call.request_id,
-                error = error.wire().short_name(),
-                decision = outcome.as_str(),
-                "refused"
-            );
-            let _audit = trace.child("audit").entered();
-            (refuse(app, &mut call, &error), outcome)
+///
+/// A plain function returning its future (not `async fn`): an `async fn` keeps its argument
+/// twice in its state (as the argument and as the local it is moved to), and this future is
+/// held for as long as a long poll waits.
+#[allow(clippy::manual_async_fn)] // deliberate: see above
+pub fn handle(
+    app: &App,
+    request: Request<CallBody>,
+    peer: Peer,
+) -> impl Future<Output = Response<Body>> + '_ {
+    async move {
+        let user_agent = owned_user_agent(request.headers());
+        let mut call = Call::new(request_id(), peer, user_agent);
+        let _in_flight = app.metrics.enter();
+        let started = Instant::now();
+        // Not traced (the usual case): no span at all, not even at `info`.
+        let trace = telemetry::start(request.headers(), &call.request_id);
+        let span = trace.span();
+        let result = process(app, request, peer, &mut call, &trace)
+            .instrument(span.clone())
+            .await;
+        let _entered = span.enter();
+        let (response, outcome) = match result {
+            Ok(response) => (response, call.outcome),
+            Err(error) => {
+                let outcome = error.outcome();
+                tracing::debug!(
+                    request_id = %call.request_id,
+                    error = error.wire().short_name(),
+                    decision = outcome.as_str(),
+                    "refused"
+                );
+                let _audit = trace.child("audit").entered();
+                (refuse(app, &mut call, &error), outcome)
+            }
+        };
+        app.metrics.request(call.operation, outcome);
+        if let Some(principal) = &call.principal {
+            principal.counters.count(outcome);
         }
-    };
-    app.metrics.request(call.operation, outcome);
-    if let Some(principal) = &call.principal {
-        principal.counters.count(outcome);
+        let proxy_time = started.elapsed().saturating_sub(call.upstream_time);
+        app.metrics.proxy_time.observe(proxy_time);
+        let status = response.status().as_u16();
+        if trace.traced() {
+            trace.finish(telemetry::Ended {
+                request_id: &call.request_id,
+                operation: call.operation.map(Operation::name),
+                principal: call.principal.as_deref().map(|p| p.name.as_str()),
+                action: call.action,
+                // As in the access log: nothing a caller sent is named before it is authenticated
+                // (an STS call's `RoleArn` among it).
+                domain: call
+                    .resource
+                    .as_deref()
+                    .filter(|_| call.principal.is_some())
+                    .and_then(|arn| arn.rsplit_once("/domain/"))
+                    .map(|(_, domain)| domain),
+                service: if call.query_api { "STS" } else { "SWF" },
+                decision: outcome.as_str(),
+                status,
+            });
+        }
+        log_access(app, &call, outcome, status, proxy_time, trace.trace_id());
+        response
     }
-    let proxy_time = started.elapsed().saturating_sub(call.upstream_time);
-    app.metrics.proxy_time.observe(proxy_time);
-    let status = response.status().as_u16();
-    if trace.traced() {
-        trace.finish(telemetry::Ended {
-            request_id: &call.request_id,
-            operation: call.operation.map(Operation::name),
-            principal: call.principal.as_deref().map(|p| p.name.as_str()),
-            action: call.action,
-            // As in the access log: nothing a caller sent is named before it is authenticated
-            // (an STS call's `RoleArn` among it).
-            domain: call
-                .resource
-                .as_deref()
-                .filter(|_| call.principal.is_some())
-                .and_then(|arn| arn.rsplit_once("/domain/"))
-                .map(|(_, domain)| domain),
-            service: if call.query_api { "STS" } else { "SWF" },
-            decision: outcome.as_str(),
-            status,
-        });
-    }
-    log_access(app, &call, outcome, status, proxy_time, trace.trace_id());
-    response
 }
 
 /// The call's access log line, if the access log is on. Nothing a caller sent is named as a
@@ -245,20 +258,27 @@ pub fn refuse_unhandled<B>(
     peer: Peer,
     error: &ProxyError,
 ) -> Response<Body> {
-    let user_agent = request.headers().get(http::header::USER_AGENT).cloned();
-    refuse_outside(app, peer, user_agent, error, None)
+    refuse_outside(app, peer, owned_user_agent(request.headers()), error, None)
 }
 
 /// Puts on record a request the HTTP layer refused before it became one (two different
 /// `Content-Length` values, a `Transfer-Encoding` not ending in `chunked`, a head over the
 /// limit). The layer has already answered with a bare `400` or `431` and closed the
 /// connection; the record is unauthenticated and goes through the per-source allowance.
-pub fn record_unparsed(app: &App, peer: Peer, error: &hyper::Error) {
-    let answered = if error.is_parse_too_large() { 431 } else { 400 };
+pub fn record_unparsed(app: &App, peer: Peer, answered: u16, why: &dyn std::fmt::Display) {
     let error = ProxyError::Serialization(format!(
-        "The HTTP layer refused the request before it was read: {error}."
+        "The HTTP layer refused the request before it was read: {why}."
     ));
     drop(refuse_outside(app, peer, None, &error, Some(answered)));
+}
+
+/// The caller's `User-Agent` for the call's record, in bytes of its own: a value that shares
+/// the request head's buffer would keep that buffer while a long poll waits.
+fn owned_user_agent(headers: &HeaderMap) -> Option<HeaderValue> {
+    let value = headers.get(http::header::USER_AGENT)?;
+    let mut owned = HeaderValue::from_bytes(value.as_bytes()).ok()?;
+    owned.set_sensitive(value.is_sensitive());
+    Some(owned)
 }
 
 /// Audits, counts, logs and answers a refusal made outside `handle`; `answered` is the status
@@ -456,133 +476,133 @@ pub fn prepare_only(
     prepare(app, parts, body, peer, now, &mut call, &trace).map(|p| p.upstream_body)
 }
 
-async fn process(
-    app: &App,
-    request: Request<Incoming>,
+/// Not `async fn`, for the reason `handle` gives.
+#[allow(clippy::manual_async_fn)] // deliberate: see above
+fn process<'a>(
+    app: &'a App,
+    request: Request<CallBody>,
     peer: Peer,
-    call: &mut Call,
-    trace: &Trace,
-) -> Result<Response<Body>, ProxyError> {
-    let (parts, body) = request.into_parts();
-    let sts = app
-        .sts
-        .as_ref()
-        .filter(|_| sts::query::is_query(&parts.headers));
-    call.query_api = sts.is_some();
-    // An STS form is small: nothing larger is read before a signature is checked.
-    let limit = match sts {
-        Some(_) => app.max_body_bytes.min(sts::query::MAX_FORM_BYTES),
-        None => app.max_body_bytes,
-    };
-    let body = read_body(body, &parts.headers, limit, app.body_read_timeout).await?;
-    let now = SystemTime::now();
-    if let Some(sts) = sts {
-        // Boxed: STS calls are rare and their future (a JWKS fetch included) is large; every
-        // call's future would otherwise be as large, held for as long as a poll waits.
-        return Box::pin(sts_call::handle(app, sts, &parts, &body, peer, now, call)).await;
-    }
-    let Prepared {
-        principal,
-        op,
-        resolved,
-        permit,
-        upstream_body,
-        request,
-    } = prepare(app, &parts, body, peer, now, call, trace)?;
-    // The caller's headers are not needed past here: not held while the upstream answers.
-    drop(parts);
+    call: &'a mut Call,
+    trace: &'a Trace,
+) -> impl Future<Output = Result<Response<Body>, ProxyError>> + 'a {
+    async move {
+        let (parts, body) = request.into_parts();
+        let sts = app
+            .sts
+            .as_ref()
+            .filter(|_| sts::query::is_query(&parts.headers));
+        call.query_api = sts.is_some();
+        let limit = body_limit(app, &parts.headers);
+        let body = read_body(body, &parts.headers, limit, app.body_read_timeout).await?;
+        let now = SystemTime::now();
+        if let Some(sts) = sts {
+            // Boxed: STS calls are rare and their future (a JWKS fetch included) is large; every
+            // call's future would otherwise be as large, held for as long as a poll waits.
+            return Box::pin(sts_call::handle(app, sts, &parts, &body, peer, now, call)).await;
+        }
+        let Prepared {
+            principal,
+            op,
+            resolved,
+            permit,
+            upstream_body,
+            request,
+        } = prepare(app, &parts, body, peer, now, call, trace)?;
+        // The caller's headers are not needed past here: not held while the upstream answers.
+        drop(parts);
 
-    call.outcome = if permit.shadowed() {
-        Outcome::WouldDeny
-    } else {
-        Outcome::Allowed
-    };
-    // A call that must be audited is not forwarded while the audit log cannot be written.
-    let must_audit = permit.shadowed() || app.audit.include_allowed();
-    if must_audit && !app.audit.healthy() {
-        return Err(audit_unavailable());
-    }
-    // Held until the answer has been written to the client (`Body::holding`).
-    let admission = match app
-        .quotas
-        .admit(principal.meters(op), resolved.domain.as_deref())
-        .instrument(trace.child("quotas"))
-        .await
-    {
-        Ok(admission) => admission,
-        Err(why) => {
-            if app.audit.record_context() && call.context.is_none() {
-                let ctx = Context {
-                    input: Some(&request.input),
-                    ..caller_context(app, &principal, Action::Operation(op), peer, now)
-                };
-                let decisions = resolve::decisions(&request, usize::MAX).unwrap_or_default();
-                call.context = Some(context_of(&ctx, &decisions, &resolved.resource));
-            }
-            return Err(why.refusal(op));
+        call.outcome = if permit.shadowed() {
+            Outcome::WouldDeny
+        } else {
+            Outcome::Allowed
+        };
+        // A call that must be audited is not forwarded while the audit log cannot be written.
+        let must_audit = permit.shadowed() || app.audit.include_allowed();
+        if must_audit && !app.audit.healthy() {
+            return Err(audit_unavailable());
         }
-    };
-    drop(request);
-    let (upstream_span, trace_headers) = trace.upstream(op.name());
-    let outbound = Outbound {
-        request_id: &call.request_id,
-        trace: &trace_headers,
-    };
-    // Shadow mode refuses nothing, so it hides nothing either.
-    let lister = (op == Operation::ListDomains && app.filter_list_domains && principal.enforce)
-        .then(|| visibility::Lister {
-            forwarder: &app.forwarder,
-            permit: &permit,
-            pages: &app.pages,
-            service: &app.service,
-            policies: &principal.policies,
-            ctx: caller_context(app, &principal, Action::Operation(op), peer, now),
-            outbound,
-        });
-    let sent = Instant::now();
-    let listing = match &lister {
-        Some(lister) => {
-            let input = serde_json::from_slice(&upstream_body)
-                .map_err(|e| ProxyError::Serialization(e.to_string()))?;
-            lister.list(&input).instrument(upstream_span.clone()).await
-        }
-        None => app
-            .forwarder
-            .forward(&permit, op, upstream_body, &outbound)
-            .instrument(upstream_span.clone())
+        // Held until the answer has been written to the client (`Body::holding`).
+        let admission = match app
+            .quotas
+            .admit(principal.meters(op), resolved.domain.as_deref())
+            .instrument(trace.child("quotas"))
             .await
-            .map(Listing::Upstream),
-    };
-    call.upstream_time = sent.elapsed();
-    app.metrics.upstream_time.observe(call.upstream_time);
-    let response = match listing.inspect_err(|_| app.metrics.upstream_error())? {
-        Listing::Upstream(response) => {
-            upstream_span.record(
-                "http.response.status_code",
-                i64::from(response.status().as_u16()),
-            );
-            respond(app, op, &resolved, response, &call.request_id)
-                .instrument(upstream_span)
-                .await?
+        {
+            Ok(admission) => admission,
+            Err(why) => {
+                if app.audit.record_context() && call.context.is_none() {
+                    let ctx = Context {
+                        input: Some(&request.input),
+                        ..caller_context(app, &principal, Action::Operation(op), peer, now)
+                    };
+                    let decisions = resolve::decisions(&request, usize::MAX).unwrap_or_default();
+                    call.context = Some(context_of(&ctx, &decisions, &resolved.resource));
+                }
+                return Err(why.refusal(op));
+            }
+        };
+        drop(request);
+        let (upstream_span, trace_headers) = trace.upstream(op.name());
+        let outbound = Outbound {
+            request_id: &call.request_id,
+            trace: &trace_headers,
+        };
+        // Shadow mode refuses nothing, so it hides nothing either.
+        let lister = (op == Operation::ListDomains && app.filter_list_domains && principal.enforce)
+            .then(|| visibility::Lister {
+                forwarder: &app.forwarder,
+                permit: &permit,
+                pages: &app.pages,
+                service: &app.service,
+                policies: &principal.policies,
+                ctx: caller_context(app, &principal, Action::Operation(op), peer, now),
+                outbound,
+            });
+        let sent = Instant::now();
+        let listing = match &lister {
+            Some(lister) => {
+                let input = serde_json::from_slice(&upstream_body)
+                    .map_err(|e| ProxyError::Serialization(e.to_string()))?;
+                lister.list(&input).instrument(upstream_span.clone()).await
+            }
+            None => app
+                .forwarder
+                .forward(&permit, op, upstream_body, &outbound)
+                .instrument(upstream_span.clone())
+                .await
+                .map(Listing::Upstream),
+        };
+        call.upstream_time = sent.elapsed();
+        app.metrics.upstream_time.observe(call.upstream_time);
+        let response = match listing.inspect_err(|_| app.metrics.upstream_error())? {
+            Listing::Upstream(response) => {
+                upstream_span.record(
+                    "http.response.status_code",
+                    i64::from(response.status().as_u16()),
+                );
+                respond(app, op, &resolved, response, &call.request_id)
+                    .instrument(upstream_span)
+                    .await?
+            }
+            Listing::Page { body, request_id } => page_response(body, request_id, &call.request_id),
+        };
+        if let Some(id) = response
+            .headers()
+            .get("x-amzn-requestid")
+            .and_then(|v| v.to_str().ok())
+        {
+            call.request_id = id.to_owned();
         }
-        Listing::Page { body, request_id } => page_response(body, request_id, &call.request_id),
-    };
-    if let Some(id) = response
-        .headers()
-        .get("x-amzn-requestid")
-        .and_then(|v| v.to_str().ok())
-    {
-        call.request_id = id.to_owned();
+        let allowed = (app.audit.include_allowed() && !permit.shadowed())
+            .then(|| call.record(Outcome::Allowed, None));
+        let written = trace
+            .child("audit")
+            .in_scope(|| write_records(app, call, allowed));
+        if !written {
+            return Err(audit_unavailable());
+        }
+        Ok(response.map(|body| body.holding(admission)))
     }
-    let allowed = (app.audit.include_allowed() && !permit.shadowed())
-        .then(|| call.record(Outcome::Allowed, None));
-    let written = trace
-        .child("audit")
-        .in_scope(|| write_records(app, call, allowed));
-    if !written {
-        return Err(audit_unavailable());
-    }
-    Ok(response.map(|body| body.holding(admission)))
 }
 
 /// Authorizes one action, recording what decided it. In shadow mode a denial is kept for the
@@ -627,48 +647,6 @@ fn authorize(
             call.action = action;
             Err(ProxyError::NotPermitted { message, outcome })
         }
-    }
-}
-
-/// Reads the body, refusing anything over `limit` without reading it whole, and anything that
-/// has not arrived whole within `timeout`. A coding other than plain `chunked` is refused: the
-/// bytes signed must be the bytes sent. (The HTTP layer already answers 400 to codings not
-/// ending in `chunked`, and resolves `Content-Length` with `Transfer-Encoding` as RFC 9112
-/// says, closing the connection; the check stays as defence.)
-async fn read_body(
-    body: Incoming,
-    headers: &HeaderMap,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Bytes, ProxyError> {
-    let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
-    if let Some(coding) = codings.next() {
-        if headers.contains_key(CONTENT_LENGTH) || coding != "chunked" || codings.next().is_some() {
-            return Err(ProxyError::Serialization(
-                "Transfer-Encoding must be exactly `chunked`, without Content-Length.".into(),
-            ));
-        }
-    }
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(ProxyError::TooLarge { limit });
-    }
-    // The timer is armed only if the body is not already there.
-    let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
-    let Ok(read) = read else {
-        return Err(ProxyError::RequestTimeout {
-            seconds: timeout.as_secs(),
-        });
-    };
-    match read {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::TooLarge { limit }),
-        Err(_) => Err(ProxyError::Serialization(
-            "The request body could not be read.".into(),
-        )),
     }
 }
 
@@ -724,7 +702,9 @@ async fn respond(
     else {
         return Ok(Response::from_parts(parts, Body::upstream(body)));
     };
-    let bytes = read_answer(body, "poll", request_id).await?;
+    // Boxed: only a task's answer is read here, and the future would otherwise be part of
+    // every call's, held for as long as a long poll waits.
+    let bytes = Box::pin(read_answer(body, "poll", request_id)).await?;
     let rewritten = seal_token(app, domain, &bytes, request_id)?;
     parts
         .headers

@@ -279,7 +279,9 @@ impl Quotas {
             let Some(rate) = meter.rate else { continue };
             let admitted = match &self.store {
                 None => slot.bucket.admit(rate, now).is_ok(),
-                Some(store) => store.admit(&meter.spec, rate, slot, now).await,
+                // Boxed: only with a shared store, and its future would otherwise be part of
+                // every call's, held for as long as a long poll waits.
+                Some(store) => Box::pin(store.admit(&meter.spec, rate, slot, now)).await,
             };
             if !admitted {
                 for (m, s) in meters[..i].iter().zip(&slots) {

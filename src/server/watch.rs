@@ -59,6 +59,10 @@ pub(super) struct Activity {
     /// Asked to close because slots run short (`pressure`); the connection waits on `yielding`.
     asked: AtomicBool,
     yielding: tokio::sync::Notify,
+    /// The proxy's own HTTP/1.1 server (`h1`): close once idle, or after the answer being
+    /// written (hyper's `graceful_shutdown`).
+    closing: AtomicBool,
+    close: tokio::sync::Notify,
 }
 
 impl Activity {
@@ -77,6 +81,8 @@ impl Activity {
             generation: AtomicUsize::new(0),
             asked: AtomicBool::new(false),
             yielding: tokio::sync::Notify::new(),
+            closing: AtomicBool::new(false),
+            close: tokio::sync::Notify::new(),
         })
     }
 
@@ -110,6 +116,23 @@ impl Activity {
     /// Completes once the connection has been asked to close.
     pub(super) async fn yielding(&self) {
         self.yielding.notified().await;
+    }
+
+    /// Asks the connection's HTTP/1.1 server to close once idle (`h1`).
+    pub(super) fn close_gracefully(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.close.notify_one();
+    }
+
+    pub(super) fn closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Completes once the connection has been asked to close gracefully.
+    pub(super) async fn closing_asked(&self) {
+        if !self.closing() {
+            self.close.notified().await;
+        }
     }
 
     #[cfg(test)]
@@ -217,6 +240,10 @@ pub(super) struct Watched<T> {
 impl<T> Watched<T> {
     pub(super) fn new(inner: T, activity: Arc<Activity>) -> Watched<T> {
         Watched { inner, activity }
+    }
+
+    pub(super) fn get_ref(&self) -> &T {
+        &self.inner
     }
 }
 

@@ -1,0 +1,125 @@
+//! An answer's head as the proxy's HTTP/1.1 server writes it: the status line, the handler's
+//! headers, `date`, the framing the body needs, and `connection` when the connection ends.
+
+use std::cell::RefCell;
+use std::time::SystemTime;
+
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
+use http::response::Parts;
+
+/// How an answer's body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delimit {
+    Length(u64),
+    Chunked,
+    /// By the connection's close (an HTTP/1.0 client, a body of unknown length).
+    Close,
+}
+
+/// The head for `parts`, delimited as `delimit` says; `close`: the connection ends after it.
+/// Framing headers the handler set are replaced by the server's own.
+pub fn head(parts: &Parts, delimit: Delimit, close: bool, http10_keep_alive: bool) -> Vec<u8> {
+    let size = 128
+        + parts
+            .headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("Unknown")
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\r\n");
+    let mut closes = false;
+    for (name, value) in &parts.headers {
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            continue;
+        }
+        if name == CONNECTION {
+            closes |= value.as_bytes().eq_ignore_ascii_case(b"close");
+            if close && !closes {
+                continue;
+            }
+        }
+        line(&mut out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    match delimit {
+        Delimit::Length(n) => line(
+            &mut out,
+            b"content-length",
+            itoa::Buffer::new().format(n).as_bytes(),
+        ),
+        Delimit::Chunked => line(&mut out, b"transfer-encoding", b"chunked"),
+        Delimit::Close => {}
+    }
+    if !parts.headers.contains_key(DATE) {
+        DATE_VALUE.with(|date| line(&mut out, b"date", date.borrow_mut().now().as_bytes()));
+    }
+    if close && !closes {
+        line(&mut out, b"connection", b"close");
+    } else if !close && http10_keep_alive {
+        line(&mut out, b"connection", b"keep-alive");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The chunk-size line of a chunk of `len` bytes.
+pub fn chunk_line(len: usize) -> Vec<u8> {
+    format!("{len:x}\r\n").into_bytes()
+}
+
+/// The interim answer to `Expect: 100-continue`.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// A bare refusal of a head that cannot be read (400 or 431): no body, and the connection
+/// closes, as hyper answers such heads.
+pub fn bare(status: u16) -> Vec<u8> {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Bad Request");
+    let mut out = format!("HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\n").into_bytes();
+    DATE_VALUE.with(|date| line(&mut out, b"date", date.borrow_mut().now().as_bytes()));
+    out.extend_from_slice(b"connection: close\r\n\r\n");
+    out
+}
+
+thread_local! {
+    static DATE_VALUE: RefCell<CachedDate> = RefCell::new(CachedDate::default());
+}
+
+/// The `date` value, formatted once a second per thread.
+#[derive(Default)]
+struct CachedDate {
+    second: u64,
+    value: String,
+}
+
+impl CachedDate {
+    fn now(&mut self) -> &str {
+        let now = SystemTime::now();
+        let second = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if second != self.second || self.value.is_empty() {
+            self.second = second;
+            self.value = httpdate::fmt_http_date(now);
+        }
+        &self.value
+    }
+}
