@@ -27,7 +27,6 @@ mod tests;
 use std::future::poll_fn;
 use std::io;
 use std::pin::pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -51,19 +50,25 @@ const READ_PIECE: usize = 4096;
 
 /// A client connection's transport: waits for bytes (or the close) without a buffer.
 pub(super) trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
-    /// Ready once a read would not wait. TLS has its own buffers and records: it just reads.
-    fn poll_read_ready(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    /// Reads into `buf`, given `size` bytes of room if it has none. TLS has its own buffers
+    /// and records: it just reads.
+    fn read_fresh(
+        &mut self,
+        buf: &mut BytesMut,
+        size: usize,
+    ) -> impl std::future::Future<Output = io::Result<usize>> + Send {
+        async move {
+            if buf.capacity() == buf.len() {
+                buf.reserve(size);
+            }
+            self.read_buf(buf).await
+        }
     }
 }
 
 impl Transport for Watched<TcpStream> {
-    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // A peek, not the readiness flag: the flag stays set after a read that emptied the
-        // socket, and a buffer allocated on its word would be held while the call waits.
-        let mut byte = [0u8; 1];
-        let mut peek = tokio::io::ReadBuf::new(&mut byte);
-        self.get_ref().poll_peek(cx, &mut peek).map_ok(|_| ())
+    async fn read_fresh(&mut self, buf: &mut BytesMut, size: usize) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_read_fresh(cx, buf, size)).await
     }
 }
 
@@ -221,7 +226,7 @@ async fn read_head<T: Transport>(
             tokio::select! {
                 biased;
                 () = activity.closing_asked() => return Ok(None),
-                read = ready_then_read(io, buf, HEAD_BUFFER) => read,
+                read = io.read_fresh(buf, HEAD_BUFFER) => read,
             }
         } else {
             if buf.capacity() == buf.len() {
@@ -238,24 +243,10 @@ async fn read_head<T: Transport>(
     }
 }
 
-/// Waits for the socket to turn readable, then reads into `buf` (given `size` bytes of room
-/// if it has none).
-async fn ready_then_read<T: Transport>(
-    io: &mut T,
-    buf: &mut BytesMut,
-    size: usize,
-) -> io::Result<usize> {
-    poll_fn(|cx| io.poll_read_ready(cx)).await?;
-    if buf.capacity() == buf.len() {
-        buf.reserve(size);
-    }
-    io.read_buf(buf).await
-}
-
 /// While a call waits: whether the client has closed the connection (or it failed); `false`
 /// when bytes arrived instead (a pipelined request, kept in `buf`).
 async fn client_left<T: Transport>(io: &mut T, buf: &mut BytesMut) -> bool {
-    !matches!(ready_then_read(io, buf, READ_PIECE).await, Ok(n) if n > 0)
+    !matches!(io.read_fresh(buf, READ_PIECE).await, Ok(n) if n > 0)
 }
 
 /// How a body is to be read.
