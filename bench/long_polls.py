@@ -11,7 +11,7 @@ signed polls at once (HTTP/1.1: N connections; HTTP/2: 100 streams per connectio
 upstream holds all N, the proxy's resident memory (VmRSS) is read from /proc; then the
 upstream answers and the client counts the answers: through swf-warden each must carry a
 sealed token, through HAProxy the upstream's own. The file-descriptor limit is raised for
-the N client and N upstream connections (as root, past the hard limit). Loopback only.
+the N client and N upstream connections (past the hard limit where the process may). Loopback only.
 Usage: cargo build --release --example long_poll_client && python3 bench/long_polls.py [N] [h1|h2]...
   SWF_WARDEN_BIN: the binary to measure (default target/release/swf-warden).
   HEAPTRACK=DIR: run swf-warden under heaptrack (a build with `--features system-allocator`),
