@@ -295,6 +295,13 @@ fn smuggling_vectors_are_refused_or_read_as_hyper_reads_them() {
         assert!(ours(&input).is_err(), "{bad:?}: read here");
         agrees(&input).unwrap();
     }
+    // A trailer whose value ends in a form feed (found by the fuzzer: read here, refused by
+    // hyper; only spaces and tabs are trimmed now).
+    let input = request(
+        &["transfer-encoding: chunked"],
+        "0;ext\r\nx-t: v\x0c \r\n\r\n",
+    );
+    refused_by_both("a form feed in a trailer", &input);
     // Transfer-Encoding in an HTTP/1.0 request.
     let input = request(&["transfer-encoding: chunked"], &chunked(BODY));
     let input = [&SIGNED.as_bytes()[..9], b"1.0", &input[12..]].concat();
