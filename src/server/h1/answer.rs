@@ -16,9 +16,10 @@ pub enum Delimit {
     Close,
 }
 
-/// The head for `parts`, delimited as `delimit` says; `close`: the connection ends after it.
-/// Framing headers the handler set are replaced by the server's own.
-pub fn head(parts: &Parts, delimit: Delimit, close: bool, http10_keep_alive: bool) -> Vec<u8> {
+/// The head for `parts`, delimited as `delimit` says, with `connection` as the server decides
+/// it (`close`, or `keep-alive` for an HTTP/1.0 client that asked for it). The framing and
+/// `connection` headers the handler set are replaced by the server's own.
+pub fn head(parts: &Parts, delimit: Delimit, connection: Option<&str>) -> Vec<u8> {
     let size = 128
         + parts
             .headers
@@ -37,18 +38,10 @@ pub fn head(parts: &Parts, delimit: Delimit, close: bool, http10_keep_alive: boo
             .as_bytes(),
     );
     out.extend_from_slice(b"\r\n");
-    let mut closes = false;
     for (name, value) in &parts.headers {
-        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
-            continue;
+        if name != CONTENT_LENGTH && name != TRANSFER_ENCODING && name != CONNECTION {
+            line(&mut out, name.as_str().as_bytes(), value.as_bytes());
         }
-        if name == CONNECTION {
-            closes |= value.as_bytes().eq_ignore_ascii_case(b"close");
-            if close && !closes {
-                continue;
-            }
-        }
-        line(&mut out, name.as_str().as_bytes(), value.as_bytes());
     }
     match delimit {
         Delimit::Length(n) => line(
@@ -62,10 +55,8 @@ pub fn head(parts: &Parts, delimit: Delimit, close: bool, http10_keep_alive: boo
     if !parts.headers.contains_key(DATE) {
         DATE_VALUE.with(|date| line(&mut out, b"date", date.borrow_mut().now().as_bytes()));
     }
-    if close && !closes {
-        line(&mut out, b"connection", b"close");
-    } else if !close && http10_keep_alive {
-        line(&mut out, b"connection", b"keep-alive");
+    if let Some(connection) = connection {
+        line(&mut out, b"connection", connection.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
     out

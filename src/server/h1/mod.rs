@@ -23,6 +23,8 @@ mod answer;
 pub mod head;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wire_tests;
 
 use std::future::poll_fn;
 use std::io;
@@ -74,6 +76,9 @@ impl Transport for Watched<TcpStream> {
 
 impl Transport for TlsStream<Watched<TcpStream>> {}
 
+#[cfg(test)]
+impl Transport for tokio::io::DuplexStream {}
+
 /// Limits of one connection's requests.
 #[derive(Clone, Copy)]
 pub(super) struct Limits {
@@ -117,8 +122,7 @@ pub(super) async fn serve<T: Transport>(mut io: T, calls: &Calls, limits: Limits
             }
         };
         let close = !keep_alive || !whole || activity.closing() || closes(&answered);
-        let http10_keep_alive = version == Version::HTTP_10 && !close;
-        match write_answer(&mut io, answered, close, http10_keep_alive, head_request).await {
+        match write_answer(&mut io, answered, version, close, head_request).await {
             Ok(true) if !close => {}
             Ok(_) | Err(_) => {
                 let _ = io.shutdown().await;
@@ -346,25 +350,35 @@ fn closes(answered: &Answered) -> bool {
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
 }
 
-/// Writes an answer whole; `Ok(false)` when its body could not be delimited as declared (the
-/// connection must end).
-async fn write_answer<T: Transport>(
+/// Writes an answer whole to a client of `version`; `close`: the connection ends after it.
+/// `Ok(false)` when its body could not be delimited as declared (the connection must end).
+async fn write_answer<T: Transport, B>(
     io: &mut T,
-    answered: Answered,
+    answered: http::Response<B>,
+    version: Version,
     close: bool,
-    http10_keep_alive: bool,
     head_request: bool,
-) -> io::Result<bool> {
+) -> io::Result<bool>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+{
     let (parts, mut body) = answered.into_parts();
     let length = hyper::body::Body::size_hint(&body).exact();
     let delimit = match length {
         Some(n) => Delimit::Length(n),
-        None if !http10_keep_alive && parts.version != Version::HTTP_10 => Delimit::Chunked,
+        None if version >= Version::HTTP_11 => Delimit::Chunked,
+        // HTTP/1.0 has no chunked coding: the body ends with the connection.
         None => Delimit::Close,
     };
-    // An answer of unknown length to an HTTP/1.0 client ends with the connection.
     let close = close || delimit == Delimit::Close;
-    let head = answer::head(&parts, delimit, close, http10_keep_alive && !close);
+    let connection = if close {
+        Some("close")
+    } else if version == Version::HTTP_10 {
+        Some("keep-alive")
+    } else {
+        None
+    };
+    let head = answer::head(&parts, delimit, connection);
     if head_request || length == Some(0) {
         io.write_all(&head).await?;
         io.flush().await?;
