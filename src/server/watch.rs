@@ -244,35 +244,10 @@ impl<T> Watched<T> {
 }
 
 impl Watched<tokio::net::TcpStream> {
-    /// Reads into `buf`, giving it `size` bytes of room only once the socket has bytes (or
-    /// its close) to read: a read that would wait gives the room back, so that a connection
-    /// waiting for its client holds no buffer. One read a wake-up, as a plain read is.
-    pub(super) fn poll_read_fresh(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut bytes::BytesMut,
-        size: usize,
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            std::task::ready!(self.inner.poll_read_ready(cx))?;
-            if buf.capacity() == buf.len() {
-                buf.reserve(size);
-            }
-            match self.inner.try_read_buf(buf) {
-                Ok(n) => {
-                    if n > 0 {
-                        self.activity.read_some();
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if buf.is_empty() {
-                        *buf = bytes::BytesMut::new();
-                    }
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+    /// Ready once the socket may have bytes (or its close) to read, without a buffer: no
+    /// syscall while tokio knows it has none.
+    pub(super) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.poll_read_ready(cx)
     }
 }
 

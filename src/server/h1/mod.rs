@@ -26,7 +26,7 @@ mod tests;
 #[cfg(test)]
 mod wire_tests;
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::pin;
 use std::time::Duration;
@@ -69,8 +69,27 @@ pub(super) trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
 }
 
 impl Transport for Watched<TcpStream> {
+    /// The room is given only once the socket is readable, and given back if the read would
+    /// wait: a connection waiting for its client holds no buffer. The read is tokio's own,
+    /// which takes a short read as the socket drained, so the next wait costs no syscall.
     async fn read_fresh(&mut self, buf: &mut BytesMut, size: usize) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_read_fresh(cx, buf, size)).await
+        loop {
+            poll_fn(|cx| self.poll_read_ready(cx)).await?;
+            if buf.capacity() == buf.len() {
+                buf.reserve(size);
+            }
+            // One attempt: a read that would wait leaves the socket's interest registered.
+            let read = poll_fn(|cx| match pin!(self.read_buf(&mut *buf)).poll(cx) {
+                std::task::Poll::Ready(read) => std::task::Poll::Ready(Some(read)),
+                std::task::Poll::Pending => std::task::Poll::Ready(None),
+            })
+            .await;
+            match read {
+                Some(read) => return read,
+                None if buf.is_empty() => *buf = BytesMut::new(),
+                None => {}
+            }
+        }
     }
 }
 
