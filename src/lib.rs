@@ -38,6 +38,8 @@ pub mod sigv4;
 pub mod sts;
 pub mod swf;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 pub mod tokens;
 pub mod visibility;

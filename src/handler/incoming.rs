@@ -35,7 +35,12 @@ pub enum BodyFault {
 /// The most body bytes read for a call with these headers: `max_body_bytes`, and for an
 /// STS form less (nothing larger is read before a signature is checked).
 pub fn body_limit(app: &App, headers: &HeaderMap) -> usize {
-    if app.sts.is_some() && sts::query::is_query(headers) {
+    limit(app, app.sts.is_some() && sts::query::is_query(headers))
+}
+
+/// The body limit of an STS form (`form`) or an SWF call.
+pub(super) fn limit(app: &App, form: bool) -> usize {
+    if form {
         app.max_body_bytes.min(sts::query::MAX_FORM_BYTES)
     } else {
         app.max_body_bytes
@@ -68,32 +73,29 @@ pub(super) async fn read_body(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ProxyError::TooLarge { limit });
     }
-    let body = match body {
-        CallBody::Streaming(body) => body,
-        CallBody::Read(Ok(body)) if body.len() > limit => {
-            return Err(ProxyError::TooLarge { limit })
+    let read = match body {
+        CallBody::Read(read) => read,
+        // The timer is armed only if the body is not already there.
+        CallBody::Streaming(body) => {
+            match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+                Err(_) => Err(BodyFault::TimedOut),
+                Ok(Ok(collected)) => Ok(collected.to_bytes()),
+                Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                    Err(BodyFault::TooLarge)
+                }
+                Ok(Err(_)) => Err(BodyFault::Unreadable),
+            }
         }
-        CallBody::Read(Ok(body)) => return Ok(body),
-        CallBody::Read(Err(fault)) => return Err(fault.refusal(limit, timeout)),
-    };
-    // The timer is armed only if the body is not already there.
-    let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
-    let Ok(read) = read else {
-        return Err(ProxyError::RequestTimeout {
-            seconds: timeout.as_secs(),
-        });
     };
     match read {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::TooLarge { limit }),
-        Err(_) => Err(ProxyError::Serialization(
-            "The request body could not be read.".into(),
-        )),
+        Ok(body) if body.len() > limit => Err(ProxyError::TooLarge { limit }),
+        Ok(body) => Ok(body),
+        Err(fault) => Err(fault.refusal(limit, timeout)),
     }
 }
 
 impl BodyFault {
-    /// The refusal a body that could not be read gets, as the handler reading it would give.
+    /// The refusal a body that could not be read gets.
     fn refusal(self, limit: usize, timeout: Duration) -> ProxyError {
         match self {
             BodyFault::TooLarge => ProxyError::TooLarge { limit },

@@ -20,6 +20,8 @@
 //! Timeouts are the watchdog's (`watch`), as for hyper's connections.
 
 mod answer;
+#[cfg(test)]
+mod differential;
 pub mod head;
 #[cfg(test)]
 mod tests;
@@ -226,6 +228,7 @@ async fn next<T: Transport>(
 }
 
 /// Why a connection ends while waiting for a head.
+#[derive(Debug)]
 enum End {
     Io,
     Refused(head::Refusal),
@@ -252,8 +255,9 @@ async fn read_head<T: Transport>(
                 read = io.read_fresh(buf, HEAD_BUFFER) => read,
             }
         } else {
+            // Doubled as a head needs it; `head::parse` refuses one that reaches `max`.
             if buf.capacity() == buf.len() {
-                buf.reserve(buf.capacity().min(max + 1 - buf.len().min(max)).max(1));
+                buf.reserve(buf.capacity());
             }
             io.read_buf(buf).await
         };
@@ -314,43 +318,29 @@ async fn decode<T: Transport>(
     decoder: &mut BodyDecoder,
     limit: usize,
 ) -> Result<Bytes, BodyFault> {
-    let mut first: Option<Bytes> = None;
-    let mut more = BytesMut::new();
-    let mut total = 0usize;
+    // In bytes of its own: a slice of the read buffer would keep the whole buffer for as
+    // long as the forwarder holds the body (until the upstream answers).
+    // A declared length is within `limit` here (`read_body`).
+    let declared = decoder
+        .remaining()
+        .map(|n| usize::try_from(n).unwrap_or(limit));
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
     loop {
         match decoder.decode(buf).map_err(|_| BodyFault::Unreadable)? {
             Decoded::Data(data) => {
-                total += data.len();
-                if total > limit {
+                if body.len() + data.len() > limit {
                     return Err(BodyFault::TooLarge);
                 }
-                match &first {
-                    // One piece (the usual case): copied once, at the end.
-                    None if more.is_empty() => first = Some(data),
-                    _ => {
-                        if let Some(first) = first.take() {
-                            more.extend_from_slice(&first);
-                        }
-                        more.extend_from_slice(&data);
-                    }
-                }
+                body.extend_from_slice(&data);
             }
-            // In bytes of its own: a slice of the read buffer would keep the whole buffer for
-            // as long as the forwarder holds the body (until the upstream answers).
-            Decoded::End => {
-                return Ok(match first {
-                    Some(body) => Bytes::copy_from_slice(&body),
-                    None => more.freeze(),
-                })
-            }
+            Decoded::End => return Ok(body.freeze()),
             Decoded::NeedMore => {
-                let room = decoder
-                    .remaining()
-                    .map_or(READ_PIECE, |n| usize::try_from(n).unwrap_or(usize::MAX))
-                    .min(limit + 1)
-                    .max(1);
-                if buf.capacity() - buf.len() < room.min(READ_PIECE) {
-                    buf.reserve(room);
+                // What is left of a declared length, or a piece of a chunked body.
+                if buf.capacity() == buf.len() {
+                    let left = decoder
+                        .remaining()
+                        .map(|n| usize::try_from(n).unwrap_or(limit));
+                    buf.reserve(left.unwrap_or(READ_PIECE).max(1));
                 }
                 match io.read_buf(buf).await {
                     Ok(0) | Err(_) => return Err(BodyFault::Unreadable),

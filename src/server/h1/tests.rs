@@ -3,94 +3,11 @@
 //! A request read here is one hyper's server reads with the same method, target, version,
 //! headers and body; here it may only be refused where hyper reads it.
 
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
-
-use bytes::Bytes;
-use http_body_util::BodyExt;
 use proptest::prelude::*;
 
+use super::differential::{hyper_reads, read, Read, MAX};
 use super::head::{self, read_pieces};
-
-/// The head limit of the tests (the default `max_header_bytes`).
-const MAX: usize = 16 * 1024;
-
-/// A request as read: method, target, version, headers in order, body.
-type Read = (String, String, String, Vec<(String, Vec<u8>)>, Vec<u8>);
-
-/// Headers by name, each name's values in the order they came: the order of different names
-/// is not part of HTTP's meaning (nor kept by `HeaderMap` through a removal).
-fn pairs(headers: &http::HeaderMap) -> Vec<(String, Vec<u8>)> {
-    let te = headers.contains_key(http::header::TRANSFER_ENCODING);
-    let mut pairs: Vec<(String, Vec<u8>)> = headers
-        .iter()
-        // A length beside a transfer coding is dropped here; hyper may keep the header while
-        // framing by the coding, as here.
-        .filter(|(n, _)| !(te && *n == http::header::CONTENT_LENGTH))
-        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
-        .collect();
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    pairs
-}
-
-fn read<B>(request: &http::Request<B>, body: &[u8]) -> Read {
-    (
-        request.method().to_string(),
-        request.uri().to_string(),
-        format!("{:?}", request.version()),
-        pairs(request.headers()),
-        body.to_vec(),
-    )
-}
-
-/// What hyper's HTTP/1.1 server makes of `input` followed by the close: the first request and
-/// its body, read whole.
-fn hyper_reads(input: &[u8]) -> Result<Read, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let input = input.to_vec();
-    runtime.block_on(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let (mut client, server) = tokio::io::duplex(1 << 20);
-        let first: Arc<Mutex<Option<Result<Read, String>>>> = Arc::default();
-        let seen = first.clone();
-        let service =
-            hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                let seen = seen.clone();
-                async move {
-                    let (parts, body) = request.into_parts();
-                    let body = body.collect().await.map(|c| c.to_bytes());
-                    let request = http::Request::from_parts(parts, ());
-                    let mut seen = seen.lock().unwrap();
-                    if seen.is_none() {
-                        *seen = Some(body.map(|b| read(&request, &b)).map_err(|e| e.to_string()));
-                    }
-                    Ok::<_, Infallible>(http::Response::new(http_body_util::Empty::<Bytes>::new()))
-                }
-            });
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        // Half-closed: the input ends with the client's close, which must not cancel the call.
-        builder
-            .max_buf_size(MAX)
-            .header_read_timeout(None)
-            .half_close(true);
-        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(server), service);
-        let serving = tokio::spawn(connection);
-        let _ = client.write_all(&input).await;
-        let _ = client.shutdown().await;
-        let mut answers = Vec::new();
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            client.read_to_end(&mut answers),
-        )
-        .await;
-        serving.abort();
-        let seen = first.lock().unwrap().take();
-        seen.unwrap_or_else(|| Err("no request".into()))
-    })
-}
+use crate::testing::damaged;
 
 fn ours(input: &[u8]) -> Result<Read, &'static str> {
     read_pieces(&[input], MAX).map(|(head, body)| read(&head.request, &body))
@@ -409,29 +326,6 @@ fn request_strategy(odd: bool) -> impl Strategy<Value = Vec<u8>> {
     )
 }
 
-/// A request, then perhaps one byte changed, inserted or dropped, or the end cut off.
-fn mutated() -> impl Strategy<Value = Vec<u8>> {
-    (
-        request_strategy(true),
-        any::<prop::sample::Index>(),
-        any::<u8>(),
-        0u8..5,
-    )
-        .prop_map(|(mut bytes, at, byte, how)| {
-            let i = at.index(bytes.len());
-            match how {
-                0 => bytes[i] = byte,
-                1 => bytes.insert(i, byte),
-                2 => {
-                    bytes.remove(i);
-                }
-                3 => bytes.truncate(i),
-                _ => {}
-            }
-            bytes
-        })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
@@ -445,12 +339,12 @@ proptest! {
     }
 
     #[test]
-    fn damaged_requests_are_never_read_more_leniently_than_hyper(input in mutated()) {
+    fn damaged_requests_are_never_read_more_leniently_than_hyper(input in damaged(request_strategy(true))) {
         agrees(&input)?;
     }
 
     #[test]
-    fn a_request_in_two_pieces_reads_as_one(input in mutated(), at in 0usize..400) {
+    fn a_request_in_two_pieces_reads_as_one(input in damaged(request_strategy(true)), at in 0usize..400) {
         let (first, second) = input.split_at(at.min(input.len()));
         let pieces = read_pieces(&[first, second], MAX).map(|(h, b)| read(&h.request, &b));
         prop_assert_eq!(pieces, ours(&input));
