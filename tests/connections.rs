@@ -1116,3 +1116,103 @@ async fn h1_answer_raw(stream: &mut TcpStream) -> (u16, Vec<(String, String)>, u
         .await
         .expect("an answer")
 }
+
+/// The proxy serving HTTP/1.1 alone (its own server, as by default), in front of `mode`.
+async fn h1_proxy(mode: Mode) -> (Proxy, RawUpstream) {
+    let upstream = RawUpstream::start(mode).await;
+    let proxy = Proxy::start_configured(configure("", "", Some(upstream.addr)), &[]).await;
+    (proxy, upstream)
+}
+
+#[tokio::test]
+async fn an_http1_client_leaving_mid_poll_ends_the_call_and_its_upstream_connection() {
+    let (proxy, upstream) = h1_proxy(Mode::Hold).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (head, body) = h1_request(proxy.addr, "PollForActivityTask", &poll());
+    stream.write_all(&[head, body].concat()).await.unwrap();
+    until("the poll held", || upstream.requests() == 1).await;
+    assert_eq!(proxy.runtime.metrics.in_flight(), 1);
+    // The client goes away: its call ends (its slot and quota admission with it).
+    drop(stream);
+    until("no call left in flight", || {
+        proxy.runtime.metrics.in_flight() == 0
+    })
+    .await;
+    // The held answer then finds its upstream connection closed, not pooled.
+    upstream.release(1);
+    until("the upstream connection closed", || upstream.closed() == 1).await;
+}
+
+#[tokio::test]
+async fn pipelined_http1_requests_are_answered_in_order_behind_a_held_poll() {
+    let (proxy, upstream) = h1_proxy(Mode::Hold).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (poll_head, poll_body) = h1_request(proxy.addr, "PollForActivityTask", &poll());
+    let (head, body) = h1_request(proxy.addr, "DescribeDomain", &describe());
+    stream
+        .write_all(&[poll_head, poll_body, head, body].concat())
+        .await
+        .unwrap();
+    until("the poll held", || upstream.requests() == 1).await;
+    // The second request waits for the first's answer, and is not taken as the client
+    // leaving.
+    assert_eq!(proxy.runtime.metrics.in_flight(), 1);
+    upstream.release(1);
+    let (status, headers, _) = h1_answer(&mut stream).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "x-amzn-requestid"), "raw-1");
+    until("the second request forwarded", || upstream.requests() == 2).await;
+    upstream.release(1);
+    let (status, headers, body) = h1_answer(&mut stream).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "x-amzn-requestid"), "raw-2");
+    assert_eq!(body["domainInfo"]["name"], "tenant-a");
+}
+
+#[tokio::test]
+async fn an_http1_body_behind_expect_100_continue_is_asked_for_then_read() {
+    let (proxy, upstream) = h1_proxy(Mode::KeepAlive).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (head, body) = h1_request(proxy.addr, "DescribeDomain", &describe());
+    let head = [&head[..head.len() - 2], b"expect: 100-continue\r\n\r\n"].concat();
+    stream.write_all(&head).await.unwrap();
+    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let mut got = vec![0u8; interim.len()];
+    tokio::time::timeout(DEADLINE, stream.read_exact(&mut got))
+        .await
+        .expect("an interim answer")
+        .unwrap();
+    assert_eq!(got, interim);
+    assert_eq!(upstream.requests(), 0, "nothing forwarded before the body");
+    stream.write_all(&body).await.unwrap();
+    let (status, _, answer) = h1_answer(&mut stream).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(upstream.requests(), 1);
+}
+
+#[tokio::test]
+async fn an_http10_client_gets_an_answer_it_can_read_then_the_close() {
+    // The upstream answers chunked: HTTP/1.0 has no chunked coding, so the answer is
+    // delimited by the connection's close.
+    let (proxy, _upstream) = h1_proxy(Mode::Chunked).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (head, body) = h1_request(proxy.addr, "DescribeDomain", &describe());
+    let head = [
+        b"POST / HTTP/1.0".as_slice(),
+        &head[b"POST / HTTP/1.1".len()..],
+    ]
+    .concat();
+    stream.write_all(&[head, body].concat()).await.unwrap();
+    let mut wire = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut wire))
+        .await
+        .expect("the proxy closes the connection")
+        .unwrap();
+    let wire = String::from_utf8(wire).unwrap();
+    let (head, body) = wire.split_once("\r\n\r\n").expect("a head");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    let body: serde_json::Value = serde_json::from_str(body).expect("the body whole");
+    assert_eq!(body["domainInfo"]["name"], "tenant-a");
+}

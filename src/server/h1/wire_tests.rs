@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use hyper::body::Frame;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 use super::*;
 
@@ -64,4 +64,395 @@ async fn an_answer_of_unknown_length_is_chunked_for_http11_and_close_delimited_f
     assert!(!wire.contains("transfer-encoding"), "{wire}");
     assert!(wire.contains("connection: close\r\n"), "{wire}");
     assert!(wire.ends_with("\r\n\r\nabcde"), "{wire}");
+}
+
+/// A connection whose client has sent `bytes` (and, with `close`, closed its side).
+async fn sent(bytes: &[u8], close: bool) -> (DuplexStream, DuplexStream) {
+    let (server, mut client) = tokio::io::duplex(1 << 20);
+    client.write_all(bytes).await.unwrap();
+    if close {
+        client.shutdown().await.unwrap();
+    }
+    (server, client)
+}
+
+fn activity() -> std::sync::Arc<Activity> {
+    Activity::new(tokio::time::Instant::now())
+}
+
+const POST: &[u8] = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}";
+
+#[tokio::test]
+async fn heads_are_read_whole_and_what_follows_is_kept() {
+    let (mut server, mut client) = sent(&POST[..10], false).await;
+    let mut buf = BytesMut::new();
+    let activity = activity();
+    let head = {
+        let reading = read_head(&mut server, &mut buf, 1024, &activity);
+        let mut reading = std::pin::pin!(reading);
+        // Half a head: still reading.
+        assert!(futures_poll_once(reading.as_mut()).await.is_none());
+        client.write_all(&POST[10..]).await.unwrap();
+        client.write_all(b"GET").await.unwrap();
+        reading.await.ok().flatten().expect("a head")
+    };
+    assert_eq!(head.request.method(), Method::POST);
+    assert_eq!(head.body, Framing::Length(2));
+    assert_eq!(
+        &buf[..],
+        b"{}GET",
+        "the body and the next request's bytes are kept"
+    );
+}
+
+/// Polls `future` once: its output if it is ready.
+async fn futures_poll_once<F: std::future::Future + Unpin>(future: F) -> Option<F::Output> {
+    let mut future = future;
+    poll_fn(|cx| {
+        Poll::Ready(match Pin::new(&mut future).poll(cx) {
+            Poll::Ready(out) => Some(out),
+            Poll::Pending => None,
+        })
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_close_between_requests_ends_quietly_and_a_broken_head_does_not() {
+    let activity = activity();
+    let (mut server, _client) = sent(b"", true).await;
+    let mut buf = BytesMut::new();
+    assert!(matches!(
+        read_head(&mut server, &mut buf, 1024, &activity).await,
+        Ok(None)
+    ));
+
+    let (mut server, _client) = sent(&POST[..20], true).await;
+    let mut buf = BytesMut::new();
+    assert!(matches!(
+        read_head(&mut server, &mut buf, 1024, &activity).await,
+        Err(End::Io)
+    ));
+
+    // Asked to close while idle: it closes without waiting for the client.
+    let (mut server, _client) = sent(b"", false).await;
+    let mut buf = BytesMut::new();
+    activity.close_gracefully();
+    assert!(matches!(
+        read_head(&mut server, &mut buf, 1024, &activity).await,
+        Ok(None)
+    ));
+}
+
+#[tokio::test]
+async fn a_head_over_the_limit_is_refused_431_however_it_arrives() {
+    let activity = activity();
+    let long = format!("POST / HTTP/1.1\r\nx-long: {}\r\n\r\n", "a".repeat(20_000));
+    let (mut server, _client) = sent(long.as_bytes(), false).await;
+    let mut buf = BytesMut::new();
+    match read_head(&mut server, &mut buf, 8192, &activity).await {
+        Err(End::Refused(refusal)) => assert_eq!(refusal.status, 431),
+        other => panic!("{:?}", other.map(|h| h.map(|h| h.body))),
+    }
+    assert!(
+        buf.len() < 2 * 8192 + HEAD_BUFFER,
+        "read at most about twice the limit"
+    );
+}
+
+fn reading(framing: Framing, limit: usize, expect_continue: bool) -> Reading {
+    Reading {
+        framing,
+        limit,
+        expect_continue,
+    }
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[tokio::test]
+async fn bodies_are_read_within_their_limit_and_what_follows_is_kept() {
+    let (mut server, _client) = sent(b"{\"a\":1}GET", false).await;
+    let mut buf = BytesMut::new();
+    let (body, whole) = read_body(
+        &mut server,
+        &mut buf,
+        reading(Framing::Length(7), 7, false),
+        SECOND,
+    )
+    .await;
+    assert_eq!((body.as_deref(), whole), (Ok(&b"{\"a\":1}"[..]), true));
+    // What follows, read yet or not, is the next request's, never the body's.
+    assert!(b"GET".starts_with(&buf), "{buf:?}");
+
+    let (mut server, _client) = sent(b"", false).await;
+    let (body, whole) = read_body(
+        &mut server,
+        &mut BytesMut::new(),
+        reading(Framing::Length(0), 7, false),
+        SECOND,
+    )
+    .await;
+    assert_eq!((body.as_deref(), whole), (Ok(&b""[..]), true));
+
+    let chunked = b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nGET";
+    let (mut server, _client) = sent(chunked, false).await;
+    let mut buf = BytesMut::new();
+    let (body, whole) = read_body(
+        &mut server,
+        &mut buf,
+        reading(Framing::Chunked, 5, false),
+        SECOND,
+    )
+    .await;
+    assert_eq!((body.as_deref(), whole), (Ok(&b"abcde"[..]), true));
+    assert_eq!(&buf[..], b"GET");
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_broken_or_cut_are_refused_and_end_the_connection() {
+    // Declared over the limit: refused unread, without a 100 Continue.
+    let (mut server, mut client) = sent(b"{\"a\":1}", false).await;
+    let mut buf = BytesMut::new();
+    let (body, whole) = read_body(
+        &mut server,
+        &mut buf,
+        reading(Framing::Length(7), 6, true),
+        SECOND,
+    )
+    .await;
+    assert_eq!((body, whole), (Err(BodyFault::TooLarge), false));
+    assert!(buf.is_empty(), "nothing of it read");
+    drop(server);
+    let mut answer = Vec::new();
+    client.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.is_empty(), "no interim answer: {answer:?}");
+
+    // Chunked, found over the limit while reading.
+    let (mut server, _client) = sent(b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n", false).await;
+    let (body, whole) = read_body(
+        &mut server,
+        &mut BytesMut::new(),
+        reading(Framing::Chunked, 6, false),
+        SECOND,
+    )
+    .await;
+    assert_eq!((body, whole), (Err(BodyFault::TooLarge), false));
+
+    let (mut server, _client) = sent(b"3\r\nabc\r\nzz\r\n\r\n", false).await;
+    let (body, whole) = read_body(
+        &mut server,
+        &mut BytesMut::new(),
+        reading(Framing::Chunked, 64, false),
+        SECOND,
+    )
+    .await;
+    assert_eq!((body, whole), (Err(BodyFault::Unreadable), false));
+
+    let (mut server, _client) = sent(b"{\"a\"", true).await;
+    let (body, whole) = read_body(
+        &mut server,
+        &mut BytesMut::new(),
+        reading(Framing::Length(7), 64, false),
+        SECOND,
+    )
+    .await;
+    assert_eq!((body, whole), (Err(BodyFault::Unreadable), false));
+}
+
+#[tokio::test]
+async fn a_body_not_whole_within_the_timeout_is_refused() {
+    // The client never sends the rest: whatever the timeout, the outcome is the same.
+    let (mut server, _client) = sent(b"{\"a\"", false).await;
+    let (body, whole) = read_body(
+        &mut server,
+        &mut BytesMut::new(),
+        reading(Framing::Length(7), 64, false),
+        Duration::from_millis(50),
+    )
+    .await;
+    assert_eq!((body, whole), (Err(BodyFault::TimedOut), false));
+}
+
+#[tokio::test]
+async fn expect_continue_gets_its_interim_answer_only_when_the_body_is_awaited() {
+    // The body is not there yet: the client is told to send it.
+    let (mut server, mut client) = sent(b"", false).await;
+    let mut buf = BytesMut::new();
+    let read = read_body(
+        &mut server,
+        &mut buf,
+        reading(Framing::Length(2), 64, true),
+        SECOND,
+    );
+    let mut read = std::pin::pin!(read);
+    assert!(futures_poll_once(read.as_mut()).await.is_none());
+    let mut interim = vec![0u8; answer::CONTINUE.len()];
+    client.read_exact(&mut interim).await.unwrap();
+    assert_eq!(interim, answer::CONTINUE);
+    client.write_all(b"{}").await.unwrap();
+    assert_eq!(read.await.0.as_deref(), Ok(&b"{}"[..]));
+
+    // Already sent with the head: no interim answer.
+    let (mut server, mut client) = sent(b"", false).await;
+    let mut buf = BytesMut::from(&b"{}"[..]);
+    let (body, _) = read_body(
+        &mut server,
+        &mut buf,
+        reading(Framing::Length(2), 64, true),
+        SECOND,
+    )
+    .await;
+    assert_eq!(body.as_deref(), Ok(&b"{}"[..]));
+    drop(server);
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+}
+
+fn full(body: &'static str) -> http::Response<http_body_util::Full<Bytes>> {
+    let mut answer = http::Response::new(http_body_util::Full::new(Bytes::from_static(
+        body.as_bytes(),
+    )));
+    // The handler's own framing and connection headers are replaced by the server's.
+    answer
+        .headers_mut()
+        .insert("content-length", "999".parse().unwrap());
+    answer
+        .headers_mut()
+        .insert("connection", "upgrade".parse().unwrap());
+    answer
+        .headers_mut()
+        .insert("x-amzn-requestid", "r1".parse().unwrap());
+    answer
+}
+
+#[tokio::test]
+async fn answers_carry_their_length_and_the_servers_connection_header() {
+    let wire = on_the_wire(full("{}"), Version::HTTP_11, false).await;
+    assert!(wire.starts_with("HTTP/1.1 200 OK\r\n"), "{wire}");
+    assert!(wire.contains("x-amzn-requestid: r1\r\n"), "{wire}");
+    assert!(
+        wire.contains("content-length: 2\r\n") && !wire.contains("999"),
+        "{wire}"
+    );
+    assert!(!wire.contains("connection"), "{wire}");
+    assert!(wire.contains("\r\ndate: "), "{wire}");
+    assert!(wire.ends_with("\r\n\r\n{}"), "{wire}");
+
+    let wire = on_the_wire(full("{}"), Version::HTTP_11, true).await;
+    assert!(
+        wire.contains("connection: close\r\n") && !wire.contains("upgrade"),
+        "{wire}"
+    );
+    let wire = on_the_wire(full("{}"), Version::HTTP_10, false).await;
+    assert!(wire.contains("connection: keep-alive\r\n"), "{wire}");
+}
+
+#[tokio::test]
+async fn a_head_answer_has_no_body_and_a_body_unlike_its_length_ends_the_connection() {
+    let (mut server, mut client) = tokio::io::duplex(1 << 16);
+    assert!(
+        write_answer(&mut server, full("{}"), Version::HTTP_11, false, true)
+            .await
+            .unwrap()
+    );
+    drop(server);
+    let mut wire = String::new();
+    client.read_to_string(&mut wire).await.unwrap();
+    assert!(
+        wire.contains("content-length: 2\r\n") && wire.ends_with("\r\n\r\n"),
+        "{wire}"
+    );
+
+    /// A body whose length says one thing and whose frames another.
+    struct Lying(u64, Pieces);
+    impl hyper::body::Body for Lying {
+        type Data = Bytes;
+        type Error = std::io::Error;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+            Pin::new(&mut self.1).poll_frame(cx)
+        }
+        fn size_hint(&self) -> hyper::body::SizeHint {
+            hyper::body::SizeHint::with_exact(self.0)
+        }
+    }
+    for (declared, parts) in [(3, &["ab", "cd"][..]), (5, &["ab"][..]), (2, &["ab"][..])] {
+        let (mut server, _client) = tokio::io::duplex(1 << 16);
+        let body = Lying(declared, pieces(parts).into_body());
+        let whole = write_answer(
+            &mut server,
+            http::Response::new(body),
+            Version::HTTP_11,
+            false,
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(whole, declared == 2, "{declared} declared, {parts:?} sent");
+    }
+}
+
+#[tokio::test]
+async fn a_client_leaving_mid_call_is_noticed_and_bytes_arriving_are_kept() {
+    let (mut server, client) = sent(b"", false).await;
+    drop(client);
+    assert!(client_left(&mut server, &mut BytesMut::new()).await);
+
+    let (mut server, _client) = sent(b"GET", false).await;
+    let mut buf = BytesMut::new();
+    assert!(!client_left(&mut server, &mut buf).await);
+    assert_eq!(&buf[..], b"GET");
+}
+
+#[test]
+fn a_bare_refusal_is_a_status_and_a_close() {
+    let wire = String::from_utf8(answer::bare(431)).unwrap();
+    assert!(
+        wire.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{wire}"
+    );
+    assert!(
+        wire.contains("content-length: 0\r\n") && wire.ends_with("connection: close\r\n\r\n"),
+        "{wire}"
+    );
+}
+
+#[tokio::test]
+async fn a_tcp_read_that_would_wait_gives_its_buffer_back() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (accepted, _) = listener.accept().await.unwrap();
+    let mut server = Watched::new(accepted, activity());
+    let mut buf = BytesMut::new();
+    // Nothing sent: the read waits, holding no buffer.
+    assert!(
+        futures_poll_once(std::pin::pin!(server.read_fresh(&mut buf, 4096)))
+            .await
+            .is_none()
+    );
+    assert_eq!(buf.capacity(), 0);
+    // Bytes: room is given. A read that fills its room leaves the socket marked readable.
+    client.write_all(b"GET").await.unwrap();
+    assert_eq!(server.read_fresh(&mut buf, 3).await.unwrap(), 3);
+    assert_eq!(&buf[..], b"GET");
+    // Marked readable, but drained: the read would wait, and gives its room back.
+    let mut buf = BytesMut::new();
+    assert!(
+        futures_poll_once(std::pin::pin!(server.read_fresh(&mut buf, 4096)))
+            .await
+            .is_none()
+    );
+    assert_eq!(buf.capacity(), 0, "no buffer held while waiting");
+    drop(client);
+    assert_eq!(
+        server.read_fresh(&mut buf, 4096).await.unwrap(),
+        0,
+        "the close"
+    );
 }
