@@ -1216,3 +1216,66 @@ async fn an_http10_client_gets_an_answer_it_can_read_then_the_close() {
     let body: serde_json::Value = serde_json::from_str(body).expect("the body whole");
     assert_eq!(body["domainInfo"]["name"], "tenant-a");
 }
+
+#[tokio::test]
+async fn a_request_behind_an_http1_body_refused_unread_is_never_read() {
+    let (proxy, upstream) = h1_proxy(Mode::KeepAlive).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    // Declared over `max_body_bytes` (65536): refused without reading it. What follows is a
+    // whole signed request: were the connection kept, it would be read as the next one.
+    let (head, body) = h1_request(proxy.addr, "DescribeDomain", &describe());
+    let declared = format!("content-length: {}\r\n\r\n", body.len());
+    let oversized = String::from_utf8(head.clone())
+        .unwrap()
+        .replace(&declared, "content-length: 70000\r\n\r\n");
+    assert_ne!(oversized.as_bytes(), &head[..]);
+    stream
+        .write_all(&[oversized.as_bytes(), &head, &body].concat())
+        .await
+        .unwrap();
+    let (status, _, answer) = h1_answer(&mut stream).await;
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(
+        closed_by_proxy(&mut stream, "after a refused body").await,
+        0
+    );
+    assert_eq!(upstream.requests(), 0, "nothing forwarded");
+}
+
+/// A request body in pieces, of no declared length.
+struct Pieces(std::collections::VecDeque<Bytes>);
+
+impl hyper::body::Body for Pieces {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.pop_front().map(|p| Ok(hyper::body::Frame::data(p))))
+    }
+}
+
+#[tokio::test]
+async fn an_http2_body_over_the_limit_without_a_length_is_refused_413() {
+    let proxy = start("", "h2c = true").await;
+    let (mut sender, _connection) = h2::<Pieces>(proxy.addr).await.unwrap();
+    // 80 KiB against `max_body_bytes = 65536`, found too large while it streams in.
+    let pieces = (0..5).map(|_| Bytes::from(vec![b' '; 16 * 1024])).collect();
+    let mut request = h2_request(proxy.addr, "DescribeDomain", &describe()).map(|_| Pieces(pieces));
+    request.headers_mut().remove("content-length");
+    let response = tokio::time::timeout(DEADLINE, sender.send_request(request))
+        .await
+        .expect("an answer")
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let id = response.headers()["x-amzn-requestid"].to_str().unwrap();
+    assert_eq!(
+        response.headers()["x-amzn-errortype"],
+        "RequestEntityTooLargeException"
+    );
+    let record = proxy.audit_for(id);
+    assert_eq!(record["errorCode"], "RequestEntityTooLargeException");
+    assert_eq!(proxy.upstream.count(), 0, "nothing reached the upstream");
+}

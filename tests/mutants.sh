@@ -3,11 +3,15 @@
 #
 #   tests/mutants.sh unit    [FILE-GLOB…] [-- cargo-mutants options, e.g. --shard 1/4]
 #   tests/mutants.sh handler [-- cargo-mutants options]
+#   tests/mutants.sh server  [FILE-GLOB…] [-- cargo-mutants options, e.g. --iterate]
 #
 # `unit`: the mutants of the verifier, tokens, policy engine, SWF model and resolution
 # (or of the FILE-GLOBs given), against the library's unit tests: one test binary to rebuild,
 # about 30 s a mutant on two cores. `handler`: src/handler/, against the integration suites
-# that drive the request path. Each run works on a copy of the tree and of target/.
+# that drive the request path. `server`: the proxy's own HTTP/1.1 server and the calls of a
+# connection (src/server/h1/, src/server/calls.rs, or the FILE-GLOBs given), against the unit
+# tests and the suites that drive connections over sockets. Each run works on a copy of the
+# tree and of target/.
 #
 # A mutant no test catches fails the run unless tests/mutants/survivors.txt justifies it: a
 # line `FILE: MUTANT  # why`, as cargo-mutants names it but without its line and column.
@@ -39,8 +43,15 @@ case $group in
       tests+=("--cargo-arg=--test=$t")
     done
     ;;
+  server)
+    [ ${#globs[@]} -gt 0 ] || globs=('src/server/h1/*.rs' src/server/calls.rs)
+    tests=(--cargo-arg=--lib)
+    for t in connections hostile refusals proxy; do
+      tests+=("--cargo-arg=--test=$t")
+    done
+    ;;
   *)
-    echo "unknown group $group (unit or handler)" >&2
+    echo "unknown group $group (unit, handler or server)" >&2
     exit 64
     ;;
 esac

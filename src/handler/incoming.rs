@@ -35,15 +35,20 @@ pub enum BodyFault {
 /// The most body bytes read for a call with these headers: `max_body_bytes`, and for an
 /// STS form less (nothing larger is read before a signature is checked).
 pub fn body_limit(app: &App, headers: &HeaderMap) -> usize {
-    limit(app, app.sts.is_some() && sts::query::is_query(headers))
+    limit(app.max_body_bytes, form(app.sts.is_some(), headers))
 }
 
-/// The body limit of an STS form (`form`) or an SWF call.
-pub(super) fn limit(app: &App, form: bool) -> usize {
+/// Whether a call with these headers is a form for the STS (`sts`: one is configured).
+fn form(sts: bool, headers: &HeaderMap) -> bool {
+    sts && sts::query::is_query(headers)
+}
+
+/// The body limit of an STS form (`form`) or an SWF call, under `max_body_bytes`.
+pub(super) fn limit(max_body_bytes: usize, form: bool) -> usize {
     if form {
-        app.max_body_bytes.min(sts::query::MAX_FORM_BYTES)
+        max_body_bytes.min(sts::query::MAX_FORM_BYTES)
     } else {
-        app.max_body_bytes
+        max_body_bytes
     }
 }
 
@@ -105,6 +110,113 @@ impl BodyFault {
             BodyFault::Unreadable => {
                 ProxyError::Serialization("The request body could not be read.".into())
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    /// `read_body` of a body the server has read (or failed to).
+    async fn read(
+        read: Result<&'static [u8], BodyFault>,
+        pairs: &[(&'static str, &'static str)],
+        limit: usize,
+    ) -> Result<Bytes, ProxyError> {
+        let body = CallBody::Read(read.map(Bytes::from_static));
+        read_body(body, &headers(pairs), limit, SECOND * 7).await
+    }
+
+    #[test]
+    fn a_form_is_limited_to_the_smaller_of_the_two_limits() {
+        let form = sts::query::MAX_FORM_BYTES;
+        assert_eq!(limit(form * 4, false), form * 4);
+        assert_eq!(limit(form * 4, true), form);
+        assert_eq!(limit(100, true), 100);
+        assert_eq!(limit(100, false), 100);
+    }
+
+    #[test]
+    fn only_a_form_to_a_configured_sts_takes_the_form_limit() {
+        let form_headers = headers(&[("content-type", "application/x-www-form-urlencoded")]);
+        let swf = headers(&[
+            ("content-type", "application/x-amz-json-1.0"),
+            ("x-amz-target", "SimpleWorkflowService.DescribeDomain"),
+        ]);
+        assert!(form(true, &form_headers));
+        assert!(!form(false, &form_headers), "no STS: an SWF call's limit");
+        assert!(!form(true, &swf));
+        assert!(!form(false, &swf));
+    }
+
+    #[tokio::test]
+    async fn a_body_within_its_limit_is_handed_on_whole() {
+        let body = read(Ok(b"{\"a\":1}"), &[("content-length", "7")], 7).await;
+        assert_eq!(&body.unwrap()[..], b"{\"a\":1}");
+        let body = read(Ok(b"{}"), &[("transfer-encoding", "chunked")], 2).await;
+        assert_eq!(&body.unwrap()[..], b"{}");
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_declared_or_not() {
+        let cases: [(&[u8], _); 2] = [
+            // Declared over it: refused whatever was read.
+            (b"{}", ("content-length", "8")),
+            // Undeclared: refused by what was read.
+            (b"12345678", ("transfer-encoding", "chunked")),
+        ];
+        for (body, header) in cases {
+            let refused = read(Ok(body), &[header], 7).await;
+            assert!(
+                matches!(refused, Err(ProxyError::TooLarge { limit: 7 })),
+                "{header:?}: {refused:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_coding_other_than_chunked_alone_is_refused() {
+        for pairs in [
+            &[("transfer-encoding", "gzip")][..],
+            &[("transfer-encoding", "chunked"), ("content-length", "2")],
+            &[
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "chunked"),
+            ],
+        ] {
+            let refused = read(Ok(b"{}"), pairs, 100).await;
+            assert!(
+                matches!(&refused, Err(ProxyError::Serialization(m)) if m.contains("Transfer-Encoding")),
+                "{pairs:?}: {refused:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_the_server_could_not_read_gets_its_refusal() {
+        let cases = [
+            (BodyFault::TooLarge, "TooLarge { limit: 9 }"),
+            (BodyFault::TimedOut, "RequestTimeout { seconds: 7 }"),
+            (BodyFault::Unreadable, "could not be read"),
+        ];
+        for (fault, refusal) in cases {
+            let refused = read(Err(fault), &[], 9).await.unwrap_err();
+            assert!(
+                format!("{refused:?}").contains(refusal),
+                "{fault:?}: {refused:?}"
+            );
         }
     }
 }

@@ -492,7 +492,7 @@ fn process<'a>(
             .as_ref()
             .filter(|_| sts::query::is_query(&parts.headers));
         call.query_api = sts.is_some();
-        let limit = incoming::limit(app, sts.is_some());
+        let limit = incoming::limit(app.max_body_bytes, sts.is_some());
         let body = read_body(body, &parts.headers, limit, app.body_read_timeout).await?;
         let now = SystemTime::now();
         if let Some(sts) = sts {

@@ -110,3 +110,31 @@ fn close_if_unauthenticated<B>(
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Version;
+
+    fn closes(unauthenticated: bool, version: Version) -> bool {
+        let mut response = hyper::Response::new(());
+        if unauthenticated {
+            response.extensions_mut().insert(handler::Unauthenticated);
+        }
+        let response = close_if_unauthenticated(response, version);
+        match response.headers().get(http::header::CONNECTION) {
+            Some(value) => value == "close",
+            None => false,
+        }
+    }
+
+    #[test]
+    fn an_http1_answer_to_a_stranger_closes_its_connection() {
+        assert!(closes(true, Version::HTTP_11));
+        assert!(closes(true, Version::HTTP_10));
+        // An authenticated caller's connection stays open; HTTP/2 has no such header.
+        assert!(!closes(false, Version::HTTP_11));
+        assert!(!closes(false, Version::HTTP_10));
+        assert!(!closes(true, Version::HTTP_2));
+    }
+}

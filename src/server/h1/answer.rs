@@ -114,3 +114,62 @@ impl CachedDate {
         &self.value
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The time `date` says, checked to lie between `before` and now (to the second).
+    fn says_now(date: &str, before: SystemTime) {
+        let said = httpdate::parse_http_date(date).expect("an HTTP date");
+        let floor = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        let said = floor(said);
+        assert!(
+            floor(before) <= said && said <= floor(SystemTime::now()),
+            "{date}"
+        );
+    }
+
+    #[test]
+    fn the_date_is_now_and_a_second_old_value_is_not_kept() {
+        let before = SystemTime::now();
+        let mut cached = CachedDate::default();
+        says_now(cached.now(), before);
+        let stale = "Thu, 01 Jan 1970 00:00:05 GMT";
+        let mut cached = CachedDate {
+            second: 5,
+            value: stale.into(),
+        };
+        let date = cached.now().to_owned();
+        assert_ne!(date, stale);
+        says_now(&date, before);
+    }
+
+    #[test]
+    fn a_bare_refusal_carries_the_date() {
+        let before = SystemTime::now();
+        let bare = String::from_utf8(bare(431)).unwrap();
+        let date = bare
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix("date: "))
+            .expect("a date");
+        says_now(date, before);
+    }
+
+    #[test]
+    fn a_head_carries_every_header_however_short_or_long() {
+        let long = "v".repeat(300);
+        let answer = http::Response::builder()
+            .status(200)
+            .header("a", "b")
+            .header("x-long", &long)
+            .body(())
+            .unwrap();
+        let (parts, ()) = answer.into_parts();
+        let head = String::from_utf8(head(&parts, Delimit::Length(2), None)).unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\na: b\r\n"), "{head}");
+        assert!(head.contains(&format!("\r\nx-long: {long}\r\n")), "{head}");
+        assert!(head.contains("\r\ncontent-length: 2\r\n"), "{head}");
+        assert!(head.ends_with("\r\n\r\n"), "{head}");
+    }
+}

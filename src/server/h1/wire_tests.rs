@@ -66,6 +66,9 @@ async fn an_answer_of_unknown_length_is_chunked_for_http11_and_close_delimited_f
     assert!(wire.ends_with("\r\n\r\nabcde"), "{wire}");
 }
 
+/// A transport that keeps what is written until it is flushed, as TLS may.
+impl Transport for tokio::io::BufWriter<DuplexStream> {}
+
 /// A connection whose client has sent `bytes` (and, with `close`, closed its side).
 async fn sent(bytes: &[u8], close: bool) -> (DuplexStream, DuplexStream) {
     let (server, mut client) = tokio::io::duplex(1 << 20);
@@ -147,7 +150,8 @@ async fn a_close_between_requests_ends_quietly_and_a_broken_head_does_not() {
 #[tokio::test]
 async fn a_head_over_the_limit_is_refused_431_however_it_arrives() {
     let activity = activity();
-    let long = format!("POST / HTTP/1.1\r\nx-long: {}\r\n\r\n", "a".repeat(20_000));
+    // Far past the limit: the reading stops near the limit, not at the head's end.
+    let long = format!("POST / HTTP/1.1\r\nx-long: {}\r\n\r\n", "a".repeat(100_000));
     let (mut server, _client) = sent(long.as_bytes(), false).await;
     let mut buf = BytesMut::new();
     match read_head(&mut server, &mut buf, 8192, &activity).await {
@@ -276,8 +280,10 @@ async fn a_body_not_whole_within_the_timeout_is_refused() {
 
 #[tokio::test]
 async fn expect_continue_gets_its_interim_answer_only_when_the_body_is_awaited() {
-    // The body is not there yet: the client is told to send it.
-    let (mut server, mut client) = sent(b"", false).await;
+    // The body is not there yet: the client is told to send it, at once (a transport that
+    // buffers its writes, as TLS does, is flushed).
+    let (server, mut client) = sent(b"", false).await;
+    let mut server = tokio::io::BufWriter::new(server);
     let mut buf = BytesMut::new();
     let read = read_body(
         &mut server,
@@ -288,7 +294,8 @@ async fn expect_continue_gets_its_interim_answer_only_when_the_body_is_awaited()
     let mut read = std::pin::pin!(read);
     assert!(futures_poll_once(read.as_mut()).await.is_none());
     let mut interim = vec![0u8; answer::CONTINUE.len()];
-    client.read_exact(&mut interim).await.unwrap();
+    let arrived = futures_poll_once(std::pin::pin!(client.read_exact(&mut interim))).await;
+    assert!(arrived.is_some(), "the interim answer was not sent");
     assert_eq!(interim, answer::CONTINUE);
     client.write_all(b"{}").await.unwrap();
     assert_eq!(read.await.0.as_deref(), Ok(&b"{}"[..]));
@@ -380,8 +387,15 @@ async fn a_head_answer_has_no_body_and_a_body_unlike_its_length_ends_the_connect
             hyper::body::SizeHint::with_exact(self.0)
         }
     }
-    for (declared, parts) in [(3, &["ab", "cd"][..]), (5, &["ab"][..]), (2, &["ab"][..])] {
-        let (mut server, _client) = tokio::io::duplex(1 << 16);
+    // What the client gets: the body up to the frame that would pass the declared length.
+    let cases = [
+        (3, &["ab", "cd"][..], "ab"),
+        (3, &["abcd"][..], ""),
+        (5, &["ab"][..], "ab"),
+        (2, &["ab"][..], "ab"),
+    ];
+    for (declared, parts, sent) in cases {
+        let (mut server, mut client) = tokio::io::duplex(1 << 16);
         let body = Lying(declared, pieces(parts).into_body());
         let whole = write_answer(
             &mut server,
@@ -393,6 +407,11 @@ async fn a_head_answer_has_no_body_and_a_body_unlike_its_length_ends_the_connect
         .await
         .unwrap();
         assert_eq!(whole, declared == 2, "{declared} declared, {parts:?} sent");
+        drop(server);
+        let mut wire = String::new();
+        client.read_to_string(&mut wire).await.unwrap();
+        let body = wire.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        assert_eq!(body, sent, "{declared} declared, {parts:?} sent: {wire}");
     }
 }
 
@@ -438,10 +457,24 @@ async fn a_tcp_read_that_would_wait_gives_its_buffer_back() {
     );
     assert_eq!(buf.capacity(), 0);
     // Bytes: room is given. A read that fills its room leaves the socket marked readable.
-    client.write_all(b"GET").await.unwrap();
-    assert_eq!(server.read_fresh(&mut buf, 3).await.unwrap(), 3);
-    assert_eq!(&buf[..], b"GET");
-    // Marked readable, but drained: the read would wait, and gives its room back.
+    client.write_all(b"GET / HT").await.unwrap();
+    assert_eq!(server.read_fresh(&mut buf, 8).await.unwrap(), 8);
+    assert_eq!((&buf[..], buf.capacity()), (&b"GET / HT"[..], 8));
+    // Marked readable, but drained: the read would wait. Bytes already read are kept...
+    assert!(
+        futures_poll_once(std::pin::pin!(server.read_fresh(&mut buf, 4096)))
+            .await
+            .is_none()
+    );
+    assert_eq!(&buf[..], b"GET / HT", "bytes read before are kept");
+    client.write_all(b"TP/1.1\r\n").await.unwrap();
+    assert_eq!(server.read_fresh(&mut buf, 4096).await.unwrap(), 8);
+    assert_eq!(&buf[..], b"GET / HTTP/1.1\r\n");
+    // ...and an empty buffer's room is given back.
+    client.write_all(b"Host: a\r").await.unwrap();
+    let mut buf = BytesMut::new();
+    assert_eq!(server.read_fresh(&mut buf, 8).await.unwrap(), 8);
+    assert_eq!(buf.capacity(), 8);
     let mut buf = BytesMut::new();
     assert!(
         futures_poll_once(std::pin::pin!(server.read_fresh(&mut buf, 4096)))
@@ -449,10 +482,101 @@ async fn a_tcp_read_that_would_wait_gives_its_buffer_back() {
             .is_none()
     );
     assert_eq!(buf.capacity(), 0, "no buffer held while waiting");
+    // An empty buffer gets the room asked for: a head arrives in one read, not in pieces.
+    client.write_all(&[b'x'; 3000]).await.unwrap();
+    let mut read = 0;
+    while read < 3000 {
+        read += server.read_fresh(&mut buf, 4096).await.unwrap();
+        assert!(read == 3000 || buf.capacity() >= 4096, "{read}");
+    }
+    assert_eq!(buf.len(), 3000);
     drop(client);
+    let mut buf = BytesMut::new();
     assert_eq!(
         server.read_fresh(&mut buf, 4096).await.unwrap(),
         0,
         "the close"
     );
+}
+
+#[tokio::test]
+async fn a_read_into_a_full_buffer_is_given_the_room_asked_for() {
+    let (mut server, mut client) = sent(&[b'x'; 3000], false).await;
+    let mut buf = BytesMut::new();
+    assert_eq!(server.read_fresh(&mut buf, 4096).await.unwrap(), 3000);
+    assert!(buf.capacity() >= 4096);
+    // A buffer with room left reads into that room, however much is asked.
+    let mut buf = BytesMut::with_capacity(16);
+    client.write_all(&[b'y'; 100]).await.unwrap();
+    assert_eq!(server.read_fresh(&mut buf, 4096).await.unwrap(), 16);
+    assert!(buf.capacity() < 4096, "{}", buf.capacity());
+}
+
+#[test]
+fn a_partial_head_is_refused_when_it_reaches_the_limit() {
+    let partial = b"POST / HTTP/1.1\r\nx-long: aaaaaaaaaaaaaaaaaaaa";
+    let max = partial.len();
+    let mut buf = BytesMut::from(&partial[..max - 1]);
+    assert!(matches!(head::parse(&mut buf, max), Ok(None)));
+    let mut buf = BytesMut::from(&partial[..]);
+    match head::parse(&mut buf, max) {
+        Err(refusal) => assert_eq!(refusal.status, 431),
+        Ok(head) => panic!("{:?}", head.map(|h| h.body)),
+    }
+}
+
+#[test]
+fn whether_a_connection_is_kept_and_a_body_awaited_is_read_from_the_head() {
+    // (version, headers, kept alive, Expect: 100-continue)
+    let cases: &[(&str, &[&str], bool, bool)] = &[
+        ("HTTP/1.1", &[], true, false),
+        ("HTTP/1.1", &["Connection: close"], false, false),
+        ("HTTP/1.1", &["Connection: foo , Close"], false, false),
+        ("HTTP/1.1", &["Connection: keep-alive"], true, false),
+        ("HTTP/1.0", &[], false, false),
+        ("HTTP/1.0", &["Connection: foo"], false, false),
+        ("HTTP/1.0", &["Connection: Keep-Alive"], true, false),
+        (
+            "HTTP/1.0",
+            &["Connection: keep-alive", "Connection: close"],
+            false,
+            false,
+        ),
+        ("HTTP/1.1", &["Expect: 100-continue"], true, true),
+        ("HTTP/1.1", &["Expect: 100-Continue"], true, true),
+        ("HTTP/1.1", &["Expect: 200-ok"], true, false),
+        ("HTTP/1.0", &["Expect: 100-continue"], false, false),
+        ("HTTP/1.1", &["Transfer-Encoding: chunked"], true, false),
+        // A length beside a coding: read by the coding, and nothing after it on the connection.
+        (
+            "HTTP/1.1",
+            &["Transfer-Encoding: chunked", "Content-Length: 5"],
+            false,
+            false,
+        ),
+    ];
+    for &(version, headers, kept, awaited) in cases {
+        let mut head = format!("POST / {version}\r\nhost: a\r\n");
+        for header in headers {
+            head.push_str(header);
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        let mut buf = BytesMut::from(head.as_bytes());
+        let read = head::parse(&mut buf, 8192).unwrap().unwrap();
+        assert_eq!(
+            (read.keep_alive, read.expect_continue),
+            (kept, awaited),
+            "{head}"
+        );
+    }
+}
+
+#[test]
+fn a_head_of_exactly_the_limit_is_read() {
+    let head = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n";
+    let mut buf = BytesMut::from(&head[..]);
+    assert!(head::parse(&mut buf, head.len()).unwrap().is_some());
+    let mut buf = BytesMut::from(&head[..]);
+    assert!(head::parse(&mut buf, head.len() - 1).is_err());
 }
