@@ -380,3 +380,19 @@ fn the_request_head_is_the_headers_given_and_the_length() {
         b"POST / HTTP/1.1\r\nhost: swf.test\r\nx-amz-target: T.Op\r\ncontent-length: 17\r\n\r\n"
     );
 }
+
+#[test]
+fn a_trailers_value_is_trimmed_of_spaces_and_tabs_only() {
+    let cases: [(&[u8], &[u8]); 6] = [
+        (b" \tab c\t ", b"ab c"),
+        (b"ab", b"ab"),
+        (b"\t\t", b""),
+        (b"", b""),
+        // A form feed is no whitespace here (hyper refuses such a value).
+        (b"\x0cab\x0c", b"\x0cab\x0c"),
+        (b" x", b"x"),
+    ];
+    for (value, trimmed) in cases {
+        assert_eq!(trim_ows(value), trimmed, "{value:?}");
+    }
+}
